@@ -1,0 +1,99 @@
+"""
+Kiosk inventory on the master of masters.
+
+The master cannot see the grains of minions behind syndics, so the inventory
+(code, minion id, campus, groups, IP, MAC, VNC port) lives in the kiosk database.
+
+Configuration (master config, ``kiosk:`` key; see :mod:`salt_kiosk.config`):
+
+.. code-block:: yaml
+
+    kiosk:
+      db: mysql+pymysql://kiosk:SECRET@db.example/kiosk   # default: SQLite in cachedir
+      campuses:
+        east: {timezone: Asia/Shanghai, broadcast: 10.1.255.255, relays: [relay-e1]}
+
+Events fired: none.
+"""
+
+import logging
+
+try:
+    from salt_kiosk import inventory, store
+
+    HAS_LIB = True
+except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
+    HAS_LIB = False
+    _IMPORT_ERROR = str(_exc)
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "kiosk_inventory"
+__func_alias__ = {"list_": "list"}
+
+
+def __virtual__():
+    if not HAS_LIB:
+        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+    return __virtualname__
+
+
+def import_csv(path, skip_bad=False, replace=False):
+    """
+    Import kiosks from a CSV file on the master.
+
+    The header is ``code,minion_id,campus,groups,ip,mac,vnc_port`` (groups
+    separated by ``;``). Every row is validated first; a file with a bad row
+    stores nothing and the error lists each bad row with its line number and
+    field. Kiosks are upserted by code.
+
+    path
+        CSV file on the master.
+
+    skip_bad
+        Import the good rows of a file that has bad ones (the bad rows are
+        returned under ``rejected``).
+
+    replace
+        Remove kiosks that are not in the file.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_inventory.import_csv /srv/kiosk/inventory.csv
+        salt-run kiosk_inventory.import_csv /srv/kiosk/inventory.csv skip_bad=True
+    """
+    kstore = store.open_store(__opts__)
+    return inventory.import_csv(kstore, str(path), skip_bad=bool(skip_bad), replace=bool(replace))
+
+
+def list_(target="*"):
+    """
+    List kiosks in the inventory.
+
+    target
+        ``*`` (default), ``campus:NAME``, ``group:NAME`` or ``id:GLOB``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_inventory.list
+        salt-run kiosk_inventory.list campus:east
+        salt-run kiosk_inventory.list 'id:kiosk-e*'
+    """
+    return inventory.list_kiosks(store.open_store(__opts__), target)
+
+
+def campuses():
+    """
+    List the campuses known to the kiosk database (mirrored from ``kiosk:campuses``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_inventory.campuses
+    """
+    return store.open_store(__opts__).campus_rows()

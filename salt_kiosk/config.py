@@ -1,0 +1,139 @@
+"""
+The ``kiosk:`` section of the master/minion configuration (or pillar).
+
+Keys:
+
+``db``
+    Where the kiosk database lives. Either an SQLAlchemy URL string such as
+    ``mysql+pymysql://kiosk:SECRET@db.example/kiosk`` or a mapping with
+    ``host``, ``port`` (3306), ``user``, ``password`` or ``password_file`` (a file
+    holding the password, so the secret stays out of the config), ``database``
+    and ``driver`` (``mysql+pymysql``). Default: an embedded SQLite file
+    ``<cachedir>/kiosk/kiosk.sqlite3`` (single-box trials, the demo).
+
+``default_state``
+    ``on`` or ``off`` (default ``off``): the desired power state outside every
+    power rule.
+
+``campuses``
+    ``{name: {timezone, broadcast, relays}}``: ``timezone`` is a zoneinfo name
+    (required), ``broadcast`` the IPv4 address Wake-on-LAN packets go to on that
+    campus (optional; the limited broadcast 255.255.255.255 otherwise), ``relays``
+    the minion ids of the campus relays (syndic nodes).
+"""
+
+import os
+import zoneinfo
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from salt_kiosk import validate
+from salt_kiosk.errors import KioskInputError
+
+
+def _campus(name, spec):
+    where = f"kiosk:campuses:{name}"
+    validate.name(name, what="campus name")
+    if not isinstance(spec, dict):
+        raise KioskInputError(f"{where} must be a mapping with timezone, broadcast, relays")
+    unknown = set(spec) - {"timezone", "broadcast", "relays"}
+    if unknown:
+        raise KioskInputError(
+            f"{where} has unknown key(s) {sorted(unknown)} (accepted: timezone, broadcast, relays)"
+        )
+    tz = spec.get("timezone")
+    if not tz:
+        raise KioskInputError(f"{where}:timezone is missing (a zoneinfo name such as Asia/Shanghai)")
+    try:
+        zoneinfo.ZoneInfo(str(tz))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise KioskInputError(
+            f"{where}:timezone {tz!r} is not a known time zone (accepted: zoneinfo names "
+            "such as Asia/Shanghai or Europe/Berlin)"
+        ) from None
+    broadcast = spec.get("broadcast")
+    if broadcast is not None:
+        broadcast = validate.ipv4(broadcast)
+    relays = spec.get("relays") or []
+    if isinstance(relays, str):
+        relays = [relays]
+    if not isinstance(relays, (list, tuple)):
+        raise KioskInputError(f"{where}:relays must be a list of minion ids, not {relays!r}")
+    relays = [validate.minion_id(relay) for relay in relays]
+    return {"name": name, "timezone": str(tz), "broadcast": broadcast, "relays": relays}
+
+
+def campuses(opts):
+    """
+    Return the configured campuses as ``{name: {name, timezone, broadcast, relays}}``.
+    """
+    section = (opts or {}).get("kiosk") or {}
+    raw = section.get("campuses") or {}
+    if not isinstance(raw, dict):
+        raise KioskInputError(f"kiosk:campuses must be a mapping of campus name to settings, not {raw!r}")
+    return {str(name): _campus(str(name), spec) for name, spec in raw.items()}
+
+
+def default_state(opts):
+    """
+    Return the configured default power state (``on``/``off``).
+    """
+    section = (opts or {}).get("kiosk") or {}
+    return validate.power_state(section.get("default_state", "off"))
+
+
+def sqlite_path(opts):
+    """
+    Path of the embedded SQLite database under the daemon's cachedir.
+    """
+    return os.path.join(opts["cachedir"], "kiosk", "kiosk.sqlite3")
+
+
+def db_url(opts):
+    """
+    Return the SQLAlchemy :class:`~sqlalchemy.engine.URL` of the kiosk database.
+    """
+    section = (opts or {}).get("kiosk") or {}
+    db = section.get("db")
+    if db in (None, ""):
+        return URL.create("sqlite", database=sqlite_path(opts))
+    if isinstance(db, str):
+        try:
+            return make_url(db)
+        except ArgumentError:
+            raise KioskInputError(
+                "kiosk:db is not a database URL (accepted: mysql+pymysql://user:pass@host/db, "
+                "sqlite:////path/file, or a mapping with host, user, database)"
+            ) from None
+    if isinstance(db, dict):
+        unknown = set(db) - {"driver", "host", "port", "user", "password", "password_file", "database", "query"}
+        if unknown:
+            raise KioskInputError(
+                f"kiosk:db has unknown key(s) {sorted(unknown)} (accepted: driver, host, port, "
+                "user, password, password_file, database, query)"
+            )
+        missing = [key for key in ("host", "database") if not db.get(key)]
+        if missing:
+            raise KioskInputError(f"kiosk:db is missing {', '.join(missing)}")
+        password = db.get("password")
+        if db.get("password_file"):
+            try:
+                with open(db["password_file"], encoding="utf-8") as handle:
+                    password = handle.read().strip()
+            except OSError as exc:
+                raise KioskInputError(
+                    f"kiosk:db:password_file {db['password_file']!r} cannot be read: {exc.strerror}"
+                ) from None
+        query = {"charset": "utf8mb4"}
+        query.update(db.get("query") or {})
+        return URL.create(
+            db.get("driver", "mysql+pymysql"),
+            username=db.get("user"),
+            password=password,
+            host=db["host"],
+            port=int(db.get("port", 3306)),
+            database=db["database"],
+            query=query,
+        )
+    raise KioskInputError(f"kiosk:db must be a URL string or a mapping, not {type(db).__name__}")

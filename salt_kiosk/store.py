@@ -1,0 +1,259 @@
+"""
+The kiosk database: one schema, SQLAlchemy Core, MySQL/MariaDB through PyMySQL
+or an embedded SQLite file.
+
+The schema is versioned. :data:`MIGRATIONS` lists every step in order;
+:func:`upgrade` applies the ones a database has not seen yet and records each in
+``kiosk_schema``. Running it again changes nothing, and two processes upgrading
+the same MySQL database at once serialise on a named lock.
+
+All tables carry a ``kiosk_`` prefix so that they can share a database with the
+job returner's tables.
+"""
+
+import datetime
+import logging
+import os
+import threading
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from salt_kiosk import config
+from salt_kiosk.errors import KioskStoreError
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+schema_table = sa.Table(
+    "kiosk_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String(255), nullable=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+
+campuses = sa.Table(
+    "kiosk_campuses",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("broadcast", sa.String(45), nullable=True),
+    sa.Column("relays", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+kiosks = sa.Table(
+    "kiosk_kiosks",
+    metadata,
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("minion_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("campus", sa.String(64), nullable=False, index=True),
+    sa.Column("groups", sa.JSON, nullable=False),
+    sa.Column("ip", sa.String(45), nullable=True),
+    sa.Column("mac", sa.String(17), nullable=True),
+    sa.Column("vnc_port", sa.Integer, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+
+def _create(*tables):
+    def step(conn):
+        for table in tables:
+            table.create(conn, checkfirst=True)
+
+    return step
+
+
+#: (version, description, step(connection)) in the order they are applied.
+MIGRATIONS = (
+    (1, "campuses and kiosks", _create(campuses, kiosks)),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+_LOCK_NAME = "salt_kiosk_schema"
+
+
+def utcnow():
+    """Naive UTC timestamp as stored in the database."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def current_version(conn):
+    """
+    Return the schema version recorded in the database (0 for an empty one).
+    """
+    if not sa.inspect(conn).has_table(schema_table.name):
+        return 0
+    return conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() or 0
+
+
+def upgrade(engine):
+    """
+    Bring the schema of ``engine`` to :data:`SCHEMA_VERSION`; return the list of
+    versions applied now (empty when it was already current).
+    """
+    applied = []
+    with engine.connect() as conn:
+        mysql = conn.dialect.name in ("mysql", "mariadb")
+        if mysql:
+            got = conn.execute(sa.text("SELECT GET_LOCK(:n, 60)"), {"n": _LOCK_NAME}).scalar()
+            if got != 1:
+                raise KioskStoreError("timed out waiting for another process upgrading the kiosk schema")
+        try:
+            schema_table.create(conn, checkfirst=True)
+            conn.commit()
+            have = current_version(conn)
+            for version, description, step in MIGRATIONS:
+                if version <= have:
+                    continue
+                step(conn)
+                try:
+                    conn.execute(
+                        schema_table.insert().values(
+                            version=version, description=description, applied_at=utcnow()
+                        )
+                    )
+                    conn.commit()
+                except IntegrityError:
+                    # Another process (SQLite has no named lock) recorded it first.
+                    conn.rollback()
+                    continue
+                log.info("kiosk schema upgraded to version %s (%s)", version, description)
+                applied.append(version)
+        finally:
+            if mysql:
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": _LOCK_NAME})
+                conn.commit()
+    return applied
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url):
+    """
+    Create an engine for ``url`` with pooling suited to long-running daemons:
+    connections are checked before use and recycled, so a restarted MySQL is
+    picked up again without restarting Salt.
+    """
+    url = sa.engine.make_url(url)
+    if url.get_backend_name() == "sqlite":
+        if url.database:
+            os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=5, max_overflow=10)
+
+
+class Store:
+    """
+    A handle on the kiosk database: the engine plus the campuses configured in
+    ``kiosk:campuses``, mirrored into ``kiosk_campuses`` when opened.
+    """
+
+    def __init__(self, engine, campuses_config=None):
+        self.engine = engine
+        self.campuses_config = campuses_config or {}
+
+    @property
+    def url(self):
+        """The database URL with the password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def begin(self):
+        """Context manager: a connection inside one transaction."""
+        return self.engine.begin()
+
+    def connect(self):
+        """Context manager: a connection (autobegin, explicit commit)."""
+        return self.engine.connect()
+
+    def sync_campuses(self):
+        """
+        Upsert the configured campuses into ``kiosk_campuses``. Campuses no longer
+        configured stay in the table (kiosks may still refer to them).
+        """
+        if not self.campuses_config:
+            return
+        now = utcnow()
+        with self.begin() as conn:
+            existing = {
+                row.name: row for row in conn.execute(sa.select(campuses))
+            }
+            for name, spec in self.campuses_config.items():
+                values = {
+                    "timezone": spec["timezone"],
+                    "broadcast": spec["broadcast"],
+                    "relays": spec["relays"],
+                }
+                old = existing.get(name)
+                if old is None:
+                    conn.execute(campuses.insert().values(name=name, updated_at=now, **values))
+                elif (old.timezone, old.broadcast, list(old.relays or [])) != (
+                    values["timezone"],
+                    values["broadcast"],
+                    values["relays"],
+                ):
+                    conn.execute(
+                        campuses.update().where(campuses.c.name == name).values(updated_at=now, **values)
+                    )
+
+    def campus_rows(self):
+        """Return ``{name: {name, timezone, broadcast, relays}}`` from the database."""
+        with self.connect() as conn:
+            return {
+                row.name: {
+                    "name": row.name,
+                    "timezone": row.timezone,
+                    "broadcast": row.broadcast,
+                    "relays": list(row.relays or []),
+                }
+                for row in conn.execute(sa.select(campuses).order_by(campuses.c.name))
+            }
+
+
+_engines = {}
+_lock = threading.Lock()
+
+
+def open_store(opts):
+    """
+    Open the kiosk database configured in ``opts`` (master or minion options):
+    create or upgrade the schema on first use in this process and mirror the
+    configured campuses. Engines are cached per URL.
+    """
+    url = config.db_url(opts)
+    campus_config = config.campuses(opts)
+    key = url.render_as_string(hide_password=False)
+    with _lock:
+        engine = _engines.get(key)
+        try:
+            if engine is None:
+                engine = make_engine(url)
+                upgrade(engine)
+                _engines[key] = engine
+            store = Store(engine, campus_config)
+            store.sync_campuses()
+        except SQLAlchemyError as exc:
+            raise KioskStoreError(
+                f"kiosk database {url.render_as_string(hide_password=True)} is unavailable: "
+                f"{exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}"
+            ) from None
+    return store
+
+
+def dispose_all():
+    """Close every cached engine (tests, process shutdown)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
