@@ -1,0 +1,63 @@
+"""
+Salt settings that make a master-of-masters -> syndic -> minion tree work.
+
+Used by the test fleet, the demo and documented in the README. The facts behind
+them (measured with Salt 3008.4):
+
+* ``transport: tcp`` on every daemon. With the default zeromq transport the
+  syndic's request channel to the master of masters dies after its first
+  request, and every later forward times out.
+* Each syndic node has its own address; its salt-master and salt-syndic read the
+  same ``master.d``. The syndic connects to the top master's publisher using its
+  own ``publish_port``, so every syndic node's ``publish_port`` equals the top
+  master's (no clash, the addresses differ).
+* Ports are integers: with tcp a quoted port stops the syndic's master from
+  starting.
+* The top master has ``order_masters: True`` and a ``master_id`` (returns are
+  dropped without one); ``syndic_wait`` is the floor of every call it makes.
+"""
+
+
+def mom(address, publish_port, ret_port, master_id="mom", syndic_wait=1):
+    """Master of masters (the central master)."""
+    return {
+        "interface": address,
+        "publish_port": int(publish_port),
+        "ret_port": int(ret_port),
+        "transport": "tcp",
+        "order_masters": True,
+        "master_id": master_id,
+        "syndic_wait": int(syndic_wait),
+    }
+
+
+def syndic_master(address, ret_port, mom_address, mom_publish_port, mom_ret_port):
+    """The salt-master of a syndic node (a campus relay)."""
+    return {
+        "interface": address,
+        "publish_port": int(mom_publish_port),
+        "ret_port": int(ret_port),
+        "transport": "tcp",
+        "auto_accept": True,
+    }
+
+
+def syndic(mom_address, mom_ret_port):
+    """The salt-syndic of a syndic node."""
+    return {
+        "syndic_master": mom_address,
+        "syndic_master_port": int(mom_ret_port),
+        "transport": "tcp",
+    }
+
+
+def minion(master_address, master_ret_port, publish_port=None):
+    """A minion below a syndic node: the relay's own minion or a kiosk."""
+    config = {
+        "master": master_address,
+        "master_port": int(master_ret_port),
+        "transport": "tcp",
+    }
+    if publish_port is not None:
+        config["publish_port"] = int(publish_port)
+    return config

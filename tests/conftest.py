@@ -1,0 +1,181 @@
+"""
+Shared fixtures: the MariaDB test database and the real Salt test fleet.
+
+See tests/README.md for what each fixture starts and how long it lives.
+"""
+
+import contextlib
+import os
+import uuid
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+from pytestshellutils.utils import ports
+
+from salt_kiosk import store, topology
+
+MYSQL_HOST = os.environ.get("KIOSK_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("KIOSK_TEST_MYSQL_PORT", "3306"))
+MYSQL_USER = os.environ.get("KIOSK_TEST_MYSQL_USER", "root")
+MYSQL_PASSWORD = os.environ.get("KIOSK_TEST_MYSQL_PASSWORD", "")
+
+#: The test fleet: two campuses, one relay (syndic node) each, two kiosks each.
+CAMPUSES = {
+    "east": {
+        "timezone": "Asia/Shanghai",
+        "broadcast": "127.255.255.255",
+        "relays": {"relay-e1": "127.0.0.2"},
+        "kiosks": ["kiosk-e1", "kiosk-e2"],
+    },
+    "west": {
+        "timezone": "Europe/Berlin",
+        "broadcast": "127.255.255.255",
+        "relays": {"relay-w1": "127.0.0.3"},
+        "kiosks": ["kiosk-w1", "kiosk-w2"],
+    },
+}
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _mysql_admin(sql):
+    conn = pymysql.connect(
+        host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD, autocommit=True
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def throwaway_database(prefix):
+    """Create a uniquely named database on the local server; drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    url = sa.engine.URL.create(
+        "mysql+pymysql",
+        username=MYSQL_USER,
+        password=MYSQL_PASSWORD or None,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        database=name,
+        query={"charset": "utf8mb4"},
+    )
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        store.dispose_all()
+        _mysql_admin(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def mysql_url():
+    """SQLAlchemy URL of a throwaway MariaDB database for the whole session."""
+    with throwaway_database("kiosk_test") as url:
+        yield url
+
+
+@pytest.fixture
+def mysql_db():
+    """A fresh throwaway MariaDB database for one test."""
+    with throwaway_database("kiosk_t") as url:
+        yield url
+
+
+def campus_config():
+    """The ``kiosk:campuses`` section matching :data:`CAMPUSES`."""
+    return {
+        name: {"timezone": c["timezone"], "broadcast": c["broadcast"], "relays": list(c["relays"])}
+        for name, c in CAMPUSES.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config(tmp_path_factory):
+    return {
+        "root_dir": str(tmp_path_factory.mktemp("fleet")),
+        "start_timeout": 120,
+    }
+
+
+class Fleet:
+    """The running test fleet: the master of masters, syndic nodes and minions."""
+
+    def __init__(self, mom):
+        self.mom = mom
+        self.syndics = {}
+        self.relay_minions = {}
+        self.kiosks = {}
+        self.campus_of = {}
+
+    @property
+    def minion_ids(self):
+        return sorted(list(self.relay_minions) + list(self.kiosks))
+
+    def salt_cli(self, **kwargs):
+        kwargs.setdefault("timeout", 60)
+        return self.mom.salt_cli(**kwargs)
+
+    def salt_run_cli(self, **kwargs):
+        kwargs.setdefault("timeout", 120)
+        return self.mom.salt_run_cli(**kwargs)
+
+
+@pytest.fixture(scope="session")
+def fleet(salt_factories, mysql_url):
+    """
+    Start the real fleet on loopback: the master of masters on 127.0.0.1, one
+    syndic node (salt-master + salt-syndic + the relay's own minion) per relay on
+    its own 127.0.0.x address, and the kiosk minions below each campus's relay.
+    """
+    mom_pub = ports.get_unused_localhost_port()
+    mom_ret = ports.get_unused_localhost_port()
+    mom_overrides = topology.mom("127.0.0.1", mom_pub, mom_ret)
+    mom_overrides["kiosk"] = {"db": mysql_url, "campuses": campus_config()}
+    mom = salt_factories.salt_master_daemon("mom", order_masters=True, overrides=mom_overrides)
+    fleet = Fleet(mom)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mom.started())
+        for campus, spec in CAMPUSES.items():
+            for relay, address in spec["relays"].items():
+                ret_port = ports.get_unused_localhost_port()
+                syndic = mom.salt_syndic_daemon(
+                    relay,
+                    overrides=topology.syndic("127.0.0.1", mom_ret),
+                    master_overrides=dict(
+                        topology.syndic_master(address, ret_port, "127.0.0.1", mom_pub, mom_ret),
+                        # The checkout is served to the minions below, as a real
+                        # campus relay serves it (saltutil.sync_all path).
+                        file_roots={"base": [REPO_ROOT]},
+                    ),
+                    minion_overrides=topology.minion(address, ret_port, mom_pub),
+                )
+                stack.enter_context(syndic.master.started())
+                stack.enter_context(syndic.started())
+                stack.enter_context(syndic.minion.started())
+                fleet.syndics[relay] = syndic
+                fleet.relay_minions[relay] = syndic.minion
+                fleet.campus_of[relay] = campus
+            relay = next(iter(spec["relays"]))
+            address = spec["relays"][relay]
+            syndic_master = fleet.syndics[relay].master
+            for kiosk_id in spec["kiosks"]:
+                kiosk = syndic_master.salt_minion_daemon(
+                    kiosk_id,
+                    overrides=topology.minion(address, syndic_master.config["ret_port"]),
+                )
+                stack.enter_context(kiosk.started())
+                fleet.kiosks[kiosk_id] = kiosk
+                fleet.campus_of[kiosk_id] = campus
+        yield fleet
+
+
+def pytest_unconfigure(config):
+    # Salt's log handlers may flush into streams pytest has already closed at
+    # interpreter exit; that is noise, not a failure.
+    import logging
+
+    logging.raiseExceptions = False
