@@ -18,9 +18,13 @@ them (measured with Salt 3008.4):
 """
 
 
-def mom(address, publish_port, ret_port, master_id="mom", syndic_wait=1):
-    """Master of masters (the central master)."""
+def mom(address, publish_port, ret_port, master_id="mom", syndic_wait=1, auto_accept=False):
+    """
+    Master of masters (the central master). ``auto_accept`` accepts the syndics'
+    keys without ``salt-key`` (a loopback demo or test fleet; not production).
+    """
     return {
+        "auto_accept": bool(auto_accept),
         "interface": address,
         "publish_port": int(publish_port),
         "ret_port": int(ret_port),
@@ -31,14 +35,14 @@ def mom(address, publish_port, ret_port, master_id="mom", syndic_wait=1):
     }
 
 
-def syndic_master(address, ret_port, mom_address, mom_publish_port, mom_ret_port):
+def syndic_master(address, ret_port, mom_publish_port, auto_accept=False):
     """The salt-master of a syndic node (a campus relay)."""
     return {
+        "auto_accept": bool(auto_accept),
         "interface": address,
         "publish_port": int(mom_publish_port),
         "ret_port": int(ret_port),
         "transport": "tcp",
-        "auto_accept": True,
     }
 
 

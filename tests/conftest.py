@@ -133,7 +133,7 @@ def fleet(salt_factories, mysql_url):
     """
     mom_pub = ports.get_unused_localhost_port()
     mom_ret = ports.get_unused_localhost_port()
-    mom_overrides = topology.mom("127.0.0.1", mom_pub, mom_ret)
+    mom_overrides = topology.mom("127.0.0.1", mom_pub, mom_ret, auto_accept=True)
     mom_overrides["kiosk"] = {"db": mysql_url, "campuses": campus_config()}
     mom = salt_factories.salt_master_daemon("mom", order_masters=True, overrides=mom_overrides)
     fleet = Fleet(mom)
@@ -146,7 +146,7 @@ def fleet(salt_factories, mysql_url):
                     relay,
                     overrides=topology.syndic("127.0.0.1", mom_ret),
                     master_overrides=dict(
-                        topology.syndic_master(address, ret_port, "127.0.0.1", mom_pub, mom_ret),
+                        topology.syndic_master(address, ret_port, mom_pub, auto_accept=True),
                         # The checkout is served to the minions below, as a real
                         # campus relay serves it (saltutil.sync_all path).
                         file_roots={"base": [REPO_ROOT]},
