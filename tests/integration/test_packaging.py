@@ -73,7 +73,5 @@ def test_file_roots_checkout_syncs_modules_to_kiosk(fleet):
     synced_file = os.path.join(extmods, "modules", "kiosk.py")
     with open(synced_file, encoding="utf-8") as got, open(os.path.join(REPO_ROOT, "_modules", "kiosk.py"), encoding="utf-8") as want:
         assert got.read() == want.read()
-    listed = fleet.salt_cli().run("saltutil.list_extmods", minion_tgt="kiosk-w1")
-    assert "modules/kiosk.py" in listed.data["modules"] or "kiosk.py" in str(listed.data)
     doc = fleet.salt_cli().run("sys.doc", "kiosk.md5", minion_tgt="kiosk-w1")
     assert "CLI Example" in doc.data["kiosk.md5"]
