@@ -43,6 +43,7 @@ setup(
         "SQLAlchemy>=2.0,<2.2",
         "PyMySQL>=1.1",
         "PyYAML>=6.0",
+        "wakeonlan>=3.0",
     ],
     extras_require={
         "pi": [

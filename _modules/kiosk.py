@@ -1,14 +1,27 @@
 """
 salt-kiosk execution module for kiosks and relays.
 
-Configuration (minion config, ``kiosk:`` key): see :mod:`salt_kiosk.config`.
+Configuration (minion config, ``kiosk:`` key; see also :mod:`salt_kiosk.config`):
+
+``kiosk:wol_source``
+    Relays: the local IPv4 address magic packets are sent from (the relay's
+    address on the kiosk subnet when it has several). Default: chosen by the OS.
+
+``kiosk:shutdown_command`` / ``kiosk:shutdown_cancel_command``
+    Kiosks: argument lists replacing the built-in ``shutdown`` commands (a vendor
+    power tool); items may use ``{delay}``, ``{minutes}``, ``{action}``
+    (``poweroff``/``reboot``) and ``{message}``.
 
 Events fired: none.
 """
 
+from salt.exceptions import CommandExecutionError
+
 try:
     import salt_kiosk
     from salt_kiosk import files
+    from salt_kiosk import shutdown as kshutdown
+    from salt_kiosk import wol
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -51,3 +64,105 @@ def version():
         salt '*' kiosk.version
     """
     return salt_kiosk.__version__
+
+
+def _config():
+    return __opts__.get("kiosk") or {}
+
+
+def wake(macs, broadcast=None, port=9, repeat=3):
+    """
+    Send Wake-on-LAN magic packets from this relay.
+
+    Every MAC and the broadcast address are checked before the first packet
+    leaves; a list with one bad MAC sends nothing and the error names it.
+
+    macs
+        One MAC or a list (``aa:bb:cc:dd:ee:ff``, ``aa-bb-...``,
+        ``aabb.ccdd.eeff`` or ``aabbccddeeff``).
+
+    broadcast
+        Destination IPv4 address: a subnet-directed broadcast such as
+        ``10.1.255.255``, a CIDR block such as ``10.1.0.0/16`` (its broadcast
+        address is used), or nothing for ``255.255.255.255``.
+
+    port
+        UDP port, 1-65535 (default 9).
+
+    repeat
+        Packets per MAC, 1-20 (default 3).
+
+    Returns ``{mac: {"address": ..., "port": ..., "packets": n}}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt relay-e1 kiosk.wake 02:00:5e:10:00:01 broadcast=10.1.255.255
+        salt relay-e1 kiosk.wake '["02:00:5e:10:00:01", "0200.5e10.0002"]' broadcast=10.1.0.0/16 repeat=5
+    """
+    return wol.send(macs, broadcast=broadcast, port=port, repeat=repeat, source=_config().get("wol_source"))
+
+
+def shutdown(delay=60, message=None, reboot=False, test=None):
+    """
+    Power this kiosk off (or reboot it) after ``delay`` seconds.
+
+    Linux schedules in whole minutes (``shutdown -h +N``, rounded up; ``delay=0``
+    is ``now``); Windows uses ``shutdown /s /t N``. ``kiosk:shutdown_command``
+    replaces the built-in command.
+
+    delay
+        Seconds before the power-off, 0-86400 (default 60).
+
+    message
+        One line shown to logged-in users (at most 200 characters).
+
+    reboot
+        Reboot instead of powering off.
+
+    test
+        Report the command that would run, run nothing (also ``test=True`` in
+        the minion config).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt kiosk-e1 kiosk.shutdown
+        salt kiosk-e1 kiosk.shutdown delay=300 message="Closing for the night"
+        salt kiosk-e1 kiosk.shutdown test=True
+    """
+    argv = kshutdown.command(
+        __grains__.get("kernel"), delay=delay, message=message, reboot=bool(reboot),
+        template=_config().get("shutdown_command"),
+    )
+    if test if test is not None else __opts__.get("test"):
+        return {"test": True, "command": argv, "result": None, "comment": "would run: " + " ".join(argv)}
+    run = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
+    if run["retcode"] != 0:
+        raise CommandExecutionError(
+            f"{' '.join(argv)} failed with exit code {run['retcode']}: {(run['stderr'] or run['stdout']).strip()}"
+        )
+    return {"command": argv, "result": True, "delay": int(delay), "reboot": bool(reboot), "output": run["stdout"].strip()}
+
+
+def shutdown_cancel(test=None):
+    """
+    Cancel a pending shutdown of this kiosk (``shutdown -c`` / ``shutdown /a``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt kiosk-e1 kiosk.shutdown_cancel
+    """
+    argv = kshutdown.cancel_command(__grains__.get("kernel"), template=_config().get("shutdown_cancel_command"))
+    if test if test is not None else __opts__.get("test"):
+        return {"test": True, "command": argv, "result": None, "comment": "would run: " + " ".join(argv)}
+    run = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
+    if run["retcode"] != 0:
+        raise CommandExecutionError(
+            f"{' '.join(argv)} failed with exit code {run['retcode']}: {(run['stderr'] or run['stdout']).strip()}"
+        )
+    return {"command": argv, "result": True, "output": run["stdout"].strip()}

@@ -59,6 +59,35 @@ kiosks = sa.Table(
 )
 
 
+power_events = sa.Table(
+    "kiosk_power_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("username", sa.String(128), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("target", sa.String(255), nullable=False),
+    sa.Column("rule", sa.String(128), nullable=True),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("ok_count", sa.Integer, nullable=False),
+    sa.Column("failed_count", sa.Integer, nullable=False),
+)
+
+power_event_kiosks = sa.Table(
+    "kiosk_power_event_kiosks",
+    metadata,
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("kiosk_power_events.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("minion_id", sa.String(255), primary_key=True),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("campus", sa.String(64), nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("acked", sa.JSON, nullable=False),
+    sa.Column("silent", sa.JSON, nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+)
+
+
 def _create(*tables):
     def step(conn):
         for table in tables:
@@ -70,6 +99,7 @@ def _create(*tables):
 #: (version, description, step(connection)) in the order they are applied.
 MIGRATIONS = (
     (1, "campuses and kiosks", _create(campuses, kiosks)),
+    (2, "power events", _create(power_events, power_event_kiosks)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

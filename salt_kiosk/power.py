@@ -1,0 +1,252 @@
+"""
+Manual power actions from the master of masters: Wake-on-LAN through every
+relay of each kiosk's campus, shutdown through each kiosk's own minion, and the
+record of every power event.
+
+Publishing is injected (``publish(opts, jobs, timeout)``, by default
+:func:`salt_kiosk.fanout.run_jobs`), so the orchestration is testable without
+daemons and the runner stays thin.
+"""
+
+import sqlalchemy as sa
+
+from salt_kiosk import fanout, inventory, shutdown as kshutdown, store as kstore_mod, validate, wol
+from salt_kiosk.errors import KioskInputError
+
+DEFAULT_TIMEOUT = 10
+MAX_TIMEOUT = 600
+
+
+def check_timeout(timeout):
+    """Return ``timeout`` (seconds, 1-600) or the default when None."""
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    try:
+        value = int(timeout)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or isinstance(timeout, bool) or not 1 <= value <= MAX_TIMEOUT:
+        raise KioskInputError(f"timeout {timeout!r} is out of range (accepted: whole seconds 1-{MAX_TIMEOUT})")
+    return value
+
+
+def _resolve(kstore, target):
+    inventory.parse_target(target)
+    kiosks = inventory.list_kiosks(kstore, target)
+    if not kiosks:
+        raise KioskInputError(f"target {target!r} matches no kiosk in the inventory; nothing was sent")
+    return kiosks
+
+
+def _kiosk_entry(kiosk, ok, acked=(), silent=(), failed=None, detail=None, **extra):
+    entry = {
+        "code": kiosk["code"],
+        "campus": kiosk["campus"],
+        "ok": ok,
+        "acked": list(acked),
+        "silent": list(silent),
+        "failed": dict(failed or {}),
+        "detail": detail,
+    }
+    entry.update(extra)
+    return entry
+
+
+def wake(kstore, opts, target, port=9, repeat=3, timeout=None, user="unknown", source="manual", rule=None,
+         publish=fanout.run_jobs):
+    """
+    Wake the kiosks of ``target``: every relay of each kiosk's campus sends the
+    magic packets to the campus broadcast address. Return per kiosk the relays
+    that acknowledged, the silent ones and the ones that failed; a kiosk is ok
+    when at least one relay of its campus sent its packets. The call is recorded
+    as a power event.
+    """
+    port = validate.port(port)
+    repeat = wol.parse_repeat(repeat)
+    timeout = check_timeout(timeout)
+    kiosks = _resolve(kstore, target)
+    campuses = kstore.campus_rows()
+    results, jobs, members = {}, {}, {}
+    for campus, group in inventory.by_campus(kiosks).items():
+        info = campuses.get(campus) or {"relays": [], "broadcast": None}
+        for kiosk in group:
+            if not kiosk["mac"]:
+                results[kiosk["minion_id"]] = _kiosk_entry(kiosk, False, detail="no MAC address in the inventory", mac=None)
+        with_mac = [k for k in group if k["mac"]]
+        if not with_mac:
+            continue
+        if not info["relays"]:
+            for kiosk in with_mac:
+                results[kiosk["minion_id"]] = _kiosk_entry(
+                    kiosk, False, mac=kiosk["mac"],
+                    detail=f"campus {campus} has no relays configured (kiosk:campuses:{campus}:relays)",
+                )
+            continue
+        members[campus] = with_mac
+        jobs[campus] = {
+            "tgt": list(info["relays"]),
+            "fun": "kiosk.wake",
+            "arg": [[k["mac"] for k in with_mac]],
+            "kwarg": {"broadcast": info["broadcast"], "port": port, "repeat": repeat},
+        }
+    returns = publish(opts, jobs, timeout) if jobs else {}
+    campus_summary = {}
+    for campus, job in jobs.items():
+        answers = returns.get(campus, {})
+        relays = job["tgt"]
+        acked_relays = [r for r in relays if r in answers and not fanout.failed(answers[r]) and isinstance(answers[r]["ret"], dict)]
+        errors = {r: _error_text(answers[r]["ret"]) for r in relays if r in answers and r not in acked_relays}
+        silent = [r for r in relays if r not in answers]
+        campus_summary[campus] = {
+            "broadcast": job["kwarg"]["broadcast"] or wol.LIMITED_BROADCAST,
+            "relays_acked": acked_relays,
+            "relays_silent": silent,
+            "relays_failed": errors,
+        }
+        for kiosk in members[campus]:
+            acked = [r for r in acked_relays if (answers[r]["ret"].get(kiosk["mac"]) or {}).get("packets", 0) > 0]
+            detail = None
+            if not acked:
+                detail = f"no relay of campus {campus} sent the wake-up (silent: {', '.join(silent) or 'none'}"
+                detail += f"; failed: {', '.join(errors) or 'none'})"
+            results[kiosk["minion_id"]] = _kiosk_entry(
+                kiosk, bool(acked), acked, silent, errors, detail, mac=kiosk["mac"]
+            )
+    params = {"port": port, "repeat": repeat, "timeout": timeout}
+    event_id = record_event(kstore, "wake", target, user, source, params, results, rule=rule)
+    return _summary(event_id, "wake", target, results, campuses=campus_summary)
+
+
+def shutdown(kstore, opts, target, delay=60, message=None, reboot=False, test=False, timeout=None,
+             user="unknown", source="manual", rule=None, publish=fanout.run_jobs):
+    """
+    Power off (or reboot) the kiosks of ``target`` through their own minions.
+    A kiosk is ok when its minion acknowledged the command. With ``test`` the
+    kiosks report the command they would run and no power event is recorded.
+    """
+    delay = kshutdown.check_delay(delay)
+    message = kshutdown.check_message(message)
+    timeout = check_timeout(timeout)
+    kiosks = _resolve(kstore, target)
+    jobs, members = {}, {}
+    for campus, group in inventory.by_campus(kiosks).items():
+        members[campus] = group
+        kwarg = {"delay": delay, "reboot": bool(reboot)}
+        if message is not None:
+            kwarg["message"] = message
+        if test:
+            kwarg["test"] = True
+        jobs[campus] = {"tgt": [k["minion_id"] for k in group], "fun": "kiosk.shutdown", "kwarg": kwarg}
+    returns = publish(opts, jobs, timeout)
+    results = {}
+    for campus, group in members.items():
+        answers = returns.get(campus, {})
+        for kiosk in group:
+            minion = kiosk["minion_id"]
+            answer = answers.get(minion)
+            if answer is None:
+                results[minion] = _kiosk_entry(kiosk, False, silent=[minion], detail="the kiosk's minion did not answer")
+            elif fanout.failed(answer) or not isinstance(answer["ret"], dict):
+                results[minion] = _kiosk_entry(
+                    kiosk, False, failed={minion: _error_text(answer["ret"])}, detail=_error_text(answer["ret"])
+                )
+            else:
+                results[minion] = _kiosk_entry(kiosk, True, acked=[minion], command=answer["ret"].get("command"))
+    action = "reboot" if reboot else "shutdown"
+    if test:
+        return _summary(None, action, target, results, test=True)
+    params = {"delay": delay, "message": message, "timeout": timeout}
+    event_id = record_event(kstore, action, target, user, source, params, results, rule=rule)
+    return _summary(event_id, action, target, results)
+
+
+def _error_text(ret):
+    text = ret if isinstance(ret, str) else repr(ret)
+    return text.strip().splitlines()[-1][:500] if text.strip() else "empty answer"
+
+
+def _summary(event_id, action, target, results, **extra):
+    summary = {
+        "event": event_id,
+        "action": action,
+        "target": target,
+        "ok": sum(1 for r in results.values() if r["ok"]),
+        "failed": sum(1 for r in results.values() if not r["ok"]),
+        "kiosks": results,
+    }
+    summary.update(extra)
+    return summary
+
+
+def record_event(kstore, action, target, user, source, params, results, rule=None):
+    """Store one power event and its per-kiosk outcome; return the event id."""
+    with kstore.begin() as conn:
+        event_id = conn.execute(
+            kstore_mod.power_events.insert().values(
+                created_at=kstore_mod.utcnow(),
+                username=str(user or "unknown")[:128],
+                source=source,
+                action=action,
+                target=str(target),
+                rule=rule,
+                params=params,
+                ok_count=sum(1 for r in results.values() if r["ok"]),
+                failed_count=sum(1 for r in results.values() if not r["ok"]),
+            )
+        ).inserted_primary_key[0]
+        if results:
+            conn.execute(
+                kstore_mod.power_event_kiosks.insert(),
+                [
+                    {
+                        "event_id": event_id,
+                        "minion_id": minion,
+                        "code": r["code"],
+                        "campus": r["campus"],
+                        "ok": r["ok"],
+                        "acked": r["acked"],
+                        "silent": r["silent"],
+                        "detail": r["detail"],
+                    }
+                    for minion, r in results.items()
+                ],
+            )
+    return event_id
+
+
+def list_events(kstore, limit=20, kiosk=None, event=None):
+    """
+    Return recorded power events, newest first, each with its per-kiosk outcome.
+    ``kiosk`` keeps the events that concerned that minion id; ``event`` selects one.
+    """
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        limit = 0
+    if not 1 <= limit <= 1000:
+        raise KioskInputError(f"limit {limit!r} is out of range (accepted: 1-1000)")
+    ev, evk = kstore_mod.power_events, kstore_mod.power_event_kiosks
+    query = sa.select(ev).order_by(ev.c.id.desc()).limit(limit)
+    if event is not None:
+        query = query.where(ev.c.id == int(event))
+    if kiosk is not None:
+        query = query.where(ev.c.id.in_(sa.select(evk.c.event_id).where(evk.c.minion_id == str(kiosk))))
+    with kstore.connect() as conn:
+        events = [dict(row._mapping) for row in conn.execute(query)]
+        ids = [e["id"] for e in events]
+        per_kiosk = {}
+        if ids:
+            for row in conn.execute(sa.select(evk).where(evk.c.event_id.in_(ids)).order_by(evk.c.minion_id)):
+                per_kiosk.setdefault(row.event_id, {})[row.minion_id] = {
+                    "code": row.code,
+                    "campus": row.campus,
+                    "ok": bool(row.ok),
+                    "acked": list(row.acked or []),
+                    "silent": list(row.silent or []),
+                    "detail": row.detail,
+                }
+    for event_row in events:
+        event_row["created_at"] = event_row["created_at"].isoformat() + "Z"
+        event_row["user"] = event_row.pop("username")
+        event_row["kiosks"] = per_kiosk.get(event_row["id"], {})
+    return events
