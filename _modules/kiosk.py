@@ -138,7 +138,7 @@ def shutdown(delay=60, message=None, reboot=False, test=None):
         template=_config().get("shutdown_command"),
     )
     if test if test is not None else __opts__.get("test"):
-        return {"test": True, "command": argv, "result": None, "comment": "would run: " + " ".join(argv)}
+        return {"test": True, "command": argv, "comment": "would run: " + " ".join(argv)}
     run = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
     if run["retcode"] != 0:
         raise CommandExecutionError(
@@ -159,7 +159,7 @@ def shutdown_cancel(test=None):
     """
     argv = kshutdown.cancel_command(__grains__.get("kernel"), template=_config().get("shutdown_cancel_command"))
     if test if test is not None else __opts__.get("test"):
-        return {"test": True, "command": argv, "result": None, "comment": "would run: " + " ".join(argv)}
+        return {"test": True, "command": argv, "comment": "would run: " + " ".join(argv)}
     run = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
     if run["retcode"] != 0:
         raise CommandExecutionError(

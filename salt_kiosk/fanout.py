@@ -13,6 +13,9 @@ import salt.client
 
 log = logging.getLogger(__name__)
 
+#: How Salt's client fills in a targeted minion that did not answer.
+NO_RETURN = "Minion did not return"
+
 
 def _run_one(opts, job, timeout):
     client = salt.client.LocalClient(mopts=opts)
@@ -30,10 +33,14 @@ def _run_one(opts, job, timeout):
         client.destroy()
     result = {}
     for minion, data in (returns or {}).items():
-        if isinstance(data, dict) and "ret" in data:
-            result[minion] = {"ret": data["ret"], "retcode": data.get("retcode", 0)}
-        else:
-            result[minion] = {"ret": data, "retcode": 0}
+        # A minion that did not answer shows up as False, {"failed": True} or a
+        # "Minion did not return" text, depending on how Salt noticed; only a
+        # real return has a "ret" key.
+        if not isinstance(data, dict) or "ret" not in data:
+            continue
+        if isinstance(data["ret"], str) and data["ret"].startswith(NO_RETURN):
+            continue
+        result[minion] = {"ret": data["ret"], "retcode": data.get("retcode", 0)}
     return result
 
 

@@ -6,6 +6,7 @@ See tests/README.md for what each fixture starts and how long it lives.
 
 import contextlib
 import os
+import sys
 import uuid
 
 import pymysql
@@ -20,23 +21,33 @@ MYSQL_PORT = int(os.environ.get("KIOSK_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("KIOSK_TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("KIOSK_TEST_MYSQL_PASSWORD", "")
 
-#: The test fleet: two campuses, one relay (syndic node) each, two kiosks each.
+#: The test fleet: two campuses, two relays (syndic nodes) each, two kiosks each.
+#: Kiosks are minions of their campus's first relay.
 CAMPUSES = {
     "east": {
         "timezone": "Asia/Shanghai",
         "broadcast": "127.255.255.255",
-        "relays": {"relay-e1": "127.0.0.2"},
+        "relays": {"relay-e1": "127.0.0.2", "relay-e2": "127.0.0.4"},
         "kiosks": ["kiosk-e1", "kiosk-e2"],
     },
     "west": {
         "timezone": "Europe/Berlin",
         "broadcast": "127.255.255.255",
-        "relays": {"relay-w1": "127.0.0.3"},
+        "relays": {"relay-w1": "127.0.0.3", "relay-w2": "127.0.0.5"},
         "kiosks": ["kiosk-w1", "kiosk-w2"],
     },
 }
 
+#: MAC and IP of each test kiosk in the fleet inventory.
+KIOSK_NET = {
+    "kiosk-e1": ("E01", "02:00:00:00:0e:01", "127.0.1.11", "opd;pay"),
+    "kiosk-e2": ("E02", "02:00:00:00:0e:02", "127.0.1.12", "opd"),
+    "kiosk-w1": ("W01", "02:00:00:00:0f:01", "127.0.2.11", "pay"),
+    "kiosk-w2": ("W02", "02:00:00:00:0f:02", "127.0.2.12", ""),
+}
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAKE_POWER = os.path.join(REPO_ROOT, "demo", "fake_power.py")
 
 
 def _mysql_admin(sql):
@@ -110,6 +121,8 @@ class Fleet:
         self.relay_minions = {}
         self.kiosks = {}
         self.campus_of = {}
+        self.relay_address = {}
+        self.power_log = {}
 
     @property
     def minion_ids(self):
@@ -151,7 +164,10 @@ def fleet(salt_factories, mysql_url):
                         # campus relay serves it (saltutil.sync_all path).
                         file_roots={"base": [REPO_ROOT]},
                     ),
-                    minion_overrides=topology.minion(address, ret_port, mom_pub),
+                    minion_overrides=dict(
+                        topology.minion(address, ret_port, mom_pub),
+                        kiosk={"wol_source": address},
+                    ),
                 )
                 stack.enter_context(syndic.master.started())
                 stack.enter_context(syndic.started())
@@ -159,18 +175,46 @@ def fleet(salt_factories, mysql_url):
                 fleet.syndics[relay] = syndic
                 fleet.relay_minions[relay] = syndic.minion
                 fleet.campus_of[relay] = campus
+                fleet.relay_address[relay] = address
             relay = next(iter(spec["relays"]))
             address = spec["relays"][relay]
             syndic_master = fleet.syndics[relay].master
             for kiosk_id in spec["kiosks"]:
+                power_log = os.path.join(str(salt_factories.root_dir), f"{kiosk_id}-power.log")
                 kiosk = syndic_master.salt_minion_daemon(
                     kiosk_id,
-                    overrides=topology.minion(address, syndic_master.config["ret_port"]),
+                    overrides=dict(
+                        topology.minion(address, syndic_master.config["ret_port"]),
+                        kiosk={"shutdown_command": [sys.executable, FAKE_POWER, power_log, "{action}", "{delay}", "{message}"]},
+                    ),
                 )
+                fleet.power_log[kiosk_id] = power_log
                 stack.enter_context(kiosk.started())
                 fleet.kiosks[kiosk_id] = kiosk
                 fleet.campus_of[kiosk_id] = campus
         yield fleet
+
+
+def fleet_inventory_csv():
+    """The inventory CSV describing the test fleet's kiosks."""
+    lines = ["code,minion_id,campus,groups,ip,mac,vnc_port"]
+    for campus, spec in CAMPUSES.items():
+        for index, minion in enumerate(spec["kiosks"]):
+            code, mac, ip, groups = KIOSK_NET[minion]
+            lines.append(f"{code},{minion},{campus},{groups},{ip},{mac},{5900 + index}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def fleet_inventory(fleet, tmp_path_factory):
+    """Import the fleet's inventory through salt-run once; return the kiosks listed back."""
+    path = tmp_path_factory.mktemp("inventory") / "fleet.csv"
+    path.write_text(fleet_inventory_csv())
+    ret = fleet.salt_run_cli().run("kiosk_inventory.import_csv", str(path), "replace=True")
+    assert ret.returncode == 0, ret
+    listed = fleet.salt_run_cli().run("kiosk_inventory.list")
+    assert len(listed.data) == len(KIOSK_NET), listed
+    return listed.data
 
 
 def pytest_unconfigure(config):

@@ -11,5 +11,5 @@ def test_ping_reaches_every_minion_below_both_syndics(fleet):
     ret = fleet.salt_cli().run("test.ping", minion_tgt="*")
     assert ret.returncode == 0, ret
     assert ret.data == {minion: True for minion in fleet.minion_ids}
-    assert sorted(fleet.relay_minions) == ["relay-e1", "relay-w1"]
+    assert sorted(fleet.relay_minions) == ["relay-e1", "relay-e2", "relay-w1", "relay-w2"]
     assert len(fleet.kiosks) == 4

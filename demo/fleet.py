@@ -1,0 +1,185 @@
+"""
+A local salt-kiosk fleet on loopback, started from plain config files with the
+real ``salt-master`` / ``salt-syndic`` / ``salt-minion`` programs of the running
+Python's environment. Used by the demo and the benchmarks (the test suite uses
+pytest-salt-factories with the same settings from ``salt_kiosk.topology``).
+
+Layout: a master of masters on 127.0.0.1; per relay a syndic node (salt-master +
+salt-syndic + the relay's own minion) on its own 127.0.0.x address; kiosk
+minions below their campus's first relay.
+"""
+
+import getpass
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import yaml
+
+from salt_kiosk import topology
+
+BIN = os.path.dirname(os.path.abspath(sys.executable))
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKE_POWER = os.path.join(HERE, "fake_power.py")
+MOM_ADDR = "127.0.0.1"
+
+
+def free_port(address):
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+def write_config(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(data, handle, default_flow_style=False)
+
+
+class LocalFleet:
+    """
+    ``campuses``: ``{name: {"timezone", "broadcast", "relays": {id: address},
+    "kiosks": [minion ids]}}``.
+    """
+
+    def __init__(self, workdir, campuses, kiosk_settings=None):
+        self.workdir = workdir
+        self.campuses = campuses
+        self.kiosk_settings = kiosk_settings or {}
+        self.procs = []
+        self.user = getpass.getuser()
+        self.mom_pub = free_port(MOM_ADDR)
+        self.mom_ret = free_port(MOM_ADDR)
+        self.relay_ret = {}
+        self.power_log = {}
+
+    @property
+    def relays(self):
+        return {relay: address for c in self.campuses.values() for relay, address in c["relays"].items()}
+
+    @property
+    def kiosks(self):
+        return [k for c in self.campuses.values() for k in c.get("kiosks", [])]
+
+    def conf(self, name):
+        return os.path.join(self.workdir, name, "conf")
+
+    def _base(self, name, role):
+        root = os.path.join(self.workdir, name)
+        return {
+            "root_dir": root,
+            "user": self.user,
+            "id": name,
+            "log_file": os.path.join(root, "log", f"{role}.log"),
+            "log_level_logfile": "info",
+            "pki_dir": os.path.join(root, "pki", role),
+            "cachedir": os.path.join(root, "cache", role),
+            "sock_dir": os.path.join(root, "sock", role),
+            "pidfile": os.path.join(root, "run", f"{role}.pid"),
+        }
+
+    def configure(self):
+        mom = self._base("mom", "master")
+        mom.update(topology.mom(MOM_ADDR, self.mom_pub, self.mom_ret, auto_accept=True))
+        mom["kiosk"] = dict(self.kiosk_settings)
+        mom["kiosk"]["campuses"] = {
+            name: {"timezone": c["timezone"], "broadcast": c["broadcast"], "relays": list(c["relays"])}
+            for name, c in self.campuses.items()
+        }
+        write_config(os.path.join(self.conf("mom"), "master"), mom)
+        for campus in self.campuses.values():
+            first = None
+            for relay, address in campus["relays"].items():
+                ret_port = free_port(address)
+                self.relay_ret[relay] = ret_port
+                first = first or (relay, address, ret_port)
+                master = self._base(relay, "master")
+                master.update(topology.syndic_master(address, ret_port, self.mom_pub, auto_accept=True))
+                master.update(topology.syndic(MOM_ADDR, self.mom_ret))
+                master["syndic_log_file"] = os.path.join(self.workdir, relay, "log", "syndic.log")
+                master["syndic_pidfile"] = os.path.join(self.workdir, relay, "run", "syndic.pid")
+                write_config(os.path.join(self.conf(relay), "master"), master)
+                minion = self._base(relay, "minion")
+                minion.update(topology.minion(address, ret_port, self.mom_pub))
+                minion["kiosk"] = {"wol_source": address}
+                write_config(os.path.join(self.conf(relay), "minion"), minion)
+            for kiosk in campus.get("kiosks", []):
+                config = self._base(kiosk, "minion")
+                config.update(topology.minion(first[1], first[2]))
+                log = os.path.join(self.workdir, kiosk, "power.log")
+                self.power_log[kiosk] = log
+                config["kiosk"] = {
+                    "shutdown_command": [sys.executable, FAKE_POWER, log, "{action}", "{delay}", "{message}"],
+                }
+                write_config(os.path.join(self.conf(kiosk), "minion"), config)
+
+    def _start(self, name, program):
+        out = open(os.path.join(self.workdir, name, f"{program}.out"), "wb")
+        proc = subprocess.Popen(
+            [os.path.join(BIN, program), "-c", self.conf(name), "-l", "quiet"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append((f"{program} ({name})", proc))
+
+    def start(self, timeout=180):
+        """Start every daemon and wait until every minion answers the master of masters."""
+        self.configure()
+        self._start("mom", "salt-master")
+        time.sleep(2)
+        for relay in self.relays:
+            self._start(relay, "salt-master")
+        time.sleep(2)
+        for relay in self.relays:
+            self._start(relay, "salt-syndic")
+            self._start(relay, "salt-minion")
+        for kiosk in self.kiosks:
+            self._start(kiosk, "salt-minion")
+        return self.wait(timeout)
+
+    def wait(self, timeout):
+        want = set(self.relays) | set(self.kiosks)
+        deadline = time.time() + timeout
+        answered = {}
+        while time.time() < deadline:
+            for name, proc in self.procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited early with {proc.returncode}; see {self.workdir}")
+            answered = self.cli("salt", "*", "test.ping", "-t", "5", check=False) or {}
+            if isinstance(answered, dict) and want <= {k for k, v in answered.items() if v is True}:
+                return answered
+            time.sleep(2)
+        raise RuntimeError(f"fleet did not come up in {timeout}s (answered: {answered}); logs in {self.workdir}")
+
+    def stop(self, report=print):
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + 30
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=max(1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            report(f"  stopped {name}")
+        self.procs = []
+
+    def cli(self, program, *args, check=True, timeout=300):
+        """Run ``salt`` / ``salt-run`` against the master of masters; return the parsed JSON output."""
+        static = ["--static"] if program == "salt" else []
+        cmd = [os.path.join(BIN, program), "-c", self.conf("mom"), "--out=json", *static, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        out = proc.stdout.strip()
+        try:
+            data = json.loads(out) if out else None
+        except json.JSONDecodeError:
+            data = out
+        if check and proc.returncode != 0 and not isinstance(data, (dict, list)):
+            raise RuntimeError(f"{program} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return data
