@@ -44,6 +44,7 @@ setup(
         "PyMySQL>=1.1",
         "PyYAML>=6.0",
         "wakeonlan>=3.0",
+        "APScheduler>=3.10,<4",
     ],
     extras_require={
         "pi": [

@@ -13,12 +13,18 @@ Configuration (master config, ``kiosk:`` key; see :mod:`salt_kiosk.config`):
       campuses:
         east: {timezone: Asia/Shanghai, broadcast: 10.1.255.255, relays: [relay-e1]}
 
-Events fired: none.
+Events fired on the master bus:
+
+``kiosk/inventory/changed``
+    After an import that added, updated or removed kiosks:
+    ``{"added": n, "updated": n, "removed": n}``. The scheduler engine re-plans on it.
 """
 
 import logging
 
 try:
+    import salt.utils.event
+
     from salt_kiosk import inventory, store
 
     HAS_LIB = True
@@ -65,7 +71,12 @@ def import_csv(path, skip_bad=False, replace=False):
         salt-run kiosk_inventory.import_csv /srv/kiosk/inventory.csv skip_bad=True
     """
     kstore = store.open_store(__opts__)
-    return inventory.import_csv(kstore, str(path), skip_bad=bool(skip_bad), replace=bool(replace))
+    summary = inventory.import_csv(kstore, str(path), skip_bad=bool(skip_bad), replace=bool(replace))
+    if summary["added"] or summary["updated"] or summary["removed"]:
+        data = {key: len(summary[key]) for key in ("added", "updated", "removed")}
+        with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
+            bus.fire_event(data, "kiosk/inventory/changed")
+    return summary
 
 
 def list_(target="*"):

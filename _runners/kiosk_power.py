@@ -11,7 +11,15 @@ event (who, when, target, action, per-kiosk outcome).
 Configuration (master config, ``kiosk:`` key; see :mod:`salt_kiosk.config`):
 ``db``, ``campuses`` (``relays``, ``broadcast``, ``timezone`` per campus).
 
+Power rules are windows of desired state (see ``salt_kiosk.rules``); ``plan``
+and ``state_at`` show what every kiosk will do before anything runs, and the
+``kiosk_scheduler`` engine executes the transitions.
+
 Events fired on the master bus:
+
+``kiosk/rules/changed``
+    After every rule change: ``{"action": "add"|"update"|"remove", "name",
+    "revision"}``. The scheduler engine re-plans on it.
 
 ``kiosk/power/wake``, ``kiosk/power/shutdown``, ``kiosk/power/reboot``
     After each recorded power event: ``{"event": id, "target", "user", "ok",
@@ -23,7 +31,8 @@ import logging
 try:
     import salt.utils.event
 
-    from salt_kiosk import inventory, power, store
+    from salt_kiosk import inventory, power, rules, store
+    from salt_kiosk import scheduler as kengine
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -45,6 +54,15 @@ def _user():
     return globals().get("__user__") or "unknown"
 
 
+def _fire_event(data, tag):
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
+        bus.fire_event(data, tag)
+
+
+def _rules_changed(action, name, kstore):
+    _fire_event({"action": action, "name": name, "revision": rules.rules_revision(kstore), "user": _user()}, "kiosk/rules/changed")
+
+
 def _fire(result):
     if result.get("event") is None:
         return
@@ -56,8 +74,7 @@ def _fire(result):
         "failed": result["failed"],
         "kiosks": {minion: entry["ok"] for minion, entry in result["kiosks"].items()},
     }
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
-        bus.fire_event(data, f"kiosk/power/{result['action']}")
+    _fire_event(data, f"kiosk/power/{result['action']}")
 
 
 def targets(target):
@@ -188,3 +205,158 @@ def events(limit=20, kiosk=None, event=None):
         salt-run kiosk_power.events kiosk=kiosk-e1 limit=5
     """
     return power.list_events(store.open_store(__opts__), limit=limit, kiosk=kiosk, event=event)
+
+
+def rule_add(name, state, start, end, days=None, dates=None, target="*", priority=0, valid_from=None, valid_until=None):
+    """
+    Add a power rule: a window of desired state.
+
+    name
+        Unique rule name.
+
+    state
+        ``on`` or ``off``.
+
+    start, end
+        Local times ``HH:MM`` in each kiosk's campus time zone. ``end`` before
+        ``start`` crosses midnight; ``00:00``-``24:00`` is the whole day.
+
+    days
+        Weekdays the window starts on: ``mon-fri``, ``sat,sun``, ``daily``.
+
+    dates
+        ISO dates (list, comma-separated, or ``A..B`` ranges). A day matching
+        ``days`` or ``dates`` applies; at least one of them is required.
+
+    target
+        ``*`` (default), ``campus:NAME``, ``group:NAME`` or ``id:GLOB``.
+
+    priority
+        Integer, higher wins (default 0). Ties go to the more specific target
+        (id > group > campus > ``*``), then to the newer rule.
+
+    valid_from, valid_until
+        Optional ISO dates (inclusive) limiting the days the rule applies.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_power.rule_add weekday-hours state=on days=mon-fri start=07:30 end=18:00 target='*'
+        salt-run kiosk_power.rule_add national-day state=off dates=2026-10-01..2026-10-07 start=00:00 end=24:00 priority=100
+    """
+    kstore = store.open_store(__opts__)
+    rule = rules.add(
+        kstore, name, state=state, start=start, end=end, days=days, dates=dates, target=target, priority=priority,
+        valid_from=valid_from, valid_until=valid_until,
+    )
+    _rules_changed("add", rule["name"], kstore)
+    return rule
+
+
+def rule_update(name, **fields):
+    """
+    Change fields of an existing rule (any of state, days, dates, start, end,
+    valid_from, valid_until, target, priority). Returns the rule before and
+    after; unchanged values report no change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_power.rule_update weekday-hours end=19:00
+        salt-run kiosk_power.rule_update weekday-hours days=mon-sat priority=5
+    """
+    changes = {k: v for k, v in fields.items() if not k.startswith("__")}
+    kstore = store.open_store(__opts__)
+    old, new = rules.update(kstore, name, **changes)
+    if old != new:
+        _rules_changed("update", new["name"], kstore)
+    return {"old": old, "new": new, "changed": old != new}
+
+
+def rule_remove(name):
+    """
+    Remove a power rule.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_power.rule_remove national-day
+    """
+    kstore = store.open_store(__opts__)
+    removed = rules.remove(kstore, name)
+    _rules_changed("remove", removed["name"], kstore)
+    return {"removed": removed}
+
+
+def rule_list(target=None):
+    """
+    List power rules, highest priority first (optionally those with exactly this target).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_power.rule_list
+        salt-run kiosk_power.rule_list target=campus:east
+    """
+    return rules.list_rules(store.open_store(__opts__), target)
+
+
+def plan(target="*", since=None, until=None):
+    """
+    Show, per kiosk, the effective power timeline and its transitions (time in
+    the campus's time zone, new state, the rule that caused it).
+
+    target
+        ``*`` (default), ``campus:NAME``, ``group:NAME`` or ``id:GLOB``.
+
+    since, until
+        ISO dates or datetimes; a datetime with an offset is absolute, a naive
+        one or a date (its midnight) is local to each kiosk's campus. Default:
+        now to 24 hours later. At most 62 days.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_power.plan campus:east
+        salt-run kiosk_power.plan 'id:kiosk-e1' since=2026-12-24 until=2026-12-27 --out=yaml
+    """
+    return power.plan(store.open_store(__opts__), __opts__, target, since, until)
+
+
+def state_at(kiosk, when=None):
+    """
+    The desired power state of one kiosk at a moment, and the rule deciding it.
+
+    kiosk
+        Minion id or kiosk code.
+
+    when
+        ISO datetime (with offset, or local to the kiosk's campus when naive);
+        default now.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_power.state_at kiosk-e1 2026-12-25T10:00
+    """
+    return power.state_at(store.open_store(__opts__), __opts__, kiosk, when)
+
+
+def engine_status():
+    """
+    Health of the ``kiosk_scheduler`` engine: last tick, the next transitions it
+    has scheduled, transitions executed and missed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_power.engine_status
+    """
+    return kengine.status(store.open_store(__opts__))

@@ -15,6 +15,10 @@ Keys:
     ``on`` or ``off`` (default ``off``): the desired power state outside every
     power rule.
 
+``wol_port``
+    UDP port of Wake-on-LAN packets sent by ``kiosk_power.wake`` and the
+    scheduler engine (default 9).
+
 ``campuses``
     ``{name: {timezone, broadcast, relays}}``: ``timezone`` is a zoneinfo name
     (required), ``broadcast`` the IPv4 address Wake-on-LAN packets go to on that

@@ -205,7 +205,19 @@ def import_csv(store, path, skip_bad=False, replace=False):
                 summary["updated"].append(row["code"])
             else:
                 summary["unchanged"].append(row["code"])
+        if summary["added"] or summary["updated"] or summary["removed"]:
+            _bump_revision(conn)
     return summary
+
+
+def _bump_revision(conn):
+    meta = kstore.meta
+    current = conn.execute(sa.select(meta.c.value).where(meta.c.key == "inventory_revision")).scalar()
+    value = str(int(current or 0) + 1)
+    if current is None:
+        conn.execute(meta.insert().values(key="inventory_revision", value=value))
+    else:
+        conn.execute(meta.update().where(meta.c.key == "inventory_revision").values(value=value))
 
 
 def parse_target(target):

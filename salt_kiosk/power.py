@@ -8,9 +8,13 @@ Publishing is injected (``publish(opts, jobs, timeout)``, by default
 daemons and the runner stays thin.
 """
 
+import datetime
+
 import sqlalchemy as sa
 
-from salt_kiosk import fanout, inventory, shutdown as kshutdown, store as kstore_mod, validate, wol
+from salt_kiosk import config, fanout, inventory, rules, schedule, validate, wol
+from salt_kiosk import shutdown as kshutdown
+from salt_kiosk import store as kstore_mod
 from salt_kiosk.errors import KioskInputError
 
 DEFAULT_TIMEOUT = 10
@@ -30,7 +34,13 @@ def check_timeout(timeout):
     return value
 
 
-def _resolve(kstore, target):
+def _resolve(kstore, target, minions=None):
+    if minions is not None:
+        wanted = set(minions)
+        kiosks = [k for k in inventory.list_kiosks(kstore, "*") if k["minion_id"] in wanted]
+        if not kiosks:
+            raise KioskInputError(f"none of {sorted(wanted)} is in the inventory; nothing was sent")
+        return kiosks
     inventory.parse_target(target)
     kiosks = inventory.list_kiosks(kstore, target)
     if not kiosks:
@@ -52,8 +62,8 @@ def _kiosk_entry(kiosk, ok, acked=(), silent=(), failed=None, detail=None, **ext
     return entry
 
 
-def wake(kstore, opts, target, port=9, repeat=3, timeout=None, user="unknown", source="manual", rule=None,
-         publish=fanout.run_jobs):
+def wake(kstore, opts, target, port=None, repeat=3, timeout=None, user="unknown", source="manual", rule=None,
+         publish=fanout.run_jobs, minions=None):
     """
     Wake the kiosks of ``target``: every relay of each kiosk's campus sends the
     magic packets to the campus broadcast address. Return per kiosk the relays
@@ -61,10 +71,12 @@ def wake(kstore, opts, target, port=9, repeat=3, timeout=None, user="unknown", s
     when at least one relay of its campus sent its packets. The call is recorded
     as a power event.
     """
+    if port is None:
+        port = ((opts or {}).get("kiosk") or {}).get("wol_port", 9)
     port = validate.port(port)
     repeat = wol.parse_repeat(repeat)
     timeout = check_timeout(timeout)
-    kiosks = _resolve(kstore, target)
+    kiosks = _resolve(kstore, target, minions)
     campuses = kstore.campus_rows()
     results, jobs, members = {}, {}, {}
     for campus, group in inventory.by_campus(kiosks).items():
@@ -118,7 +130,7 @@ def wake(kstore, opts, target, port=9, repeat=3, timeout=None, user="unknown", s
 
 
 def shutdown(kstore, opts, target, delay=60, message=None, reboot=False, test=False, timeout=None,
-             user="unknown", source="manual", rule=None, publish=fanout.run_jobs):
+             user="unknown", source="manual", rule=None, publish=fanout.run_jobs, minions=None):
     """
     Power off (or reboot) the kiosks of ``target`` through their own minions.
     A kiosk is ok when its minion acknowledged the command. With ``test`` the
@@ -127,7 +139,7 @@ def shutdown(kstore, opts, target, delay=60, message=None, reboot=False, test=Fa
     delay = kshutdown.check_delay(delay)
     message = kshutdown.check_message(message)
     timeout = check_timeout(timeout)
-    kiosks = _resolve(kstore, target)
+    kiosks = _resolve(kstore, target, minions)
     jobs, members = {}, {}
     for campus, group in inventory.by_campus(kiosks).items():
         members[campus] = group
@@ -250,3 +262,27 @@ def list_events(kstore, limit=20, kiosk=None, event=None):
         event_row["user"] = event_row.pop("username")
         event_row["kiosks"] = per_kiosk.get(event_row["id"], {})
     return events
+
+
+def _find_kiosk(kstore, kiosk):
+    for entry in inventory.list_kiosks(kstore, "*"):
+        if kiosk in (entry["minion_id"], entry["code"]):
+            return entry
+    raise KioskInputError(f"kiosk: {kiosk!r} is not in the inventory (give a minion id or kiosk code)")
+
+
+def plan(kstore, opts, target="*", since=None, until=None, now=None):
+    """The effective timeline and transitions of every kiosk of ``target``."""
+    kiosks = _resolve(kstore, target)
+    return schedule.plan(kiosks, kstore.campus_rows(), rules.load(kstore), config.default_state(opts), since, until, now)
+
+
+def state_at(kstore, opts, kiosk, when=None):
+    """The desired state of one kiosk at ``when`` (default now) and the deciding rule."""
+    entry = _find_kiosk(kstore, str(kiosk))
+    campus = kstore.campus_rows().get(entry["campus"])
+    if campus is None:
+        raise KioskInputError(f"kiosk {entry['minion_id']}: campus {entry['campus']!r} is not configured")
+    if when in (None, ""):
+        when = datetime.datetime.now(datetime.timezone.utc)
+    return schedule.state_at(entry, campus, rules.load(kstore), config.default_state(opts), when)

@@ -88,6 +88,44 @@ power_event_kiosks = sa.Table(
 )
 
 
+meta = sa.Table(
+    "kiosk_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=True),
+)
+
+rules = sa.Table(
+    "kiosk_rules",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(3), nullable=False),
+    sa.Column("days", sa.JSON, nullable=True),
+    sa.Column("dates", sa.JSON, nullable=True),
+    sa.Column("start_min", sa.Integer, nullable=False),
+    sa.Column("end_min", sa.Integer, nullable=False),
+    sa.Column("valid_from", sa.Date, nullable=True),
+    sa.Column("valid_until", sa.Date, nullable=True),
+    sa.Column("target", sa.String(255), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+schedule_runs = sa.Table(
+    "kiosk_schedule_runs",
+    metadata,
+    sa.Column("at", sa.DateTime, primary_key=True),
+    sa.Column("minion_id", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(3), nullable=False),
+    sa.Column("rule", sa.String(128), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("event_id", sa.Integer, nullable=True),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+)
+
+
 def _create(*tables):
     def step(conn):
         for table in tables:
@@ -100,6 +138,7 @@ def _create(*tables):
 MIGRATIONS = (
     (1, "campuses and kiosks", _create(campuses, kiosks)),
     (2, "power events", _create(power_events, power_event_kiosks)),
+    (3, "power rules, schedule runs, engine state", _create(meta, rules, schedule_runs)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

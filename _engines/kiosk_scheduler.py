@@ -1,0 +1,88 @@
+"""
+The power schedule engine for the master of masters.
+
+Runs APScheduler with its job store in the kiosk database (``kiosk:db``; the
+embedded SQLite file by default), materialises the upcoming power transitions
+of every kiosk and executes each through Wake-on-LAN / shutdown (the same paths
+as ``kiosk_power.wake`` and ``kiosk_power.shutdown``). See
+:mod:`salt_kiosk.scheduler` for the exactly-once and catch-up rules.
+
+Configuration (master config):
+
+.. code-block:: yaml
+
+    engines:
+      - kiosk_scheduler:
+          grace: 600              # seconds a late transition may still run; older ones are recorded as missed
+          horizon_hours: 48       # how far ahead transitions are scheduled
+          tick: 30                # heartbeat seconds (engine health, revision checks)
+          replan_interval: 3600   # re-plan at least this often (seconds)
+          sweep_delays: [300, 600, 900]   # verification sweeps after each executed transition
+          shutdown_delay: 60      # seconds kiosks wait before powering off
+
+Events listened to: ``kiosk/rules/changed`` and ``kiosk/inventory/changed``
+(re-plan).
+
+Events fired on the master bus:
+
+``kiosk/power/wake``, ``kiosk/power/shutdown``
+    After each executed transition (``user: kiosk_scheduler``).
+
+``kiosk/power/missed``
+    A transition older than ``grace`` when the engine could run it:
+    ``{"at", "state", "rule", "kiosks", "late"}``.
+
+``kiosk/power/sweep``
+    A verification sweep of a power event is due: ``{"event", "sweep", "final"}``.
+"""
+
+import logging
+
+try:
+    import salt.utils.event
+
+    from salt_kiosk import scheduler
+
+    HAS_LIB = True
+except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
+    HAS_LIB = False
+    _IMPORT_ERROR = str(_exc)
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "kiosk_scheduler"
+
+REPLAN_TAGS = ("kiosk/rules/changed", "kiosk/inventory/changed")
+
+
+def __virtual__():
+    if not HAS_LIB:
+        return (False, f"the salt_kiosk library or APScheduler is not importable ({_IMPORT_ERROR})")
+    return __virtualname__
+
+
+def _fire(data, tag):
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
+        bus.fire_event(data, tag)
+
+
+def start(grace=600, horizon_hours=48, tick=30, replan_interval=3600, sweep_delays=(300, 600, 900), shutdown_delay=60):
+    """
+    Run the engine until the master stops.
+    """
+    engine = scheduler.Engine(
+        __opts__, grace=grace, horizon_hours=horizon_hours, tick=tick, replan_interval=replan_interval,
+        sweep_delays=sweep_delays, shutdown_delay=shutdown_delay, fire=_fire,
+    )
+    engine.start()
+    try:
+        with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus:
+            while True:
+                event = bus.get_event(wait=5, tag="kiosk/", match_type="startswith", full=True)
+                if event and event.get("tag") in REPLAN_TAGS:
+                    try:
+                        engine.replan(event["tag"])
+                    except Exception as exc:  # pylint: disable=broad-except
+                        log.error("kiosk_scheduler: re-plan after %s failed: %s", event["tag"], exc)
+    finally:
+        engine.stop()

@@ -1,0 +1,392 @@
+"""
+Power rules: windows of desired state (see DESIGN.md, "the rule model").
+
+A rule has a ``name``, a ``state`` (on/off), the days it applies to
+(``days``: weekday names or ranges such as ``mon-fri``; ``dates``: ISO dates or
+``A..B`` ranges; either or both, a day matching either applies), a window
+``start``-``end`` in the campus's local time (``end`` before ``start`` crosses
+midnight into the next day; ``00:00``-``24:00`` is the whole day; equal
+``start`` and ``end`` are refused), optional ``valid_from`` / ``valid_until``
+dates (inclusive, on the day the window starts), a ``target`` (``*``,
+``campus:NAME``, ``group:NAME``, ``id:GLOB``) and an integer ``priority``.
+
+Values arrive from the CLI and pillar as YAML 1.1: ``on``/``off`` become
+booleans and ``18:00`` the integer 1080 (minutes); both are accepted. Every
+field is checked before anything is stored, and errors name the field.
+"""
+
+import datetime
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from salt_kiosk import inventory, store as kstore_mod, validate
+from salt_kiosk.errors import KioskInputError
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_ALIASES = {
+    **{d: i for i, d in enumerate(DAY_NAMES)},
+    **{full: i for i, full in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))},
+}
+FIELDS = ("state", "days", "dates", "start", "end", "valid_from", "valid_until", "target", "priority")
+SPECIFICITY = {"all": 0, "campus": 1, "group": 2, "id": 3}
+_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+MAX_DATES = 1000
+
+
+def _err(field, value, accepted):
+    return KioskInputError(f"{field}: {value!r} is not valid (accepted: {accepted})")
+
+
+def parse_name(value):
+    text = "" if value is None else str(value).strip()
+    if not _NAME_RE.match(text):
+        raise _err("name", value, "1-128 characters of letters, digits and _ . : @ -, starting with a letter or digit")
+    return text
+
+
+def parse_time(value, field, allow_24=False):
+    """Return minutes after midnight for ``HH:MM`` or YAML's base-60 integer."""
+    accepted = "HH:MM from 00:00 to " + ("24:00" if allow_24 else "23:59") + " (or minutes after midnight)"
+    if isinstance(value, bool) or value is None:
+        raise _err(field, value, accepted)
+    if isinstance(value, int):
+        minutes = value
+    elif isinstance(value, str) and _TIME_RE.match(value.strip()):
+        hours, mins = (int(x) for x in _TIME_RE.match(value.strip()).groups())
+        if mins > 59:
+            raise _err(field, value, accepted)
+        minutes = hours * 60 + mins
+    else:
+        raise _err(field, value, accepted)
+    if not 0 <= minutes <= (1440 if allow_24 else 1439):
+        raise _err(field, value, accepted)
+    return minutes
+
+
+def format_time(minutes):
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def parse_days(value):
+    """Return a sorted list of weekday numbers (Monday 0) or None."""
+    if value in (None, "", []):
+        return None
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    days = set()
+    accepted = "day names mon..sun, ranges such as mon-fri, comma-separated or a list, or 'daily'"
+    for item in items:
+        text = str(item).strip().lower()
+        if text in ("daily", "all", "*"):
+            days.update(range(7))
+            continue
+        first, sep, last = text.partition("-")
+        if first not in _DAY_ALIASES or (sep and last not in _DAY_ALIASES):
+            raise _err("days", item, accepted)
+        a = _DAY_ALIASES[first]
+        b = _DAY_ALIASES[last] if sep else a
+        day = a
+        while True:
+            days.add(day)
+            if day == b:
+                break
+            day = (day + 1) % 7
+    if not days:
+        raise _err("days", value, accepted)
+    return sorted(days)
+
+
+def _parse_date(value, field):
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    try:
+        return datetime.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise _err(field, value, "an ISO date such as 2026-10-01") from None
+
+
+def parse_date(value, field):
+    return None if value in (None, "") else _parse_date(value, field)
+
+
+def parse_dates(value):
+    """Return a sorted list of ISO date strings or None; ``A..B`` ranges are expanded."""
+    if value in (None, "", []):
+        return None
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    dates = set()
+    for item in items:
+        if isinstance(item, str) and ".." in item:
+            first, last = (_parse_date(x, "dates") for x in item.split("..", 1))
+            if last < first:
+                raise _err("dates", item, "a range A..B with B not before A")
+            day = first
+            while day <= last:
+                dates.add(day)
+                day += datetime.timedelta(days=1)
+                if len(dates) > MAX_DATES:
+                    raise _err("dates", item, f"at most {MAX_DATES} dates")
+        else:
+            dates.add(_parse_date(item, "dates"))
+    return [d.isoformat() for d in sorted(dates)]
+
+
+def parse_priority(value):
+    if isinstance(value, bool):
+        raise _err("priority", value, "an integer")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if re.fullmatch(r"[+-]?\d{1,9}", text):
+        return int(text)
+    raise _err("priority", value, "an integer")
+
+
+def parse_target(value):
+    try:
+        kind, _value = inventory.parse_target(value)
+    except KioskInputError as exc:
+        raise KioskInputError(f"target: {exc}") from None
+    return str(value).strip(), kind
+
+
+def normalise(fields, partial=False):
+    """
+    Check and normalise rule fields. With ``partial`` only the given fields are
+    checked (an update); otherwise ``state``, ``start``, ``end`` and one of
+    ``days``/``dates`` are required. Returns the database values.
+    """
+    unknown = set(fields) - set(FIELDS)
+    if unknown:
+        raise KioskInputError(f"unknown rule field(s) {sorted(unknown)} (accepted: {', '.join(FIELDS)})")
+    out = {}
+    if not partial:
+        for required in ("state", "start", "end"):
+            if fields.get(required) is None:
+                raise KioskInputError(f"{required}: is required")
+    if "state" in fields:
+        try:
+            out["state"] = validate.power_state(fields["state"])
+        except KioskInputError:
+            raise _err("state", fields["state"], "on or off") from None
+    if "start" in fields:
+        out["start_min"] = parse_time(fields["start"], "start")
+    if "end" in fields:
+        out["end_min"] = parse_time(fields["end"], "end", allow_24=True)
+    if "days" in fields:
+        out["days"] = parse_days(fields["days"])
+    if "dates" in fields:
+        out["dates"] = parse_dates(fields["dates"])
+    if "valid_from" in fields:
+        out["valid_from"] = parse_date(fields["valid_from"], "valid_from")
+    if "valid_until" in fields:
+        out["valid_until"] = parse_date(fields["valid_until"], "valid_until")
+    if "target" in fields:
+        out["target"], _kind = parse_target(fields["target"])
+    elif not partial:
+        out["target"] = "*"
+    if "priority" in fields:
+        out["priority"] = parse_priority(fields["priority"])
+    elif not partial:
+        out["priority"] = 0
+    if not partial:
+        out.setdefault("days", None)
+        out.setdefault("dates", None)
+        out.setdefault("valid_from", None)
+        out.setdefault("valid_until", None)
+    return out
+
+
+def check_whole(values):
+    """Checks across fields, on the complete (merged) rule."""
+    if not values.get("days") and not values.get("dates"):
+        raise KioskInputError("days/dates: a rule needs days (e.g. mon-fri), dates (e.g. 2026-10-01) or both")
+    if values["start_min"] == values["end_min"] or (values["start_min"] == 0 and values["end_min"] == 0):
+        raise KioskInputError(
+            f"end: {format_time(values['end_min'])} equals start (a window needs two different times; "
+            "00:00-24:00 is the whole day)"
+        )
+    if values.get("valid_from") and values.get("valid_until") and values["valid_until"] < values["valid_from"]:
+        raise KioskInputError(
+            f"valid_until: {values['valid_until'].isoformat()} is before valid_from {values['valid_from'].isoformat()}"
+        )
+
+
+def display(values):
+    """The operator-facing form of normalised rule values (as stored)."""
+    return {
+        "state": values["state"],
+        "days": ",".join(DAY_NAMES[d] for d in values["days"]) if values.get("days") else None,
+        "dates": list(values["dates"]) if values.get("dates") else None,
+        "start": format_time(values["start_min"]),
+        "end": format_time(values["end_min"]),
+        "valid_from": values["valid_from"].isoformat() if values.get("valid_from") else None,
+        "valid_until": values["valid_until"].isoformat() if values.get("valid_until") else None,
+        "target": values["target"],
+        "priority": values["priority"],
+    }
+
+
+def _row_dict(row):
+    shown = {"name": row.name}
+    shown.update(display(row._mapping))
+    shown["revision"] = row.revision
+    return shown
+
+
+def desired(name, **fields):
+    """Check a complete rule definition; return its operator-facing form."""
+    values = normalise(fields)
+    check_whole(values)
+    shown = {"name": parse_name(name)}
+    shown.update(display(values))
+    return shown
+
+
+def _next_revision(conn):
+    current = conn.execute(sa.select(sa.func.max(kstore_mod.rules.c.revision))).scalar() or 0
+    counter = conn.execute(sa.select(kstore_mod.meta.c.value).where(kstore_mod.meta.c.key == "rules_revision")).scalar()
+    return max(current, int(counter or 0)) + 1
+
+
+def _bump(conn, revision):
+    updated = conn.execute(
+        kstore_mod.meta.update().where(kstore_mod.meta.c.key == "rules_revision").values(value=str(revision))
+    ).rowcount
+    if not updated:
+        conn.execute(kstore_mod.meta.insert().values(key="rules_revision", value=str(revision)))
+
+
+def rules_revision(kstore):
+    """The revision counter of the rule set: changes whenever a rule is added, updated or removed."""
+    with kstore.connect() as conn:
+        value = conn.execute(sa.select(kstore_mod.meta.c.value).where(kstore_mod.meta.c.key == "rules_revision")).scalar()
+    return int(value or 0)
+
+
+def get(kstore, name):
+    with kstore.connect() as conn:
+        row = conn.execute(sa.select(kstore_mod.rules).where(kstore_mod.rules.c.name == parse_name(name))).first()
+    return _row_dict(row) if row else None
+
+
+def add(kstore, name, **fields):
+    """Store a new rule; a duplicate name is refused. Return the stored rule."""
+    name = parse_name(name)
+    values = normalise(fields)
+    check_whole(values)
+    now = kstore_mod.utcnow()
+    try:
+        with kstore.begin() as conn:
+            if conn.execute(sa.select(kstore_mod.rules.c.name).where(kstore_mod.rules.c.name == name)).first():
+                raise KioskInputError(f"name: a rule named {name!r} already exists (use rule_update to change it)")
+            revision = _next_revision(conn)
+            conn.execute(kstore_mod.rules.insert().values(name=name, revision=revision, created_at=now, updated_at=now, **values))
+            _bump(conn, revision)
+    except IntegrityError:
+        raise KioskInputError(f"name: a rule named {name!r} already exists (use rule_update to change it)") from None
+    return get(kstore, name)
+
+
+def update(kstore, name, **fields):
+    """Change fields of an existing rule. Return ``(old, new)``; unchanged fields keep the revision."""
+    name = parse_name(name)
+    if not fields:
+        raise KioskInputError(f"nothing to update for rule {name!r} (accepted fields: {', '.join(FIELDS)})")
+    changes = normalise(fields, partial=True)
+    with kstore.begin() as conn:
+        row = conn.execute(sa.select(kstore_mod.rules).where(kstore_mod.rules.c.name == name)).first()
+        if row is None:
+            raise KioskInputError(f"name: no rule named {name!r}")
+        merged = {key: getattr(row, key) for key in ("state", "start_min", "end_min", "days", "dates", "valid_from", "valid_until", "target", "priority")}
+        merged.update(changes)
+        check_whole(merged)
+        old = _row_dict(row)
+        if all(getattr(row, key) == value for key, value in changes.items()):
+            return old, old
+        revision = _next_revision(conn)
+        conn.execute(
+            kstore_mod.rules.update().where(kstore_mod.rules.c.name == name)
+            .values(revision=revision, updated_at=kstore_mod.utcnow(), **changes)
+        )
+        _bump(conn, revision)
+    return old, get(kstore, name)
+
+
+def remove(kstore, name):
+    """Delete a rule; return it. A missing rule is refused."""
+    name = parse_name(name)
+    with kstore.begin() as conn:
+        row = conn.execute(sa.select(kstore_mod.rules).where(kstore_mod.rules.c.name == name)).first()
+        if row is None:
+            raise KioskInputError(f"name: no rule named {name!r}")
+        conn.execute(kstore_mod.rules.delete().where(kstore_mod.rules.c.name == name))
+        _bump(conn, _next_revision(conn))
+    return _row_dict(row)
+
+
+def list_rules(kstore, target=None):
+    """All rules (or those with exactly this target), highest priority first."""
+    query = sa.select(kstore_mod.rules).order_by(kstore_mod.rules.c.priority.desc(), kstore_mod.rules.c.name)
+    if target is not None:
+        query = query.where(kstore_mod.rules.c.target == parse_target(target)[0])
+    with kstore.connect() as conn:
+        return [_row_dict(row) for row in conn.execute(query)]
+
+
+def load(kstore):
+    """Rules as :class:`Rule` objects for schedule computation."""
+    with kstore.connect() as conn:
+        return [Rule.from_row(row) for row in conn.execute(sa.select(kstore_mod.rules))]
+
+
+class Rule:
+    """A rule in the form schedule computation uses."""
+
+    __slots__ = ("name", "state", "days", "dates", "start", "end", "valid_from", "valid_until",
+                 "target", "kind", "value", "priority", "revision", "specificity")
+
+    def __init__(self, name, state, start, end, days=None, dates=None, valid_from=None, valid_until=None,
+                 target="*", priority=0, revision=0):
+        self.name = name
+        self.state = state
+        self.start = start
+        self.end = end
+        self.days = frozenset(days or ())
+        self.dates = frozenset(datetime.date.fromisoformat(d) if isinstance(d, str) else d for d in (dates or ()))
+        self.valid_from = valid_from
+        self.valid_until = valid_until
+        self.target = target
+        self.kind, self.value = inventory.parse_target(target)
+        self.priority = priority
+        self.revision = revision
+        self.specificity = SPECIFICITY[self.kind]
+
+    @classmethod
+    def from_row(cls, row):
+        return cls(row.name, row.state, row.start_min, row.end_min, row.days, row.dates, row.valid_from,
+                   row.valid_until, row.target, row.priority, row.revision)
+
+    @classmethod
+    def from_fields(cls, name, revision=0, **fields):
+        values = normalise(fields)
+        check_whole(values)
+        return cls(parse_name(name), values["state"], values["start_min"], values["end_min"], values["days"],
+                   values["dates"], values["valid_from"], values["valid_until"], values["target"],
+                   values["priority"], revision)
+
+    def applies_on(self, day):
+        """True when a window of this rule starts on local date ``day``."""
+        if self.valid_from and day < self.valid_from:
+            return False
+        if self.valid_until and day > self.valid_until:
+            return False
+        return day.weekday() in self.days or day in self.dates
+
+    def rank(self):
+        """Sort key: higher wins (priority, then specificity, then newer)."""
+        return (self.priority, self.specificity, self.revision)
