@@ -55,6 +55,8 @@ setup(
         "test": [
             "pytest>=8,<10",
             "pytest-salt-factories>=1.0,<1.1",
+            "CherryPy",
+            "requests",
         ],
     },
     entry_points={"salt.loader": ["salt-kiosk = salt_kiosk.loader:loader_dirs"]},

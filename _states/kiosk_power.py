@@ -5,7 +5,7 @@ Power rules as states, so rules can live in pillar and be applied from top.sls.
 
     weekday-hours:
       kiosk_power.rule_present:
-        - state: "on"
+        - power: "on"
         - days: mon-fri
         - start: "07:30"
         - end: "18:00"
@@ -14,6 +14,10 @@ Power rules as states, so rules can live in pillar and be applied from top.sls.
 
     old-rule:
       kiosk_power.rule_absent
+
+``state`` is the one rule field with another name here: Salt reserves
+``state`` in SLS for the state module, so the rule's desired state is given as
+``power``.
 
 The states write to the kiosk database given by ``kiosk:db`` in the minion
 config or in pillar (pillar wins), so they run on the central master's own
@@ -66,15 +70,16 @@ def _changed(action, name, kstore):
         log.warning("could not announce the rule change on the master bus: %s", exc)
 
 
-def rule_present(name, state, start, end, days=None, dates=None, target="*", priority=0,
+def rule_present(name, power, start, end, days=None, dates=None, target="*", priority=0,
                  valid_from=None, valid_until=None):
     """
     Ensure the power rule ``name`` exists with exactly these fields (see
-    ``kiosk_power.rule_add`` for their meaning).
+    ``kiosk_power.rule_add`` for their meaning; ``power`` is the rule's
+    ``state``: on or off).
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     fields = {
-        "state": state, "start": start, "end": end, "days": days, "dates": dates, "target": target,
+        "state": power, "start": start, "end": end, "days": days, "dates": dates, "target": target,
         "priority": priority, "valid_from": valid_from, "valid_until": valid_until,
     }
     try:

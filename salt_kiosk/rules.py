@@ -62,6 +62,11 @@ def parse_time(value, field, allow_24=False):
     else:
         raise _err(field, value, accepted)
     if not 0 <= minutes <= (1440 if allow_24 else 1439):
+        if isinstance(value, int) and value >= 0:
+            # The Salt CLI and YAML read 24:01 as the base-60 integer 1441.
+            raise KioskInputError(
+                f"{field}: {value!r} (read as {value // 60}:{value % 60:02d}) is not valid (accepted: {accepted})"
+            )
         raise _err(field, value, accepted)
     return minutes
 

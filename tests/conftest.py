@@ -126,7 +126,7 @@ class Fleet:
 
     @property
     def minion_ids(self):
-        return sorted(list(self.relay_minions) + list(self.kiosks))
+        return sorted(["central"] + list(self.relay_minions) + list(self.kiosks))
 
     def salt_cli(self, **kwargs):
         kwargs.setdefault("timeout", 60)
@@ -147,11 +147,40 @@ def fleet(salt_factories, mysql_url):
     mom_pub = ports.get_unused_localhost_port()
     mom_ret = ports.get_unused_localhost_port()
     mom_overrides = topology.mom("127.0.0.1", mom_pub, mom_ret, auto_accept=True)
-    mom_overrides["kiosk"] = {"db": mysql_url, "campuses": campus_config()}
+    wol_port = ports.get_unused_localhost_port()
+    mom_overrides["kiosk"] = {"db": mysql_url, "campuses": campus_config(), "wol_port": wol_port}
+    # The schedule engine, with short sweeps so that tests can watch them.
+    mom_overrides["engines"] = [
+        {"kiosk_scheduler": {"tick": 2, "grace": 120, "sweep_delays": [2, 4, 6], "shutdown_delay": 0}}
+    ]
+    api_port = ports.get_unused_localhost_port()
+    eauth_file = os.path.join(str(salt_factories.root_dir), "eauth-users")
+    with open(eauth_file, "w", encoding="utf-8") as handle:
+        handle.write("kiosk-ops:ops-secret\nviewer:viewer-secret\n")
+    mom_overrides.update(
+        rest_cherrypy={"host": "127.0.0.1", "port": api_port, "disable_ssl": True},
+        netapi_enable_clients=["runner"],
+        external_auth={
+            "file": {
+                "^filename": eauth_file,
+                "kiosk-ops": [{"@runner": ["kiosk_power.*"]}],
+                "viewer": [{"@runner": ["jobs.list_jobs"]}],
+            }
+        },
+    )
     mom = salt_factories.salt_master_daemon("mom", order_masters=True, overrides=mom_overrides)
     fleet = Fleet(mom)
+    fleet.wol_port = wol_port
+    fleet.api_port = api_port
     with contextlib.ExitStack() as stack:
         stack.enter_context(mom.started())
+        # The central master's own minion: applies the central states (rules from pillar).
+        central = mom.salt_minion_daemon(
+            "central",
+            overrides=dict(topology.minion("127.0.0.1", mom_ret), kiosk={"db": mysql_url, "campuses": campus_config()}),
+        )
+        stack.enter_context(central.started())
+        fleet.central = central
         for campus, spec in CAMPUSES.items():
             for relay, address in spec["relays"].items():
                 ret_port = ports.get_unused_localhost_port()
