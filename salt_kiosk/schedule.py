@@ -96,21 +96,35 @@ def windows(rule, tz, since, until):
     return out
 
 
-def timeline(rule_set, tz, since, until, default_state):
+def timeline(rule_set, tz, since, until, default_state, window_cache=None):
     """
     Segments ``[(start, end, state, rule or None)]`` covering [since, until),
-    adjacent segments with the same state and rule merged.
+    adjacent segments with the same state and rule merged. ``window_cache``
+    (a dict) shares the windows of a rule between kiosks of the same zone.
     """
     spans = []
     for rule in rule_set:
-        spans.extend(windows(rule, tz, since, until))
-    cuts = sorted({since, until, *(s for s, _e, _r in spans), *(e for _s, e, _r in spans)})
+        if window_cache is None:
+            spans.extend(windows(rule, tz, since, until))
+            continue
+        key = (id(rule), tz.key, since, until)
+        found = window_cache.get(key)
+        if found is None:
+            found = window_cache[key] = windows(rule, tz, since, until)
+        spans.extend(found)
+    starts, ends = {}, {}
+    for span in spans:
+        starts.setdefault(span[0], []).append(span)
+        ends.setdefault(span[1], []).append(span)
+    cuts = sorted({since, until, *starts, *ends})
+    active = []
     segments = []
     for start, end in zip(cuts, cuts[1:]):
-        best = None
-        for s, e, rule in spans:
-            if s <= start < e and (best is None or rule.rank() > best.rank()):
-                best = rule
+        if start in ends:
+            gone = ends[start]
+            active = [span for span in active if span not in gone]
+        active.extend(starts.get(start, ()))
+        best = max((span[2] for span in active), key=lambda rule: rule.rank(), default=None)
         state = best.state if best else default_state
         name = best.name if best else None
         if segments and segments[-1][2] == state and segments[-1][3] == name:
@@ -167,7 +181,7 @@ def compute(kiosks, campuses, rule_list, default_state, since=None, until=None, 
     """
     index = RuleIndex(rule_list)
     now = (now or datetime.datetime.now(UTC)).replace(second=0, microsecond=0)
-    cache, result, zones = {}, {}, {}
+    cache, result, zones, window_cache = {}, {}, {}, {}
     for kiosk in kiosks:
         campus = campuses.get(kiosk["campus"])
         if campus is None:
@@ -182,7 +196,7 @@ def compute(kiosks, campuses, rule_list, default_state, since=None, until=None, 
         applicable = index.for_kiosk(kiosk)
         key = (campus["timezone"], start, end, tuple(sorted(id(r) for r in applicable)))
         if key not in cache:
-            cache[key] = timeline(applicable, tz, start, end, default_state)
+            cache[key] = timeline(applicable, tz, start, end, default_state, window_cache)
         result[kiosk["minion_id"]] = (kiosk["campus"], tz, cache[key])
     return result
 
@@ -194,15 +208,23 @@ def plan(kiosks, campuses, rule_list, default_state, since=None, until=None, now
     are local to each kiosk's campus; default: now to +24 h). Times are shown in
     the campus's time zone.
     """
-    formatted, result = {}, {}
+    formatted, result, stamps = {}, {}, {}
+
+    def iso(moment, tz):
+        key = (moment, tz.key)
+        text = stamps.get(key)
+        if text is None:
+            text = stamps[key] = _iso(moment, tz)
+        return text
+
     for minion, (campus, tz, segments) in compute(kiosks, campuses, rule_list, default_state, since, until, now).items():
         key = (id(segments), tz.key)
         if key not in formatted:
             formatted[key] = {
                 "timeline": [
-                    {"from": _iso(s, tz), "until": _iso(e, tz), "state": st, "rule": r} for s, e, st, r in segments
+                    {"from": iso(s, tz), "until": iso(e, tz), "state": st, "rule": r} for s, e, st, r in segments
                 ],
-                "transitions": [{"at": _iso(at, tz), "state": st, "rule": r} for at, st, r in transitions(segments)],
+                "transitions": [{"at": iso(at, tz), "state": st, "rule": r} for at, st, r in transitions(segments)],
             }
         result[minion] = {"campus": campus, "timezone": tz.key, **formatted[key]}
     return result
