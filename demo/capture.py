@@ -11,13 +11,13 @@ import time
 class PacketCapture:
     """Collects ``(arrival time, payload, source address)`` on a free UDP port."""
 
-    def __init__(self, host="0.0.0.0"):
+    def __init__(self, host="0.0.0.0", port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, 33, 64 * 1024 * 1024)  # SO_RCVBUFFORCE (root)
         except OSError:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.packets = []

@@ -46,10 +46,11 @@ class LocalFleet:
     "kiosks": [minion ids]}}``.
     """
 
-    def __init__(self, workdir, campuses, kiosk_settings=None):
+    def __init__(self, workdir, campuses, kiosk_settings=None, engine=None):
         self.workdir = workdir
         self.campuses = campuses
         self.kiosk_settings = kiosk_settings or {}
+        self.engine = engine
         self.procs = []
         self.user = getpass.getuser()
         self.mom_pub = free_port(MOM_ADDR)
@@ -85,6 +86,8 @@ class LocalFleet:
     def configure(self):
         mom = self._base("mom", "master")
         mom.update(topology.mom(MOM_ADDR, self.mom_pub, self.mom_ret, auto_accept=True))
+        if self.engine is not None:
+            mom["engines"] = [{"kiosk_scheduler": dict(self.engine)}]
         mom["kiosk"] = dict(self.kiosk_settings)
         mom["kiosk"]["campuses"] = {
             name: {"timezone": c["timezone"], "broadcast": c["broadcast"], "relays": list(c["relays"])}

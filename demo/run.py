@@ -15,6 +15,7 @@ Python that has salt-kiosk installed: ``python demo/run.py [--keep]``.
 """
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -24,9 +25,10 @@ import textwrap
 import time
 
 import yaml
+import zoneinfo
 
 from capture import PacketCapture
-from fleet import LocalFleet
+from fleet import LocalFleet, free_port
 
 from salt_kiosk import wol
 
@@ -43,7 +45,11 @@ CAMPUSES = {
 
 class Demo:
     def __init__(self, workdir):
-        self.fleet = LocalFleet(workdir, CAMPUSES, kiosk_settings={"default_state": "off"})
+        self.wol_port = free_port("127.0.0.1")
+        self.fleet = LocalFleet(
+            workdir, CAMPUSES, kiosk_settings={"default_state": "off", "wol_port": self.wol_port},
+            engine={"tick": 5, "grace": 300, "sweep_delays": [5, 10, 15]},
+        )
         self.report = []
 
     def run(self, program, *args, check=True):
@@ -122,7 +128,53 @@ class Demo:
             print(f"  #{event['id']} {event['created_at']} {event['user']:<6} {event['action']:<9} {event['target']:<12} ok={event['ok_count']} failed={event['failed_count']}")
         self.report.append(("power events recorded", len(events)))
 
-        self.step("8. salt-kiosk modules answer on every node of the tree")
+        self.step("8. Power rules: weekday hours, a holiday override, and the plan")
+        tz = zoneinfo.ZoneInfo(CAMPUSES["east"]["timezone"])
+        today = datetime.datetime.now(tz).date()
+        holiday = today + datetime.timedelta(days=1)
+        self.run("salt-run", "kiosk_power.rule_add", "weekday-hours", "state=on", "days=mon-fri", "start=07:30",
+                 "end=18:00", "target=*")
+        self.run("salt-run", "kiosk_power.rule_add", "holiday", "state=off", f"dates={holiday.isoformat()}",
+                 "start=00:00", "end=24:00", "priority=10", "target=campus:east")
+        plan = self.run("salt-run", "kiosk_power.plan", "id:kiosk-e1", f"since={today.isoformat()}",
+                        f"until={(today + datetime.timedelta(days=3)).isoformat()}")
+        for step in plan["kiosk-e1"]["timeline"]:
+            print(f"  {step['from']} .. {step['until']}  {step['state']:<3}  {step['rule'] or '(default)'}")
+        print(f"  ({holiday.isoformat()} is a holiday: the off rule outranks weekday-hours)")
+        self.report.append(("plan transitions for kiosk-e1 over 3 days", len(plan["kiosk-e1"]["transitions"])))
+
+        self.step("9. The kiosk_scheduler engine runs a transition a minute from now")
+        now = datetime.datetime.now(tz)
+        start = (now + datetime.timedelta(minutes=1)).replace(second=0, microsecond=0)
+        if (start - now).total_seconds() < 20:
+            start += datetime.timedelta(minutes=1)
+        end = start + datetime.timedelta(minutes=30)
+        self.run("salt-run", "kiosk_power.rule_add", "kept-on-tonight", "state=on", f"dates={start.date().isoformat()}",
+                 f"start={start:%H:%M}", f"end={end:%H:%M}", "target=id:kiosk-e1", "priority=50")
+        capture = PacketCapture(port=self.wol_port)
+        try:
+            print(f"  waiting for {start:%H:%M} {tz.key} ({(start - now).total_seconds():.0f}s)...")
+            event = None
+            deadline = time.monotonic() + (start - now).total_seconds() + 60
+            while time.monotonic() < deadline and event is None:
+                time.sleep(2)
+                events = self.fleet.cli("salt-run", "kiosk_power.events", "limit=3")
+                event = next((e for e in events if e["rule"] == "kept-on-tonight"), None)
+            packets = capture.settle(quiet=0.5)
+        finally:
+            capture.close()
+        if event is None:
+            raise RuntimeError("the engine did not run the transition in time")
+        print(f"  engine executed power event #{event['id']} at {event['created_at']}: {event['action']} "
+              f"{list(event['kiosks'])} by {event['user']} (rule {event['rule']})")
+        print(f"  magic packets captured on port {self.wol_port}: {len(packets)} from {sorted({s for _t, _d, s in packets})}")
+        status = self.fleet.cli("salt-run", "kiosk_power.engine_status")
+        print(f"  engine: last tick {status['last_tick']}Z, executed {status['executed']}, missed {status['missed_count']}")
+        for nxt in status["next_transitions"][:3]:
+            print(f"  next: {nxt['at']} -> {nxt['state']} ({nxt['rule'] or 'default'})")
+        self.report.append(("engine transitions executed", status["executed"]))
+
+        self.step("10. salt-kiosk modules answer on every node of the tree")
         versions = self.run("salt", "*", "kiosk.version")
         for minion, version in sorted(versions.items()):
             print(f"  {minion:<10} salt-kiosk {version}")
