@@ -26,7 +26,7 @@ def test_add_normalises_yaml_values(kstore):
         ({"start": "24:01"}, "start: '24:01' is not valid"),
         ({"end": "24:01"}, "end: '24:01' is not valid"),
         ({"start": 7.30}, "start: 7.3 is not valid"),
-        ({"end": 1441}, "end: 1441 is not valid"),
+        ({"end": 1441}, r"end: 1441 \(read as 24:01\) is not valid"),
         ({"start": "7:75"}, "start: '7:75'"),
         ({"days": "mon-fry"}, "days: 'mon-fry' is not valid"),
         ({"days": None}, "days/dates: a rule needs days"),
