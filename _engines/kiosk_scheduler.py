@@ -21,7 +21,8 @@ Configuration (master config):
           shutdown_delay: 60      # seconds kiosks wait before powering off
 
 Events listened to: ``kiosk/rules/changed`` and ``kiosk/inventory/changed``
-(re-plan).
+(re-plan); ``kiosk/power/wake|shutdown|reboot`` from the runners (the
+verification sweeps of manual power events are scheduled too).
 
 Events fired on the master bus:
 
@@ -33,7 +34,10 @@ Events fired on the master bus:
     ``{"at", "state", "rule", "kiosks", "late"}``.
 
 ``kiosk/power/sweep``
-    A verification sweep of a power event is due: ``{"event", "sweep", "final"}``.
+    A verification sweep of a power event ran: ``{"event", "sweep", "final",
+    "ok", "wrong"}`` (see ``kiosk_sweep.verify``, which also fires
+    ``kiosk/alert/power/<kiosk id>`` and ``kiosk/power/verified`` after the
+    final sweep).
 """
 
 import logging
@@ -53,6 +57,7 @@ log = logging.getLogger(__name__)
 __virtualname__ = "kiosk_scheduler"
 
 REPLAN_TAGS = ("kiosk/rules/changed", "kiosk/inventory/changed")
+MANUAL_POWER_TAGS = ("kiosk/power/wake", "kiosk/power/shutdown", "kiosk/power/reboot")
 
 
 def __virtual__():
@@ -79,10 +84,15 @@ def start(grace=600, horizon_hours=48, tick=30, replan_interval=3600, sweep_dela
         with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus:
             while True:
                 event = bus.get_event(wait=5, tag="kiosk/", match_type="startswith", full=True)
-                if event and event.get("tag") in REPLAN_TAGS:
-                    try:
+                if not event:
+                    continue
+                try:
+                    if event.get("tag") in REPLAN_TAGS:
                         engine.replan(event["tag"])
-                    except Exception as exc:  # pylint: disable=broad-except
-                        log.error("kiosk_scheduler: re-plan after %s failed: %s", event["tag"], exc)
+                    elif event.get("tag") in MANUAL_POWER_TAGS and (event.get("data") or {}).get("user") != "kiosk_scheduler":
+                        # Manual power events from the runners are verified too.
+                        engine.schedule_sweeps(event["data"]["event"])
+                except Exception as exc:  # pylint: disable=broad-except
+                    log.error("kiosk_scheduler: handling %s failed: %s", event.get("tag"), exc)
     finally:
         engine.stop()

@@ -7,6 +7,9 @@ Configuration (minion config, ``kiosk:`` key; see also :mod:`salt_kiosk.config`)
     Relays: the local IPv4 address magic packets are sent from (the relay's
     address on the kiosk subnet when it has several). Default: chosen by the OS.
 
+``kiosk:sweep_max_hosts``
+    Relays: the most addresses one ``kiosk.sweep`` may cover (default 4096).
+
 ``kiosk:shutdown_command`` / ``kiosk:shutdown_cancel_command``
     Kiosks: argument lists replacing the built-in ``shutdown`` commands (a vendor
     power tool); items may use ``{delay}``, ``{minutes}``, ``{action}``
@@ -21,6 +24,7 @@ try:
     import salt_kiosk
     from salt_kiosk import files
     from salt_kiosk import shutdown as kshutdown
+    from salt_kiosk import sweep as ksweep
     from salt_kiosk import wol
 
     HAS_LIB = True
@@ -166,3 +170,35 @@ def shutdown_cancel(test=None):
             f"{' '.join(argv)} failed with exit code {run['retcode']}: {(run['stderr'] or run['stdout']).strip()}"
         )
     return {"command": argv, "result": True, "output": run["stdout"].strip()}
+
+
+def sweep(hosts, timeout=None, ports=None):
+    """
+    Check which hosts are up with ONE nmap process for the whole list
+    (``nmap -sn -n``; with ``ports``, TCP SYN probes to those ports as well, for
+    kiosks that drop ICMP).
+
+    hosts
+        IPv4 addresses and CIDR blocks (a list, or separated by commas or
+        spaces). Anything else (options, file names, host names, shell
+        characters) is refused before nmap starts, as is a list covering more
+        than ``kiosk:sweep_max_hosts`` addresses.
+
+    timeout
+        Seconds nmap may take, 1-3600 (default 60).
+
+    ports
+        TCP ports to probe as well, e.g. ``[22, 5900]``.
+
+    Returns ``{"up": [...], "down": [...], "up_count", "down_count", "total",
+    "elapsed", "command"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt relay-e1 kiosk.sweep '["10.1.0.11", "10.1.0.12"]'
+        salt relay-e1 kiosk.sweep 10.1.0.0/24 timeout=30 ports=22,5900
+    """
+    limit = int(_config().get("sweep_max_hosts", ksweep.DEFAULT_MAX_HOSTS))
+    return ksweep.sweep(hosts, timeout=timeout, ports=ports, max_hosts=limit)

@@ -19,6 +19,13 @@ Keys:
     UDP port of Wake-on-LAN packets sent by ``kiosk_power.wake`` and the
     scheduler engine (default 9).
 
+``sweep_timeout``
+    Seconds a relay's nmap sweep may take during verification (default 60).
+
+``presence_timeout``
+    Seconds to wait for kiosks' minions to answer ``test.ping`` during
+    verification (default 10).
+
 ``campuses``
     ``{name: {timezone, broadcast, relays}}``: ``timezone`` is a zoneinfo name
     (required), ``broadcast`` the IPv4 address Wake-on-LAN packets go to on that

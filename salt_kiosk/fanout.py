@@ -26,7 +26,7 @@ def _run_one(opts, job, timeout):
             arg=job.get("arg", []),
             kwarg=job.get("kwarg") or None,
             tgt_type=job.get("tgt_type", "list"),
-            timeout=timeout,
+            timeout=job.get("timeout", timeout),
             full_return=True,
         )
     finally:
@@ -47,7 +47,8 @@ def _run_one(opts, job, timeout):
 def run_jobs(opts, jobs, timeout):
     """
     Publish ``jobs`` (``{key: {"tgt": [minion ids], "fun": ..., "arg": [...],
-    "kwarg": {...}}}``) and wait at most ``timeout`` seconds for each. Return
+    "kwarg": {...}, "timeout": optional}}``) and wait at most ``timeout`` seconds
+    (or the job's own) for each. Return
     ``{key: {minion: {"ret": ..., "retcode": ...}}}`` holding the minions that
     answered; a minion missing from its job's dict did not answer in time.
     """

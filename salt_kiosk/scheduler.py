@@ -81,8 +81,21 @@ def _set_meta(conn, key, value):
 
 
 def default_sweep_hook(engine, event_id, index, final):
-    """Announce a due verification sweep on the master bus (``kiosk/power/sweep``)."""
-    engine.fire({"event": event_id, "sweep": index, "final": final}, "kiosk/power/sweep")
+    """
+    Run verification sweep ``index`` of a power event (see :mod:`salt_kiosk.verify`);
+    announce it on the master bus as ``kiosk/power/sweep`` with its counts.
+    """
+    from salt_kiosk import verify  # pylint: disable=import-outside-toplevel
+
+    try:
+        summary = verify.verify(engine.kstore, engine.opts, event_id, sweep=index, final=final,
+                                fire=engine.fire, publish=engine.publish)
+    except Exception as exc:  # pylint: disable=broad-except
+        log.error("kiosk_scheduler: sweep %s of power event %s failed: %s", index, event_id, exc)
+        engine.fire({"event": event_id, "sweep": index, "final": final, "error": str(exc)}, "kiosk/power/sweep")
+        return
+    engine.fire({"event": event_id, "sweep": index, "final": final, "ok": summary["ok"],
+                 "wrong": summary["wrong"]}, "kiosk/power/sweep")
 
 
 class Engine:

@@ -126,6 +126,24 @@ schedule_runs = sa.Table(
 )
 
 
+sweep_results = sa.Table(
+    "kiosk_sweep_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Integer, nullable=True, index=True),
+    sa.Column("sweep", sa.Integer, nullable=False),
+    sa.Column("minion_id", sa.String(255), nullable=False, index=True),
+    sa.Column("expected", sa.String(3), nullable=False),
+    sa.Column("observed", sa.String(8), nullable=False),
+    sa.Column("network", sa.String(8), nullable=False),
+    sa.Column("salt", sa.String(8), nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("final", sa.Boolean, nullable=False),
+    sa.Column("checked_at", sa.DateTime, nullable=False),
+)
+
+
 def _create(*tables):
     def step(conn):
         for table in tables:
@@ -139,6 +157,7 @@ MIGRATIONS = (
     (1, "campuses and kiosks", _create(campuses, kiosks)),
     (2, "power events", _create(power_events, power_event_kiosks)),
     (3, "power rules, schedule runs, engine state", _create(meta, rules, schedule_runs)),
+    (4, "verification sweep results", _create(sweep_results)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

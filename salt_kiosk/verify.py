@@ -1,0 +1,166 @@
+"""
+Verification of power events: compare the expected state of each kiosk with
+what the relays of its campus observe on the network (one ``kiosk.sweep`` per
+relay over its campus's kiosks) and with Salt presence (did the kiosk's minion
+answer ``test.ping``) as a second signal.
+
+A kiosk is observed ``on`` when a relay sees it on the network or its minion
+answers, ``off`` when the relays see it down and its minion is silent, and
+``unknown`` when no relay could sweep it and its minion is silent.
+
+Each sweep's outcome is stored per kiosk in ``kiosk_sweep_results``. After the
+final sweep of a power event an alert event ``kiosk/alert/power/<kiosk id>`` is
+fired for each kiosk still wrong, and one summary ``kiosk/power/verified``.
+"""
+
+import sqlalchemy as sa
+
+from salt_kiosk import fanout, inventory, power, validate
+from salt_kiosk import store as kstore_mod
+from salt_kiosk.errors import KioskInputError
+
+EXPECTED = {"wake": "on", "shutdown": "off", "reboot": "on"}
+
+
+def check(kstore, opts, target=None, expect="on", minions=None, ports=None, timeout=None, publish=fanout.run_jobs):
+    """
+    Compare ``expect`` with the observed state of the kiosks of ``target`` (or
+    the minion ids ``minions``). Returns ``{minion id: {expected, observed,
+    network, salt, ok, reason, relays}}``.
+    """
+    expect = validate.power_state(expect)
+    kiosks = power._resolve(kstore, target, minions)  # pylint: disable=protected-access
+    campuses = kstore.campus_rows()
+    settings = (opts or {}).get("kiosk") or {}
+    sweep_timeout = timeout if timeout is not None else settings.get("sweep_timeout", 60)
+    jobs = {}
+    groups = inventory.by_campus(kiosks)
+    for campus, group in groups.items():
+        ips = sorted({k["ip"] for k in group if k["ip"]})
+        relays = (campuses.get(campus) or {}).get("relays") or []
+        if ips and relays:
+            kwarg = {"timeout": sweep_timeout}
+            if ports:
+                kwarg["ports"] = ports
+            jobs[f"sweep:{campus}"] = {"tgt": list(relays), "fun": "kiosk.sweep", "arg": [ips], "kwarg": kwarg}
+        jobs[f"ping:{campus}"] = {
+            "tgt": [k["minion_id"] for k in group], "fun": "test.ping", "timeout": int(settings.get("presence_timeout", 10)),
+        }
+    returns = publish(opts, jobs, int(float(sweep_timeout)) + 15)
+    results = {}
+    for campus, group in groups.items():
+        sweeps = {
+            relay: answer["ret"]
+            for relay, answer in returns.get(f"sweep:{campus}", {}).items()
+            if isinstance(answer.get("ret"), dict) and "up" in answer["ret"]
+        }
+        pings = returns.get(f"ping:{campus}", {})
+        for kiosk in group:
+            minion = kiosk["minion_id"]
+            seen_by = sorted(relay for relay, ret in sweeps.items() if kiosk["ip"] in ret["up"])
+            if not kiosk["ip"]:
+                network = "unknown"
+            elif not sweeps:
+                network = "unknown"
+            else:
+                network = "up" if seen_by else "down"
+            salt = "up" if (pings.get(minion) or {}).get("ret") is True else "down"
+            if network == "up" or salt == "up":
+                observed = "on"
+            elif network == "down":
+                observed = "off"
+            else:
+                observed = "unknown"
+            reasons = []
+            if network == "up":
+                reasons.append(f"{kiosk['ip']} answers on the network (seen by {', '.join(seen_by)})")
+            elif network == "down":
+                reasons.append(f"{kiosk['ip']} does not answer on the network (swept by {', '.join(sorted(sweeps))})")
+            elif not kiosk["ip"]:
+                reasons.append("no IP in the inventory, not swept")
+            else:
+                reasons.append(f"no relay of campus {campus} could sweep it")
+            reasons.append("its minion answers" if salt == "up" else "its minion is silent")
+            results[minion] = {
+                "code": kiosk["code"],
+                "campus": campus,
+                "ip": kiosk["ip"],
+                "expected": expect,
+                "observed": observed,
+                "network": network,
+                "salt": salt,
+                "ok": observed == expect,
+                "reason": f"expected {expect}, observed {observed}: " + "; ".join(reasons),
+                "relays": sorted(sweeps),
+            }
+    return results
+
+
+def verify(kstore, opts, event_id, sweep=1, final=True, fire=None, ports=None, timeout=None, publish=fanout.run_jobs):
+    """
+    One verification sweep of power event ``event_id``: store each kiosk's
+    outcome and, on the ``final`` sweep, fire an alert per kiosk still wrong and
+    a summary event. Returns the summary with per-kiosk results.
+    """
+    found = power.list_events(kstore, limit=1, event=int(event_id))
+    if not found:
+        raise KioskInputError(f"event: no power event {event_id!r} (see kiosk_power.events)")
+    event = found[0]
+    expected = EXPECTED.get(event["action"])
+    if expected is None:
+        raise KioskInputError(f"event: power event {event_id} has action {event['action']!r}, which cannot be verified")
+    minions = sorted(event["kiosks"])
+    results = check(kstore, opts, expect=expected, minions=minions, ports=ports, timeout=timeout, publish=publish)
+    now = kstore_mod.utcnow()
+    with kstore.begin() as conn:
+        conn.execute(
+            kstore_mod.sweep_results.insert(),
+            [
+                {"event_id": event["id"], "sweep": int(sweep), "minion_id": minion, "expected": r["expected"],
+                 "observed": r["observed"], "network": r["network"], "salt": r["salt"], "ok": r["ok"],
+                 "reason": r["reason"], "final": bool(final), "checked_at": now}
+                for minion, r in results.items()
+            ],
+        )
+    wrong = sorted(m for m, r in results.items() if not r["ok"])
+    summary = {
+        "event": event["id"],
+        "action": event["action"],
+        "rule": event["rule"],
+        "sweep": int(sweep),
+        "final": bool(final),
+        "expected": expected,
+        "total": len(results),
+        "ok": len(results) - len(wrong),
+        "wrong": wrong,
+        "kiosks": results,
+    }
+    if final and fire is not None:
+        for minion in wrong:
+            r = results[minion]
+            fire(
+                {"kiosk": minion, "code": r["code"], "campus": r["campus"], "expected": r["expected"],
+                 "observed": r["observed"], "event": event["id"], "action": event["action"], "rule": event["rule"],
+                 "reason": r["reason"]},
+                f"kiosk/alert/power/{minion}",
+            )
+        fire({"event": event["id"], "action": event["action"], "rule": event["rule"], "total": len(results),
+              "ok": len(results) - len(wrong), "wrong": len(wrong), "kiosks_wrong": wrong}, "kiosk/power/verified")
+    return summary
+
+
+def results_for(kstore, event_id):
+    """Stored sweep outcomes of one power event, per sweep and kiosk."""
+    table = kstore_mod.sweep_results
+    with kstore.connect() as conn:
+        rows = conn.execute(
+            sa.select(table).where(table.c.event_id == int(event_id)).order_by(table.c.sweep, table.c.minion_id)
+        ).all()
+    out = {}
+    for row in rows:
+        out.setdefault(row.sweep, {})[row.minion_id] = {
+            "expected": row.expected, "observed": row.observed, "network": row.network, "salt": row.salt,
+            "ok": bool(row.ok), "reason": row.reason, "final": bool(row.final),
+            "checked_at": row.checked_at.isoformat() + "Z",
+        }
+    return out
