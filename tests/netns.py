@@ -53,6 +53,9 @@ def namespace(prefixlen=PREFIXLEN):
         sh("ip", "link", "set", ns_if, "netns", name)
         sh("ip", "addr", "add", f"{HOST_SIDE}/{prefixlen}", "dev", host_if)
         sh("ip", "link", "set", host_if, "up")
+        # Taking one address away must not take the others of its subnet along
+        # (Linux drops secondary addresses with their primary otherwise).
+        sh("ip", "netns", "exec", name, "sysctl", "-qw", f"net.ipv4.conf.{ns_if}.promote_secondaries=1")
         sh("ip", "netns", "exec", name, "ip", "link", "set", ns_if, "up")
         sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
         yield Namespace(name, host_if, ns_if, prefixlen)

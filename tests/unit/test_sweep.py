@@ -73,3 +73,11 @@ def test_parse_hosts_keeps_exactly_the_addresses_asked_for():
     assert len(addresses) == 256 and addresses[0] == "198.18.1.0" and addresses[-1] == "198.18.1.255"
     targets, addresses = sweep.parse_hosts(["198.18.1.0/30"])
     assert addresses == ["198.18.1.1", "198.18.1.2"]
+
+
+def test_a_kiosk_leaving_does_not_take_the_others_along(ns):
+    ns.remove(PRESENT[0])
+    try:
+        assert sweep.sweep(PRESENT, timeout=20)["up"] == PRESENT[1:]
+    finally:
+        ns.add(PRESENT[0])
