@@ -45,6 +45,7 @@ setup(
         "PyYAML>=6.0",
         "wakeonlan>=3.0",
         "APScheduler>=3.10,<4",
+        "python-nmap>=0.7",
     ],
     extras_require={
         "pi": [

@@ -122,13 +122,23 @@ class Demo:
             print(f"  {minion}: ok={entry['ok']}; its power command received: {logged['action']} in {logged['delay']}s, {logged['message']!r}")
         self.report.append(("shutdown: kiosks acknowledged", f"{done['ok']}/{len(done['kiosks'])}"))
 
-        self.step("7. Every power event is recorded")
+        self.step("7. Verification of the shutdown: nmap from the relay plus Salt presence")
+        print("  (the demo kiosks are this machine and their power command only logs, so they")
+        print("   stay up: exactly what a kiosk that ignores a shutdown looks like)")
+        verdict = self.run("salt-run", "kiosk_sweep.verify", str(done["event"]))
+        for minion, entry in sorted(verdict["kiosks"].items()):
+            print(f"  {minion}: {'OK   ' if entry['ok'] else 'WRONG'} {entry['reason']}")
+        print(f"  power event #{verdict['event']}: {verdict['ok']} ok, {len(verdict['wrong'])} wrong -> "
+              f"alert events kiosk/alert/power/<id> fired for {verdict['wrong']}")
+        self.report.append(("verification: kiosks still wrong after shutdown", len(verdict["wrong"])))
+
+        self.step("8. Every power event is recorded")
         events = self.run("salt-run", "kiosk_power.events", "limit=5")
         for event in events:
             print(f"  #{event['id']} {event['created_at']} {event['user']:<6} {event['action']:<9} {event['target']:<12} ok={event['ok_count']} failed={event['failed_count']}")
         self.report.append(("power events recorded", len(events)))
 
-        self.step("8. Power rules: weekday hours, a holiday override, and the plan")
+        self.step("9. Power rules: weekday hours, a holiday override, and the plan")
         tz = zoneinfo.ZoneInfo(CAMPUSES["east"]["timezone"])
         today = datetime.datetime.now(tz).date()
         holiday = today + datetime.timedelta(days=1)
@@ -143,7 +153,7 @@ class Demo:
         print(f"  ({holiday.isoformat()} is a holiday: the off rule outranks weekday-hours)")
         self.report.append(("plan transitions for kiosk-e1 over 3 days", len(plan["kiosk-e1"]["transitions"])))
 
-        self.step("9. The kiosk_scheduler engine runs a transition a minute from now")
+        self.step("10. The kiosk_scheduler engine runs a transition a minute from now")
         now = datetime.datetime.now(tz)
         start = (now + datetime.timedelta(minutes=1)).replace(second=0, microsecond=0)
         if (start - now).total_seconds() < 20:
@@ -174,7 +184,7 @@ class Demo:
             print(f"  next: {nxt['at']} -> {nxt['state']} ({nxt['rule'] or 'default'})")
         self.report.append(("engine transitions executed", status["executed"]))
 
-        self.step("10. salt-kiosk modules answer on every node of the tree")
+        self.step("11. salt-kiosk modules answer on every node of the tree")
         versions = self.run("salt", "*", "kiosk.version")
         for minion, version in sorted(versions.items()):
             print(f"  {minion:<10} salt-kiosk {version}")
