@@ -108,6 +108,18 @@ def wake(macs, broadcast=None, port=9, repeat=3):
     return wol.send(macs, broadcast=broadcast, port=port, repeat=repeat, source=_config().get("wol_source"))
 
 
+def _run_power_command(argv, test):
+    """Run a power command (or, in test mode, report it)."""
+    if test if test is not None else __opts__.get("test"):
+        return {"test": True, "command": argv, "comment": "would run: " + " ".join(argv)}
+    run = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
+    if run["retcode"] != 0:
+        raise CommandExecutionError(
+            f"{' '.join(argv)} failed with exit code {run['retcode']}: {(run['stderr'] or run['stdout']).strip()}"
+        )
+    return {"command": argv, "result": True, "output": run["stdout"].strip()}
+
+
 def shutdown(delay=60, message=None, reboot=False, test=None):
     """
     Power this kiosk off (or reboot it) after ``delay`` seconds.
@@ -141,14 +153,10 @@ def shutdown(delay=60, message=None, reboot=False, test=None):
         __grains__.get("kernel"), delay=delay, message=message, reboot=bool(reboot),
         template=_config().get("shutdown_command"),
     )
-    if test if test is not None else __opts__.get("test"):
-        return {"test": True, "command": argv, "comment": "would run: " + " ".join(argv)}
-    run = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
-    if run["retcode"] != 0:
-        raise CommandExecutionError(
-            f"{' '.join(argv)} failed with exit code {run['retcode']}: {(run['stderr'] or run['stdout']).strip()}"
-        )
-    return {"command": argv, "result": True, "delay": int(delay), "reboot": bool(reboot), "output": run["stdout"].strip()}
+    done = _run_power_command(argv, test)
+    if not done.get("test"):
+        done.update(delay=int(delay), reboot=bool(reboot))
+    return done
 
 
 def shutdown_cancel(test=None):
@@ -162,14 +170,7 @@ def shutdown_cancel(test=None):
         salt kiosk-e1 kiosk.shutdown_cancel
     """
     argv = kshutdown.cancel_command(__grains__.get("kernel"), template=_config().get("shutdown_cancel_command"))
-    if test if test is not None else __opts__.get("test"):
-        return {"test": True, "command": argv, "comment": "would run: " + " ".join(argv)}
-    run = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
-    if run["retcode"] != 0:
-        raise CommandExecutionError(
-            f"{' '.join(argv)} failed with exit code {run['retcode']}: {(run['stderr'] or run['stdout']).strip()}"
-        )
-    return {"command": argv, "result": True, "output": run["stdout"].strip()}
+    return _run_power_command(argv, test)
 
 
 def sweep(hosts, timeout=None, ports=None):

@@ -23,9 +23,7 @@ Events fired on the master bus:
 import logging
 
 try:
-    import salt.utils.event
-
-    from salt_kiosk import inventory, store
+    from salt_kiosk import events, inventory, store
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -74,8 +72,7 @@ def import_csv(path, skip_bad=False, replace=False):
     summary = inventory.import_csv(kstore, str(path), skip_bad=bool(skip_bad), replace=bool(replace))
     if summary["added"] or summary["updated"] or summary["removed"]:
         data = {key: len(summary[key]) for key in ("added", "updated", "removed")}
-        with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
-            bus.fire_event(data, "kiosk/inventory/changed")
+        events.fire_master(__opts__, data, "kiosk/inventory/changed")
     return summary
 
 

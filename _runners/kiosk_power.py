@@ -29,9 +29,7 @@ Events fired on the master bus:
 import logging
 
 try:
-    import salt.utils.event
-
-    from salt_kiosk import inventory, power, rules, store
+    from salt_kiosk import events, inventory, power, rules, store
     from salt_kiosk import scheduler as kengine
 
     HAS_LIB = True
@@ -55,8 +53,7 @@ def _user():
 
 
 def _fire_event(data, tag):
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
-        bus.fire_event(data, tag)
+    events.fire_master(__opts__, data, tag)
 
 
 def _rules_changed(action, name, kstore):

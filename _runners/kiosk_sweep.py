@@ -21,9 +21,8 @@ Events fired on the master bus (by ``verify`` with ``final=True``):
 """
 
 try:
-    import salt.utils.event
-
-    from salt_kiosk import store, verify as kverify
+    from salt_kiosk import events, store
+    from salt_kiosk import verify as kverify
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -40,8 +39,7 @@ def __virtual__():
 
 
 def _fire(data, tag):
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
-        bus.fire_event(data, tag)
+    events.fire_master(__opts__, data, tag)
 
 
 def verify(event, sweep=1, final=True, ports=None, timeout=None):
