@@ -45,7 +45,8 @@ import logging
 try:
     import salt.utils.event
 
-    from salt_kiosk import events, scheduler
+    from salt_kiosk import events as kevents
+    from salt_kiosk import scheduler
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -67,7 +68,7 @@ def __virtual__():
 
 
 def _fire(data, tag):
-    events.fire_master(__opts__, data, tag)
+    kevents.fire_master(__opts__, data, tag)
 
 
 def start(grace=600, horizon_hours=48, tick=30, replan_interval=3600, sweep_delays=(300, 600, 900), shutdown_delay=60):

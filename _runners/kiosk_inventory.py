@@ -23,7 +23,8 @@ Events fired on the master bus:
 import logging
 
 try:
-    from salt_kiosk import events, inventory, store
+    from salt_kiosk import events as kevents
+    from salt_kiosk import inventory, store
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -72,7 +73,7 @@ def import_csv(path, skip_bad=False, replace=False):
     summary = inventory.import_csv(kstore, str(path), skip_bad=bool(skip_bad), replace=bool(replace))
     if summary["added"] or summary["updated"] or summary["removed"]:
         data = {key: len(summary[key]) for key in ("added", "updated", "removed")}
-        events.fire_master(__opts__, data, "kiosk/inventory/changed")
+        kevents.fire_master(__opts__, data, "kiosk/inventory/changed")
     return summary
 
 

@@ -29,7 +29,8 @@ Events fired on the master bus:
 import logging
 
 try:
-    from salt_kiosk import events, inventory, power, rules, store
+    from salt_kiosk import events as kevents
+    from salt_kiosk import inventory, power, rules, store
     from salt_kiosk import scheduler as kengine
 
     HAS_LIB = True
@@ -53,7 +54,7 @@ def _user():
 
 
 def _fire_event(data, tag):
-    events.fire_master(__opts__, data, tag)
+    kevents.fire_master(__opts__, data, tag)
 
 
 def _rules_changed(action, name, kstore):
@@ -102,7 +103,7 @@ def targets(target):
     }
 
 
-def wake(target, port=9, repeat=3, timeout=None):
+def wake(target, port=None, repeat=3, timeout=None):
     """
     Wake kiosks with Wake-on-LAN sent by every relay of their campus.
 
@@ -117,7 +118,7 @@ def wake(target, port=9, repeat=3, timeout=None):
         least one kiosk.
 
     port
-        UDP port of the magic packets, 1-65535 (default 9).
+        UDP port of the magic packets, 1-65535 (default ``kiosk:wol_port``, else 9).
 
     repeat
         Packets per kiosk per relay, 1-20 (default 3).

@@ -21,7 +21,8 @@ Events fired on the master bus (by ``verify`` with ``final=True``):
 """
 
 try:
-    from salt_kiosk import events, store
+    from salt_kiosk import events as kevents
+    from salt_kiosk import store
     from salt_kiosk import verify as kverify
 
     HAS_LIB = True
@@ -39,7 +40,7 @@ def __virtual__():
 
 
 def _fire(data, tag):
-    events.fire_master(__opts__, data, tag)
+    kevents.fire_master(__opts__, data, tag)
 
 
 def verify(event, sweep=1, final=True, ports=None, timeout=None):

@@ -226,6 +226,17 @@ def record_event(kstore, action, target, user, source, params, results, rule=Non
     return event_id
 
 
+def check_event_id(event):
+    """Return ``event`` as a power event id (a positive integer)."""
+    try:
+        number = int(str(event).strip())
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or isinstance(event, bool):
+        raise KioskInputError(f"event {event!r} is not a power event id (accepted: a positive integer, see kiosk_power.events)")
+    return number
+
+
 def list_events(kstore, limit=20, kiosk=None, event=None):
     """
     Return recorded power events, newest first, each with its per-kiosk outcome.
@@ -240,7 +251,7 @@ def list_events(kstore, limit=20, kiosk=None, event=None):
     ev, evk = kstore_mod.power_events, kstore_mod.power_event_kiosks
     query = sa.select(ev).order_by(ev.c.id.desc()).limit(limit)
     if event is not None:
-        query = query.where(ev.c.id == int(event))
+        query = query.where(ev.c.id == check_event_id(event))
     if kiosk is not None:
         query = query.where(ev.c.id.in_(sa.select(evk.c.event_id).where(evk.c.minion_id == str(kiosk))))
     with kstore.connect() as conn:

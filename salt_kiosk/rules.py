@@ -140,15 +140,22 @@ def parse_dates(value):
     return [d.isoformat() for d in sorted(dates)]
 
 
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+
+
 def parse_priority(value):
+    accepted = f"an integer from {PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]}"
     if isinstance(value, bool):
-        raise _err("priority", value, "an integer")
+        raise _err("priority", value, accepted)
     if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if re.fullmatch(r"[+-]?\d{1,9}", text):
-        return int(text)
-    raise _err("priority", value, "an integer")
+        number = value
+    elif re.fullmatch(r"[+-]?\d{1,10}", str(value).strip()):
+        number = int(str(value).strip())
+    else:
+        raise _err("priority", value, accepted)
+    if not PRIORITY_RANGE[0] <= number <= PRIORITY_RANGE[1]:
+        raise _err("priority", value, accepted)
+    return number
 
 
 def parse_target(value):
@@ -290,7 +297,9 @@ def add(kstore, name, **fields):
             if conn.execute(sa.select(kstore_mod.rules.c.name).where(kstore_mod.rules.c.name == name)).first():
                 raise KioskInputError(f"name: a rule named {name!r} already exists (use rule_update to change it)")
             revision = _next_revision(conn)
-            conn.execute(kstore_mod.rules.insert().values(name=name, revision=revision, created_at=now, updated_at=now, **values))
+            conn.execute(kstore_mod.rules.insert().values(
+                name=name, revision=revision, created_revision=revision, created_at=now, updated_at=now, **values
+            ))
             _bump(conn, revision)
     except IntegrityError:
         raise KioskInputError(f"name: a rule named {name!r} already exists (use rule_update to change it)") from None
@@ -373,8 +382,10 @@ class Rule:
 
     @classmethod
     def from_row(cls, row):
+        # Ties go to the newer rule: the one created later (editing a rule
+        # does not make it outrank rules created after it).
         return cls(row.name, row.state, row.start_min, row.end_min, row.days, row.dates, row.valid_from,
-                   row.valid_until, row.target, row.priority, row.revision)
+                   row.valid_until, row.target, row.priority, row.created_revision)
 
     @classmethod
     def from_fields(cls, name, revision=0, **fields):

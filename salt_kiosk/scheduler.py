@@ -27,6 +27,7 @@ import threading
 
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MISSED
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -139,12 +140,16 @@ class Engine:
         _ACTIVE[self.key] = self
         with self.kstore.begin() as conn:
             _set_meta(conn, "engine_started_at", _naive(self.clock()).isoformat())
-        self.catch_up()
-        self.scheduler.start()
-        self.replan("start")
+        # Catch up to ``now``, re-plan from that same instant while APScheduler is
+        # paused (so that jobs persisted before a rule change never run), then go.
+        now = self.clock()
+        self.catch_up(now)
+        self.scheduler.start(paused=True)
+        self.replan("start", since=now)
         self.scheduler.add_job(run_tick, "interval", seconds=self.tick_seconds, id=TICK_JOB, args=[self.key],
                                replace_existing=True, misfire_grace_time=None)
         self.tick()
+        self.scheduler.resume()
         log.info("kiosk_scheduler started (grace %ss, horizon %s)", self.grace, self.horizon)
 
     def stop(self):
@@ -179,18 +184,25 @@ class Engine:
             spec[3].sort()
         return jobs
 
-    def replan(self, reason="tick"):
-        """Bring the scheduled transition jobs in line with rules and inventory."""
+    def replan(self, reason="tick", since=None):
+        """
+        Bring the scheduled transition jobs in line with rules and inventory,
+        for transitions after ``since`` (default now).
+        """
         with self._plan_lock:
             now = self.clock()
+            since = since or now
             with self.kstore.connect() as conn:
                 revisions = self._revisions(conn)
-            desired = self.desired_jobs(now, now + self.horizon)
+            desired = self.desired_jobs(since, now + self.horizon)
             existing = {job.id: job for job in self.scheduler.get_jobs() if job.id.startswith(POWER_PREFIX)}
             removed = added = 0
             for job_id, job in existing.items():
                 if job_id not in desired:
-                    job.remove()
+                    try:
+                        job.remove()
+                    except JobLookupError:  # it ran or was dropped meanwhile
+                        pass
                     removed += 1
             for job_id, (at, state, rule, minions) in desired.items():
                 args = [self.key, at.isoformat(), state, rule, minions]
@@ -206,14 +218,22 @@ class Engine:
                      reason, len(desired), added, removed)
             return {"jobs": len(desired), "added": added, "removed": removed}
 
-    def catch_up(self):
-        """Run (within grace) or record as missed the transitions since the last tick."""
+    def catch_up(self, now=None):
+        """
+        Run (within grace) or record as missed the transitions since the last
+        tick, up to ``now``. After a very long outage only the last
+        ``schedule.MAX_SPAN`` is looked at.
+        """
         with self.kstore.connect() as conn:
             last = _get_meta(conn, "engine_last_tick")
         if not last:
             return []
-        now = self.clock()
+        now = now or self.clock()
         since = datetime.datetime.fromisoformat(last).replace(tzinfo=UTC) - datetime.timedelta(seconds=60)
+        oldest = now - schedule.MAX_SPAN + datetime.timedelta(minutes=1)
+        if since < oldest:
+            log.warning("kiosk_scheduler: down since %s; transitions before %s are not looked at", since, oldest)
+            since = oldest
         if since >= now:
             return []
         handled = []
@@ -341,8 +361,9 @@ def status(kstore, limit=10):
                 sa.select(jobs.c.id, jobs.c.next_run_time).where(jobs.c.id.like(POWER_PREFIX + "%"))
                 .order_by(jobs.c.next_run_time).limit(limit)
             ):
-                _prefix, rest = row.id.split(":", 1)
-                at, state, rule = rest.rsplit(":", 2)
+                # kiosk-power:<YYYY-MM-DDTHH:MM:SS>:<state>:<rule, may contain ':'>
+                rest = row.id[len(POWER_PREFIX):]
+                state, rule = rest[20:].split(":", 1)
                 upcoming.append({
                     "at": datetime.datetime.fromtimestamp(row.next_run_time, UTC).isoformat(timespec="seconds"),
                     "state": state, "rule": None if rule == "-" else rule,

@@ -26,12 +26,16 @@ log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
 
+# Keys compare exactly (E01 and e01 are two kiosks) on MySQL as on SQLite.
+_MYSQL_TABLE = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
 schema_table = sa.Table(
     "kiosk_schema",
     metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("description", sa.String(255), nullable=False),
     sa.Column("applied_at", sa.DateTime, nullable=False),
+    **_MYSQL_TABLE,
 )
 
 campuses = sa.Table(
@@ -42,6 +46,7 @@ campuses = sa.Table(
     sa.Column("broadcast", sa.String(45), nullable=True),
     sa.Column("relays", sa.JSON, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    **_MYSQL_TABLE,
 )
 
 kiosks = sa.Table(
@@ -56,6 +61,7 @@ kiosks = sa.Table(
     sa.Column("vnc_port", sa.Integer, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    **_MYSQL_TABLE,
 )
 
 
@@ -72,6 +78,7 @@ power_events = sa.Table(
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("ok_count", sa.Integer, nullable=False),
     sa.Column("failed_count", sa.Integer, nullable=False),
+    **_MYSQL_TABLE,
 )
 
 power_event_kiosks = sa.Table(
@@ -85,6 +92,7 @@ power_event_kiosks = sa.Table(
     sa.Column("acked", sa.JSON, nullable=False),
     sa.Column("silent", sa.JSON, nullable=False),
     sa.Column("detail", sa.Text, nullable=True),
+    **_MYSQL_TABLE,
 )
 
 
@@ -93,6 +101,7 @@ meta = sa.Table(
     metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=True),
+    **_MYSQL_TABLE,
 )
 
 rules = sa.Table(
@@ -109,8 +118,10 @@ rules = sa.Table(
     sa.Column("target", sa.String(255), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
     sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_revision", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    **_MYSQL_TABLE,
 )
 
 schedule_runs = sa.Table(
@@ -123,6 +134,7 @@ schedule_runs = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("event_id", sa.Integer, nullable=True),
     sa.Column("recorded_at", sa.DateTime, nullable=False),
+    **_MYSQL_TABLE,
 )
 
 
@@ -141,6 +153,7 @@ sweep_results = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("final", sa.Boolean, nullable=False),
     sa.Column("checked_at", sa.DateTime, nullable=False),
+    **_MYSQL_TABLE,
 )
 
 

@@ -15,7 +15,7 @@ fired for each kiosk still wrong, and one summary ``kiosk/power/verified``.
 
 import sqlalchemy as sa
 
-from salt_kiosk import fanout, inventory, power, validate
+from salt_kiosk import fanout, inventory, power, sweep as ksweep, validate
 from salt_kiosk import store as kstore_mod
 from salt_kiosk.errors import KioskInputError
 
@@ -32,7 +32,9 @@ def check(kstore, opts, target=None, expect="on", minions=None, ports=None, time
     kiosks = power._resolve(kstore, target, minions)  # pylint: disable=protected-access
     campuses = kstore.campus_rows()
     settings = (opts or {}).get("kiosk") or {}
-    sweep_timeout = timeout if timeout is not None else settings.get("sweep_timeout", 60)
+    sweep_timeout = ksweep.parse_timeout(timeout if timeout is not None else settings.get("sweep_timeout", 60))
+    if ports:
+        ports = ksweep.parse_ports(ports)
     jobs = {}
     groups = inventory.by_campus(kiosks)
     for campus, group in groups.items():
@@ -102,7 +104,8 @@ def verify(kstore, opts, event_id, sweep=1, final=True, fire=None, ports=None, t
     outcome and, on the ``final`` sweep, fire an alert per kiosk still wrong and
     a summary event. Returns the summary with per-kiosk results.
     """
-    found = power.list_events(kstore, limit=1, event=int(event_id))
+    event_id = power.check_event_id(event_id)
+    found = power.list_events(kstore, limit=1, event=event_id)
     if not found:
         raise KioskInputError(f"event: no power event {event_id!r} (see kiosk_power.events)")
     event = found[0]
@@ -152,9 +155,10 @@ def verify(kstore, opts, event_id, sweep=1, final=True, fire=None, ports=None, t
 def results_for(kstore, event_id):
     """Stored sweep outcomes of one power event, per sweep and kiosk."""
     table = kstore_mod.sweep_results
+    event_id = power.check_event_id(event_id)
     with kstore.connect() as conn:
         rows = conn.execute(
-            sa.select(table).where(table.c.event_id == int(event_id)).order_by(table.c.sweep, table.c.minion_id)
+            sa.select(table).where(table.c.event_id == event_id).order_by(table.c.sweep, table.c.minion_id)
         ).all()
     out = {}
     for row in rows:

@@ -65,7 +65,8 @@ def _mysql_admin(sql):
 def throwaway_database(prefix):
     """Create a uniquely named database on the local server; drop it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    _mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    # The server's default collation on purpose: the schema must not depend on it.
+    _mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     url = sa.engine.URL.create(
         "mysql+pymysql",
         username=MYSQL_USER,

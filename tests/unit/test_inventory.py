@@ -110,3 +110,9 @@ def test_targets(kstore, tmp_path):
         with pytest.raises(KioskInputError, match="accepted|not a valid"):
             inventory.list_kiosks(kstore, bad)
     assert inventory.by_campus(inventory.list_kiosks(kstore)).keys() == {"east", "west"}
+
+
+def test_codes_differing_only_in_case_are_two_kiosks(kstore, tmp_path):
+    text = HEADER + "E01,kiosk-e1,east,,,,\ne01,kiosk-E1,east,,,,\n"
+    assert inventory.import_csv(kstore, write(tmp_path, text))["added"] == ["E01", "e01"]
+    assert len(inventory.list_kiosks(kstore)) == 2

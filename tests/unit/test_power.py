@@ -115,3 +115,16 @@ def test_shutdown_per_kiosk_and_test_mode(loaded):
     assert len(power.list_events(loaded)) == 1
     with pytest.raises(KioskInputError, match="limit"):
         power.list_events(loaded, limit=0)
+
+
+def test_bad_event_ids_and_sweep_timeouts_are_clear_errors(loaded):
+    from salt_kiosk import verify
+
+    for bad in ("abc", 0, -3, None):
+        with pytest.raises(KioskInputError, match="is not a power event id"):
+            power.list_events(loaded, event=bad) if bad is not None else verify.results_for(loaded, bad)
+    pub = Publisher({})
+    for bad in ("abc", 0.5, 1e9):
+        with pytest.raises(KioskInputError, match="timeout"):
+            verify.check(loaded, {}, "*", expect="on", timeout=bad, publish=pub)
+    assert pub.jobs is None

@@ -79,3 +79,22 @@ def test_day_parsing():
     assert rules.parse_days("daily") == list(range(7))
     assert rules.parse_time(0, "start") == 0 and rules.parse_time("24:00", "end", allow_24=True) == 1440
     assert rules.parse_date(datetime.date(2026, 1, 2), "valid_from") == datetime.date(2026, 1, 2)
+
+
+def test_priority_range(kstore):
+    for bad in (2**31, -(2**31) - 1, 10**20, "99999999999"):
+        with pytest.raises(KioskInputError, match="priority: .* is not valid"):
+            rules.add(kstore, "p", **dict(BASE, priority=bad))
+    assert rules.add(kstore, "p", **dict(BASE, priority=2**31 - 1))["priority"] == 2**31 - 1
+
+
+def test_editing_a_rule_does_not_make_it_outrank_newer_rules(kstore):
+    from salt_kiosk import schedule
+
+    rules.add(kstore, "weekday", **BASE)
+    rules.add(kstore, "closure", state="off", days="mon-fri", start="00:00", end="24:00")
+    kiosk = {"minion_id": "k", "code": "K", "campus": "east", "groups": []}
+    campus = {"timezone": "Asia/Shanghai"}
+    assert schedule.state_at(kiosk, campus, rules.load(kstore), "off", "2026-12-01T10:00")["rule"] == "closure"
+    rules.update(kstore, "weekday", end="19:00")
+    assert schedule.state_at(kiosk, campus, rules.load(kstore), "off", "2026-12-01T10:00")["rule"] == "closure"

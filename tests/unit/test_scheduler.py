@@ -133,3 +133,38 @@ def test_restart_after_grace_records_missed(opts, loaded):
     status = scheduler.status(loaded)
     assert status["missed_count"] == 1 and status["missed"][0]["kiosk"] == "kiosk-e1"
     assert fired[0][0] == "kiosk/power/missed" and fired[0][1]["kiosks"] == ["kiosk-e1"]
+
+
+def test_restart_does_not_run_jobs_of_a_rule_removed_meanwhile(opts, loaded):
+    pub = Publisher()
+    engine = make_engine(opts, AT - datetime.timedelta(minutes=1), pub)
+    engine.start()
+    engine.stop()
+    rules.remove(loaded, "morning")
+    set_last_tick(loaded, AT - datetime.timedelta(minutes=1))
+    engine = make_engine(opts, AT + datetime.timedelta(minutes=2), pub)
+    engine.start()
+    try:
+        assert not [j for j in engine.scheduler.get_jobs() if j.id.startswith(scheduler.POWER_PREFIX)]
+    finally:
+        engine.stop()
+    assert pub.calls == [] and runs(loaded) == []
+
+
+def test_start_after_a_very_long_outage(opts, loaded):
+    set_last_tick(loaded, AT - datetime.timedelta(days=70))
+    engine = make_engine(opts, AT + datetime.timedelta(minutes=30), Publisher())
+    engine.start()
+    engine.stop()
+    assert scheduler.status(loaded)["missed_count"] >= 1
+
+
+def test_status_reads_rule_names_with_colons(opts, loaded):
+    rules.add(loaded, "campus:east-night", state="on", days="daily", start="22:00", end="23:00", target="campus:east")
+    engine = make_engine(opts, AT - datetime.timedelta(hours=1), Publisher())
+    engine.start()
+    try:
+        upcoming = scheduler.status(loaded, limit=50)["next_transitions"]
+    finally:
+        engine.stop()
+    assert {"at": "2026-12-01T14:00:00+00:00", "state": "on", "rule": "campus:east-night"} in upcoming
