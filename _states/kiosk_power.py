@@ -76,6 +76,22 @@ def rule_present(name, power, start, end, days=None, dates=None, target="*", pri
     Ensure the power rule ``name`` exists with exactly these fields (see
     ``kiosk_power.rule_add`` for their meaning; ``power`` is the rule's
     ``state``: on or off).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt central state.apply kiosk.rules test=True
+
+    .. code-block:: yaml
+
+        national-day:
+          kiosk_power.rule_present:
+            - power: "off"
+            - dates: 2026-10-01..2026-10-07
+            - start: "00:00"
+            - end: "24:00"
+            - priority: 100
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     fields = {
@@ -118,6 +134,17 @@ def rule_present(name, power, start, end, days=None, dates=None, target="*", pri
 def rule_absent(name):
     """
     Ensure no power rule named ``name`` exists.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt central state.apply kiosk.rules
+
+    .. code-block:: yaml
+
+        old-late-clinic:
+          kiosk_power.rule_absent
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     try:
