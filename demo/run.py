@@ -159,8 +159,14 @@ class Demo:
         if (start - now).total_seconds() < 20:
             start += datetime.timedelta(minutes=1)
         end = start + datetime.timedelta(minutes=30)
-        self.run("salt-run", "kiosk_power.rule_add", "kept-on-tonight", "state=on", f"dates={start.date().isoformat()}",
-                 f"start={start:%H:%M}", f"end={end:%H:%M}", "target=id:kiosk-e1", "priority=50")
+        # Whatever the time of day, the override flips kiosk-e1's planned state.
+        planned = self.fleet.cli("salt-run", "kiosk_power.state_at", "kiosk-e1", f"when={start.isoformat()}")
+        flip = "off" if planned["state"] == "on" else "on"
+        print(f"  kiosk-e1 is planned {planned['state']} at {start:%H:%M} ({planned['rule'] or 'default'}); "
+              f"a one-off rule turns it {flip}")
+        self.run("salt-run", "kiosk_power.rule_add", "demo-override", f"state={flip}",
+                 f"dates={start.date().isoformat()}", f"start={start:%H:%M}", f"end={end:%H:%M}",
+                 "target=id:kiosk-e1", "priority=50")
         capture = PacketCapture(port=self.wol_port)
         try:
             print(f"  waiting for {start:%H:%M} {tz.key} ({(start - now).total_seconds():.0f}s)...")
@@ -169,7 +175,7 @@ class Demo:
             while time.monotonic() < deadline and event is None:
                 time.sleep(2)
                 events = self.fleet.cli("salt-run", "kiosk_power.events", "limit=3")
-                event = next((e for e in events if e["rule"] == "kept-on-tonight"), None)
+                event = next((e for e in events if e["rule"] == "demo-override"), None)
             packets = capture.settle(quiet=0.5)
         finally:
             capture.close()
@@ -177,7 +183,12 @@ class Demo:
             raise RuntimeError("the engine did not run the transition in time")
         print(f"  engine executed power event #{event['id']} at {event['created_at']}: {event['action']} "
               f"{list(event['kiosks'])} by {event['user']} (rule {event['rule']})")
-        print(f"  magic packets captured on port {self.wol_port}: {len(packets)} from {sorted({s for _t, _d, s in packets})}")
+        if flip == "on":
+            print(f"  magic packets captured on port {self.wol_port}: {len(packets)} from {sorted({s for _t, _d, s in packets})}")
+        else:
+            with open(self.fleet.power_log["kiosk-e1"], encoding="utf-8") as handle:
+                logged = json.loads(handle.readlines()[-1])
+            print(f"  kiosk-e1's power command received: {logged['action']} in {logged['delay']}s")
         status = self.fleet.cli("salt-run", "kiosk_power.engine_status")
         print(f"  engine: last tick {status['last_tick']}Z, executed {status['executed']}, missed {status['missed_count']}")
         for nxt in status["next_transitions"][:3]:
