@@ -34,7 +34,11 @@ def check_timeout(timeout):
     return value
 
 
-def _resolve(kstore, target, minions=None):
+def resolve_kiosks(kstore, target, minions=None):
+    """
+    The inventory kiosks of ``target``, or of the minion ids ``minions`` when
+    given; matching no kiosk is an error (nothing is sent for an empty target).
+    """
     if minions is not None:
         wanted = set(minions)
         kiosks = [k for k in inventory.list_kiosks(kstore, "*") if k["minion_id"] in wanted]
@@ -76,7 +80,7 @@ def wake(kstore, opts, target, port=None, repeat=3, timeout=None, user="unknown"
     port = validate.port(port)
     repeat = wol.parse_repeat(repeat)
     timeout = check_timeout(timeout)
-    kiosks = _resolve(kstore, target, minions)
+    kiosks = resolve_kiosks(kstore, target, minions)
     campuses = kstore.campus_rows()
     results, jobs, members = {}, {}, {}
     for campus, group in inventory.by_campus(kiosks).items():
@@ -139,7 +143,7 @@ def shutdown(kstore, opts, target, delay=60, message=None, reboot=False, test=Fa
     delay = kshutdown.check_delay(delay)
     message = kshutdown.check_message(message)
     timeout = check_timeout(timeout)
-    kiosks = _resolve(kstore, target, minions)
+    kiosks = resolve_kiosks(kstore, target, minions)
     jobs, members = {}, {}
     for campus, group in inventory.by_campus(kiosks).items():
         members[campus] = group
@@ -284,7 +288,7 @@ def _find_kiosk(kstore, kiosk):
 
 def plan(kstore, opts, target="*", since=None, until=None, now=None):
     """The effective timeline and transitions of every kiosk of ``target``."""
-    kiosks = _resolve(kstore, target)
+    kiosks = resolve_kiosks(kstore, target)
     return schedule.plan(kiosks, kstore.campus_rows(), rules.load(kstore), config.default_state(opts), since, until, now)
 
 

@@ -29,7 +29,7 @@ def check(kstore, opts, target=None, expect="on", minions=None, ports=None, time
     network, salt, ok, reason, relays}}``.
     """
     expect = validate.power_state(expect)
-    kiosks = power._resolve(kstore, target, minions)  # pylint: disable=protected-access
+    kiosks = power.resolve_kiosks(kstore, target, minions)
     campuses = kstore.campus_rows()
     settings = (opts or {}).get("kiosk") or {}
     sweep_timeout = ksweep.parse_timeout(timeout if timeout is not None else settings.get("sweep_timeout", 60))
