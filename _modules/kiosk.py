@@ -15,6 +15,14 @@ Configuration (minion config, ``kiosk:`` key; see also :mod:`salt_kiosk.config`)
     power tool); items may use ``{delay}``, ``{minutes}``, ``{action}``
     (``poweroff``/``reboot``) and ``{message}``.
 
+``kiosk:release_dir``
+    Kiosks: where releases are installed, one directory per version plus the
+    ``current`` symlink (default ``/opt/kiosk/releases``).
+
+``kiosk:release_root``
+    Relays: a ``file_roots`` directory of this relay's salt-master; releases
+    are staged under ``<release_root>/kiosk_releases/`` (default ``/srv/salt``).
+
 Events fired: none.
 """
 
@@ -22,7 +30,7 @@ from salt.exceptions import CommandExecutionError
 
 try:
     import salt_kiosk
-    from salt_kiosk import files
+    from salt_kiosk import delivery, files, releases
     from salt_kiosk import shutdown as kshutdown
     from salt_kiosk import sweep as ksweep
     from salt_kiosk import wol
@@ -203,3 +211,95 @@ def sweep(hosts, timeout=None, ports=None):
     """
     limit = int(_config().get("sweep_max_hosts", ksweep.DEFAULT_MAX_HOSTS))
     return ksweep.sweep(hosts, timeout=timeout, ports=ports, max_hosts=limit)
+
+
+def deliver(source, dest, md5, mode=None, user=None, backup=True, makedirs=False):
+    """
+    Fetch ``source`` to ``dest`` with its md5 checked while streaming, and
+    install it atomically (temporary file next to dest, fsync, rename).
+
+    Nothing is transferred when dest already holds ``md5`` (``changed:
+    False``). On an md5 mismatch dest is untouched, the partial file is removed
+    and the error names the expected and the actual md5.
+
+    source
+        ``salt://path`` (this minion's master: on a kiosk, its campus relay),
+        ``http(s)://...`` or an absolute local path.
+
+    dest
+        Absolute file path without ``..``; not a directory.
+
+    md5
+        Expected md5, 32 hex digits.
+
+    mode
+        File mode such as ``"0644"`` (default: keep dest's, else 0644).
+
+    user
+        Owner of the file (default: unchanged / the minion's user).
+
+    backup
+        Keep the replaced file as ``<dest>.kiosk-prev`` (``kiosk.restore``
+        puts it back). Default True.
+
+    makedirs
+        Create dest's directory when missing (default False: an error).
+
+    Returns ``{"dest", "md5", "changed", "bytes", "seconds", "backup", "changes"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'kiosk-*' kiosk.deliver salt://kiosk/files/app.conf /etc/kiosk/app.conf 0f343b0931126a20f133d67c2b018a3b
+        salt kiosk-e1 kiosk.deliver https://repo.example/ui.css /opt/kiosk/ui.css 0f343b0931126a20f133d67c2b018a3b mode=0644
+    """
+    return delivery.deliver(
+        source, dest, md5, mode=mode, user=user, backup=bool(backup), makedirs=bool(makedirs), opts=__opts__
+    )
+
+
+def restore(dest):
+    """
+    Put back the copy of ``dest`` that ``kiosk.deliver`` kept
+    (``<dest>.kiosk-prev``), atomically. Running it twice swaps back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt kiosk-e1 kiosk.restore /etc/kiosk/app.conf
+    """
+    return delivery.restore(dest)
+
+
+def release():
+    """
+    The release installed on this kiosk and the last install attempt.
+
+    Returns ``{"version", "md5", "file", "path", "installed", "last_attempt":
+    {"version", "ok", "error", "at"}}``; ``version`` is None when no release
+    is installed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'kiosk-*' kiosk.release
+    """
+    return releases.current(__opts__)
+
+
+def stage_release(version, url, md5, filename, latest=True):
+    """
+    Relays: stage a release into this syndic master's file root
+    (``kiosk:release_root``) with its md5 checked, for the kiosks below.
+    Called by ``salt-run kiosk_release.publish``; rarely run by hand.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt relay-e1 kiosk.stage_release 1.4.0 http://central:8080/x/app.tar.gz 0f343b0931126a20f133d67c2b018a3b app.tar.gz
+    """
+    return releases.stage_local(__opts__, version, url, md5, filename, latest=bool(latest))

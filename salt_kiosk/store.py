@@ -157,6 +157,45 @@ sweep_results = sa.Table(
 )
 
 
+releases = sa.Table(
+    "kiosk_releases",
+    metadata,
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("md5", sa.String(32), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.Text, nullable=True),
+    sa.Column("rollback_of", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    **_MYSQL_TABLE,
+)
+
+release_stages = sa.Table(
+    "kiosk_release_stages",
+    metadata,
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("relay", sa.String(255), primary_key=True),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("staged_at", sa.DateTime, nullable=False),
+    **_MYSQL_TABLE,
+)
+
+release_kiosks = sa.Table(
+    "kiosk_release_kiosks",
+    metadata,
+    sa.Column("minion_id", sa.String(255), primary_key=True),
+    sa.Column("version", sa.String(64), nullable=True),
+    sa.Column("md5", sa.String(32), nullable=True),
+    sa.Column("attempted", sa.String(64), nullable=True),
+    sa.Column("ok", sa.Boolean, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("seen_at", sa.DateTime, nullable=False),
+    **_MYSQL_TABLE,
+)
+
+
 def _create(*tables):
     def step(conn):
         for table in tables:
@@ -171,6 +210,7 @@ MIGRATIONS = (
     (2, "power events", _create(power_events, power_event_kiosks)),
     (3, "power rules, schedule runs, engine state", _create(meta, rules, schedule_runs)),
     (4, "verification sweep results", _create(sweep_results)),
+    (5, "releases, staging and installed versions", _create(releases, release_stages, release_kiosks)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,172 @@
+"""
+Versioned releases from the master of masters: publish, roll back, fleet view.
+
+A release travels in two verified hops:
+
+1. ``publish`` copies the release file into this master's release store (md5
+   computed, or checked when given), records it, and every relay's minion
+   fetches it over HTTP from this master into its syndic master's file root,
+   checking the md5 while streaming (``kiosk.stage_release``);
+2. the kiosks apply ``kiosk_release.installed``: each fetches the file from its
+   own syndic master (``salt://kiosk_releases/<version>/<file>``), checks the
+   md5 recorded here again, installs it into a versioned directory and switches
+   ``current`` atomically. ``publish`` does this for the kiosks of ``target``
+   right away (``rollout=False`` only stages); kiosks that are off catch up at
+   their next minion start (``srv/salt/kiosk/release.sls`` as startup state).
+
+Configuration (master config, ``kiosk:`` key): ``db``, ``campuses`` (the relays
+to stage on), ``release_store`` (default ``<cachedir>/kiosk/releases``),
+``release_http`` (``host``, ``port``, ``advertise``: the short-lived HTTP server
+the relays fetch from during a publish; defaults: the master's ``interface``,
+any free port, the bind address).
+
+Versions are PEP 440 strings (``1.4.0``, ``2026.11.2``). The CLI reads
+``version=1.10`` as the number 1.1: quote such versions (``version='"1.10"'``).
+
+Events fired on the master bus:
+
+``kiosk/release/published``
+    ``{"version", "md5", "file", "rollback_of", "staged", "failed", "silent"}``.
+"""
+
+try:
+    from salt_kiosk import events as kevents
+    from salt_kiosk import releases
+    from salt_kiosk import store
+
+    HAS_LIB = True
+except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
+    HAS_LIB = False
+    _IMPORT_ERROR = str(_exc)
+
+__virtualname__ = "kiosk_release"
+
+
+def __virtual__():
+    if not HAS_LIB:
+        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+    return __virtualname__
+
+
+def _finish(release, rollout, target, timeout):
+    kstore = store.open_store(__opts__)
+    staging = release["staging"]
+    kevents.fire_master(
+        __opts__,
+        {
+            "version": release["version"], "md5": release["md5"], "file": release["file"],
+            "rollback_of": release["rollback_of"], "staged": staging["staged"],
+            "failed": staging["failed"], "silent": staging["silent"],
+        },
+        "kiosk/release/published",
+    )
+    if rollout:
+        release["rollout"] = releases.rollout(__opts__, kstore, release, target=target, timeout=timeout)
+    return release
+
+
+def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
+    """
+    Publish release ``version`` from ``source`` and stage it on every relay
+    (md5 verified there); with ``rollout`` (default) install it on the kiosks of
+    ``target`` as well (md5 verified again on each kiosk).
+
+    Publishing a version that exists with different content is refused;
+    publishing it again with the same content re-stages it.
+
+    version
+        PEP 440 version string, e.g. ``1.4.0``.
+
+    source
+        Path of the release file on this master, or an http(s) URL.
+
+    md5
+        Expected md5 (checked before anything is recorded); computed when omitted.
+
+    target
+        Kiosks to install on: ``*``, ``campus:<name>``, ``group:<name>`` or
+        ``id:<glob>`` (inventory).
+
+    rollout
+        Install on the kiosks now (default True); False only stages.
+
+    timeout
+        Seconds to wait for the relays, and for the kiosks (default 300).
+
+    Returns the release (``version``, ``file``, ``md5``, ``size``, ...) with
+    ``staging`` (``staged`` / ``failed`` / ``silent`` relays) and ``rollout``
+    (``installed`` / ``unchanged`` / ``failed`` / ``absent`` kiosks).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_release.publish 1.4.0 /srv/releases/kiosk-ui-1.4.0.tar.gz
+        salt-run kiosk_release.publish 1.4.1 https://build.example/kiosk-ui-1.4.1.tar.gz md5=0f343b0931126a20f133d67c2b018a3b
+        salt-run kiosk_release.publish 1.5.0 /srv/releases/ui.tar.gz target=campus:east rollout=False
+    """
+    kstore = store.open_store(__opts__)
+    release = releases.publish(__opts__, kstore, version, source, md5=md5, stage_timeout=int(timeout))
+    return _finish(release, rollout, target, int(timeout))
+
+
+def rollback(to=None, version=None, target="*", rollout=True, timeout=300):
+    """
+    Roll back the way operators do it: publish the content of release ``to``
+    (default: the release before the latest) under a NEW, higher version, and
+    roll it out like any release. Kiosks see an upgrade; the history stays
+    linear and ``status`` shows who runs what.
+
+    to
+        The release whose content comes back (default: the previous one).
+
+    version
+        The new version number (default: the latest with its last number + 1,
+        e.g. 1.4.0 -> 1.4.1).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_release.rollback
+        salt-run kiosk_release.rollback to=1.3.2 version=1.4.2
+    """
+    kstore = store.open_store(__opts__)
+    release = releases.rollback(__opts__, kstore, to=to, version=version, stage_timeout=int(timeout))
+    return _finish(release, rollout, target, int(timeout))
+
+
+def status(target="*", timeout=30):
+    """
+    Fleet-wide view of releases: asks every kiosk of ``target`` for its
+    installed release and reports ``latest``, ``versions`` (kiosks per
+    version), ``behind`` (kiosks not on the latest), ``failures`` (kiosk ->
+    version and reason of its last failed install, e.g. an md5 mismatch on hop
+    2), ``unreachable`` (with the last version seen) and ``stages`` (per relay,
+    for the latest release).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_release.status
+        salt-run kiosk_release.status target=campus:east
+    """
+    return releases.status(__opts__, store.open_store(__opts__), target=target, timeout=int(timeout))
+
+
+def list_():
+    """
+    Every published release, oldest first, with its md5 and what it rolled
+    back to.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_release.list
+    """
+    return releases.list_releases(store.open_store(__opts__))
+
+
+__func_alias__ = {"list_": "list"}

@@ -1,0 +1,99 @@
+"""
+Kiosk releases as a state: hop 2 of a release rollout.
+
+.. code-block:: yaml
+
+    kiosk-release:
+      kiosk_release.installed:
+        - name: latest
+
+``name`` is ``latest`` (the newest release staged on this minion's master, read
+from ``salt://kiosk_releases/latest.json``) or a version; a version may come with
+the ``md5`` and ``filename`` recorded on the master of masters, which is what
+``salt-run kiosk_release.publish`` passes. The release file is fetched from
+this kiosk's own syndic master (``salt://kiosk_releases/<version>/<file>``) with
+its md5 checked while streaming, installed into
+``<kiosk:release_dir>/<version>/`` and ``current`` is switched atomically. On an
+md5 mismatch ``current`` stays where it was, the state fails naming both
+md5s and ``kiosk.release`` reports the failed attempt.
+
+Shipped as ``srv/salt/kiosk/release.sls``; kiosks run it at minion start with
+``startup_states: sls`` and ``sls_list: [kiosk.release]``, so a kiosk that was
+off during a publish upgrades when it starts.
+
+Events fired: none.
+"""
+
+try:
+    from salt.exceptions import SaltException
+
+    from salt_kiosk import releases
+
+    HAS_LIB = True
+except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
+    HAS_LIB = False
+    _IMPORT_ERROR = str(_exc)
+
+__virtualname__ = "kiosk_release"
+
+
+def __virtual__():
+    if not HAS_LIB:
+        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+    return __virtualname__
+
+
+def installed(name="latest", md5=None, filename=None, source=None):
+    """
+    Ensure release ``name`` (a version or ``latest``) is the current release.
+
+    name
+        ``latest`` or a version such as ``1.4.0`` (quote versions like "1.10"
+        in YAML).
+
+    md5, filename
+        The release's md5 and file name as recorded centrally; read from the
+        release manifest staged on this minion's master when omitted.
+
+    source
+        Override the default ``salt://kiosk_releases/<version>/<filename>``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'kiosk-*' state.single kiosk_release.installed latest
+        salt kiosk-e1 state.single kiosk_release.installed 1.4.0 md5=0f343b0931126a20f133d67c2b018a3b filename=app.tar.gz
+    """
+    ret = {"name": name, "result": True, "comment": "", "changes": {}}
+    try:
+        version = "latest" if str(name) == "latest" else releases.check_version(name)
+        if md5 is None or filename is None:
+            manifest = releases.manifest_from_master(__opts__, version)
+            if manifest is None:
+                if version == "latest":
+                    ret["comment"] = "no release is staged on this minion's master yet"
+                    return ret
+                ret["result"] = False
+                ret["comment"] = f"release {version} is not staged on this minion's master"
+                return ret
+            version = manifest["version"]
+            md5 = md5 or manifest["md5"]
+            filename = filename or manifest["file"]
+        current = releases.current(__opts__)
+        if current["version"] == version and current["md5"] == md5:
+            ret["comment"] = f"release {version} is already current"
+            return ret
+        if __opts__.get("test"):
+            ret["result"] = None
+            ret["comment"] = f"release {version} would be installed (now: {current['version']})"
+            ret["changes"] = {"version": {"old": current["version"], "new": version}}
+            return ret
+        done = releases.install(__opts__, version, md5, filename, source=source)
+    except SaltException as exc:
+        ret["result"] = False
+        ret["comment"] = str(exc)
+        return ret
+    ret["changes"] = {"version": {"old": done["previous"], "new": version}}
+    ret["comment"] = f"release {version} installed in {done['path']} (md5 {md5} verified)"
+    return ret
