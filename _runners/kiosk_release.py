@@ -136,6 +136,33 @@ def rollback(to=None, version=None, target="*", rollout=True, timeout=300):
     return _finish(release, rollout, target, int(timeout))
 
 
+def rollout(version=None, target="*", timeout=300):
+    """
+    Install an already published release (default: the latest) on the kiosks
+    of ``target`` through ``kiosk_release.installed`` (each kiosk fetches from
+    its own syndic master and checks the md5 recorded here). For releases
+    published with ``rollout=False``, or to retry the kiosks that failed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_release.rollout
+        salt-run kiosk_release.rollout 1.5.0 target=group:pilot
+    """
+    kstore = store.open_store(__opts__)
+    if version is None:
+        release = releases.latest_release(kstore)
+        if release is None:
+            raise releases.KioskInputError("no release has been published yet")
+    else:
+        release = releases.get_release(kstore, releases.check_version(version))
+        if release is None:
+            known = ", ".join(rel["version"] for rel in releases.list_releases(kstore)) or "none"
+            raise releases.KioskInputError(f"release {version!r} is unknown: published versions are {known}")
+    return releases.rollout(__opts__, kstore, release, target=target, timeout=int(timeout))
+
+
 def status(target="*", timeout=30):
     """
     Fleet-wide view of releases: asks every kiosk of ``target`` for its

@@ -16,6 +16,9 @@ is kept as ``<name>.kiosk-prev``. A destination already holding the md5 is
 not fetched again and reports no changes. ``test=True`` reports what would
 change and touches nothing.
 
+Salt passes job data (``__pub_*`` keys) on to states run with ``state.single``
+through a syndic; the states accept and ignore it.
+
 Events fired: none.
 """
 
@@ -38,7 +41,7 @@ def __virtual__():
     return __virtualname__
 
 
-def delivered(name, source, md5, mode=None, user=None, backup=True, makedirs=False):
+def delivered(name, source, md5, mode=None, user=None, backup=True, makedirs=False, **_job_data):
     """
     Ensure the file ``name`` holds the content of ``source`` with md5 ``md5``.
 

@@ -24,6 +24,9 @@ config or in pillar (pillar wins), so they run on the central master's own
 minion (see the ``central`` role). ``test=True`` reports what would change;
 an unchanged rule reports no changes.
 
+Salt passes job data (``__pub_*`` keys) on to states run with ``state.single``
+through a syndic; the states accept and ignore it.
+
 Events fired (to the master, with ``event.send``):
 
 ``kiosk/rules/changed``
@@ -71,7 +74,7 @@ def _changed(action, name, kstore):
 
 
 def rule_present(name, power, start, end, days=None, dates=None, target="*", priority=0,
-                 valid_from=None, valid_until=None):
+                 valid_from=None, valid_until=None, **_job_data):
     """
     Ensure the power rule ``name`` exists with exactly these fields (see
     ``kiosk_power.rule_add`` for their meaning; ``power`` is the rule's
@@ -131,7 +134,7 @@ def rule_present(name, power, start, end, days=None, dates=None, target="*", pri
     return ret
 
 
-def rule_absent(name):
+def rule_absent(name, **_job_data):
     """
     Ensure no power rule named ``name`` exists.
 

@@ -21,6 +21,9 @@ Shipped as ``srv/salt/kiosk/release.sls``; kiosks run it at minion start with
 ``startup_states: sls`` and ``sls_list: [kiosk.release]``, so a kiosk that was
 off during a publish upgrades when it starts.
 
+Salt passes job data (``__pub_*`` keys) on to states run with ``state.single``
+through a syndic; the states accept and ignore it.
+
 Events fired: none.
 """
 
@@ -43,7 +46,7 @@ def __virtual__():
     return __virtualname__
 
 
-def installed(name="latest", md5=None, filename=None, source=None):
+def installed(name="latest", md5=None, filename=None, source=None, **_job_data):
     """
     Ensure release ``name`` (a version or ``latest``) is the current release.
 

@@ -124,6 +124,8 @@ class Fleet:
         self.campus_of = {}
         self.relay_address = {}
         self.power_log = {}
+        self.release_root = {}
+        self.release_dir = {}
 
     @property
     def minion_ids(self):
@@ -185,18 +187,22 @@ def fleet(salt_factories, mysql_url):
         for campus, spec in CAMPUSES.items():
             for relay, address in spec["relays"].items():
                 ret_port = ports.get_unused_localhost_port()
+                release_root = os.path.join(str(salt_factories.root_dir), f"{relay}-file-root")
+                os.makedirs(release_root, exist_ok=True)
+                fleet.release_root[relay] = release_root
                 syndic = mom.salt_syndic_daemon(
                     relay,
                     overrides=topology.syndic("127.0.0.1", mom_ret),
                     master_overrides=dict(
                         topology.syndic_master(address, ret_port, mom_pub, auto_accept=True),
                         # The checkout is served to the minions below, as a real
-                        # campus relay serves it (saltutil.sync_all path).
-                        file_roots={"base": [REPO_ROOT]},
+                        # campus relay serves it (saltutil.sync_all path), with
+                        # the formula's SLS and the relay's release staging root.
+                        file_roots={"base": [REPO_ROOT, os.path.join(REPO_ROOT, "srv", "salt"), release_root]},
                     ),
                     minion_overrides=dict(
                         topology.minion(address, ret_port, mom_pub),
-                        kiosk={"wol_source": address},
+                        kiosk={"wol_source": address, "release_root": release_root},
                     ),
                 )
                 stack.enter_context(syndic.master.started())
@@ -211,14 +217,22 @@ def fleet(salt_factories, mysql_url):
             syndic_master = fleet.syndics[relay].master
             for kiosk_id in spec["kiosks"]:
                 power_log = os.path.join(str(salt_factories.root_dir), f"{kiosk_id}-power.log")
+                release_dir = os.path.join(str(salt_factories.root_dir), f"{kiosk_id}-releases")
                 kiosk = syndic_master.salt_minion_daemon(
                     kiosk_id,
                     overrides=dict(
                         topology.minion(address, syndic_master.config["ret_port"]),
-                        kiosk={"shutdown_command": [sys.executable, FAKE_POWER, power_log, "{action}", "{delay}", "{message}"]},
+                        kiosk={
+                            "shutdown_command": [sys.executable, FAKE_POWER, power_log, "{action}", "{delay}", "{message}"],
+                            "release_dir": release_dir,
+                        },
+                        # A kiosk that was off during a publish upgrades when it starts.
+                        startup_states="sls",
+                        sls_list=["kiosk.release"],
                     ),
                 )
                 fleet.power_log[kiosk_id] = power_log
+                fleet.release_dir[kiosk_id] = release_dir
                 stack.enter_context(kiosk.started())
                 fleet.kiosks[kiosk_id] = kiosk
                 fleet.campus_of[kiosk_id] = campus

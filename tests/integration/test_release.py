@@ -1,0 +1,174 @@
+"""
+Verified delivery and releases through the real tree: master of masters ->
+syndic node (hop 1, over HTTP from the master of masters, md5 checked by the
+relay's minion) -> kiosk (hop 2, salt:// from its own syndic master, md5
+checked again).
+
+The tests in this module run in order and share the fleet's release history:
+1.0.0 everywhere, then 1.1.0 with a file altered on relay-e1 (east kiosks
+refuse it), then a rollback, then a release published while kiosk-w2 is down.
+"""
+
+import hashlib
+import io
+import os
+import tarfile
+import time
+
+import pytest
+
+pytestmark = pytest.mark.fleet
+
+
+def md5_of(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def make_release(folder, name, body):
+    path = os.path.join(folder, name)
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("bin/app")
+        info.size = len(body)
+        archive.addfile(info, io.BytesIO(body))
+    with open(path, "rb") as handle:
+        return path, md5_of(handle.read())
+
+
+def installed_app(fleet, kiosk):
+    """(current version, content of bin/app) read from the kiosk's disk."""
+    current = os.path.join(fleet.release_dir[kiosk], "current")
+    if not os.path.islink(current):
+        return None, None
+    with open(os.path.join(current, "bin", "app"), "rb") as handle:
+        return os.readlink(current), handle.read()
+
+
+@pytest.fixture(scope="module")
+def release_files(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("releases"))
+    return {
+        "1.0.0": make_release(folder, "kiosk-ui.tar.gz", b"ui version one"),
+        "1.1.0": make_release(folder, "kiosk-ui-1.1.tar.gz", b"ui version two"),
+        "1.2.0": make_release(folder, "kiosk-ui-1.2.tar.gz", b"ui version three"),
+    }
+
+
+def test_kiosk_deliver_and_file_state_from_salt(fleet, tmp_path):
+    """kiosk.deliver / kiosk_file.delivered fetch salt:// from the kiosk's own syndic master."""
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "demo", "inventory.csv")
+    with open(src, "rb") as handle:
+        md5 = md5_of(handle.read())
+    dest = str(tmp_path / "inventory.csv")
+    cli = fleet.salt_cli()
+    ret = cli.run("kiosk.deliver", "salt://demo/inventory.csv", dest, md5, minion_tgt="kiosk-e1")
+    assert ret.returncode == 0, ret
+    assert ret.data["changed"] is True and ret.data["md5"] == md5
+    assert md5_of(open(dest, "rb").read()) == md5
+    again = cli.run("kiosk.deliver", "salt://demo/inventory.csv", dest, md5, minion_tgt="kiosk-e1")
+    assert again.data["changed"] is False and again.data["bytes"] == 0
+
+    state_dest = str(tmp_path / "state.csv")
+    dry = cli.run("state.single", "kiosk_file.delivered", state_dest, "source=salt://demo/inventory.csv",
+                  f"md5={md5}", "test=True", minion_tgt="kiosk-e1")
+    assert isinstance(dry.data, dict), dry
+    chunk = next(iter(dry.data.values()))
+    assert chunk["result"] is None and not os.path.exists(state_dest)
+    done = cli.run("state.single", "kiosk_file.delivered", state_dest, "source=salt://demo/inventory.csv",
+                   f"md5={md5}", minion_tgt="kiosk-e1")
+    chunk = next(iter(done.data.values()))
+    assert chunk["result"] is True and chunk["changes"]["md5"] == md5
+    second = cli.run("state.single", "kiosk_file.delivered", state_dest, "source=salt://demo/inventory.csv",
+                     f"md5={md5}", minion_tgt="kiosk-e1")
+    assert next(iter(second.data.values()))["changes"] == {}
+
+    wrong = "deadbeef" * 4
+    bad = cli.run("state.single", "kiosk_file.delivered", state_dest, "source=salt://demo/fleet.py",
+                  f"md5={wrong}", minion_tgt="kiosk-e1")
+    chunk = next(iter(bad.data.values()))
+    assert chunk["result"] is False and f"expected {wrong}" in chunk["comment"]
+    assert md5_of(open(state_dest, "rb").read()) == md5  # untouched
+
+    missing = cli.run("kiosk.deliver", "salt://no/such/file", str(tmp_path / "x"), md5, minion_tgt="kiosk-e1")
+    assert "not found on the master" in str(missing.data) and not (tmp_path / "x").exists()
+
+
+def test_release_reaches_every_kiosk_with_both_checks(fleet, fleet_inventory, release_files):
+    path, md5 = release_files["1.0.0"]
+    ret = fleet.salt_run_cli(timeout=300).run("kiosk_release.publish", "1.0.0", path)
+    assert ret.returncode == 0, ret
+    rel = ret.data
+    assert rel["md5"] == md5 and rel["version"] == "1.0.0"
+    assert sorted(rel["staging"]["staged"]) == sorted(fleet.relay_minions), rel["staging"]
+    assert sorted(rel["rollout"]["installed"]) == sorted(fleet.kiosks), rel["rollout"]
+    for relay, root in fleet.release_root.items():
+        with open(os.path.join(root, "kiosk_releases", "1.0.0", "kiosk-ui.tar.gz"), "rb") as handle:
+            assert md5_of(handle.read()) == md5, relay
+    for kiosk in fleet.kiosks:
+        assert installed_app(fleet, kiosk) == ("1.0.0", b"ui version one")
+    listed = fleet.salt_cli().run("kiosk.release", minion_tgt="kiosk-w1")
+    assert listed.data["version"] == "1.0.0" and listed.data["md5"] == md5
+
+    other, _ = release_files["1.1.0"]
+    refused = fleet.salt_run_cli().run("kiosk_release.publish", "1.0.0", other)
+    assert "already published with md5" in refused.stdout
+    bad = fleet.salt_run_cli().run("kiosk_release.publish", "not a version", path)
+    assert "is not a valid version string" in bad.stdout
+
+
+def test_file_altered_on_a_syndic_is_refused_by_its_kiosks(fleet, release_files):
+    path, md5 = release_files["1.1.0"]
+    ret = fleet.salt_run_cli(timeout=300).run("kiosk_release.publish", "1.1.0", path, "rollout=False")
+    assert ret.returncode == 0, ret
+    assert "rollout" not in ret.data
+    # Someone alters the staged file on relay-e1, the master of the east kiosks.
+    staged = os.path.join(fleet.release_root["relay-e1"], "kiosk_releases", "1.1.0", "kiosk-ui-1.1.tar.gz")
+    with open(staged, "ab") as handle:
+        handle.write(b"tampered")
+    out = fleet.salt_run_cli(timeout=300).run("kiosk_release.rollout")
+    assert ret.returncode == 0, out
+    assert sorted(out.data["installed"]) == ["kiosk-w1", "kiosk-w2"], out.data
+    assert sorted(out.data["failed"]) == ["kiosk-e1", "kiosk-e2"]
+    assert f"expected {md5}" in out.data["failed"]["kiosk-e1"]
+    for kiosk in ("kiosk-e1", "kiosk-e2"):
+        assert installed_app(fleet, kiosk) == ("1.0.0", b"ui version one")  # still the old release
+    status = fleet.salt_run_cli().run("kiosk_release.status").data
+    assert status["latest"] == "1.1.0"
+    assert sorted(status["versions"]["1.1.0"]) == ["kiosk-w1", "kiosk-w2"]
+    assert sorted(status["behind"]) == ["kiosk-e1", "kiosk-e2"]
+    assert status["failures"]["kiosk-e1"]["version"] == "1.1.0"
+    assert "md5 mismatch" in status["failures"]["kiosk-e1"]["reason"]
+
+
+def test_rollback_publishes_old_content_as_new_version(fleet):
+    ret = fleet.salt_run_cli(timeout=300).run("kiosk_release.rollback")
+    assert ret.returncode == 0, ret
+    assert ret.data["version"] == "1.1.1" and ret.data["rollback_of"] == "1.0.0"
+    assert sorted(ret.data["rollout"]["installed"]) == sorted(fleet.kiosks), ret.data["rollout"]
+    for kiosk in fleet.kiosks:
+        assert installed_app(fleet, kiosk) == ("1.1.1", b"ui version one")
+    status = fleet.salt_run_cli().run("kiosk_release.status").data
+    assert status["versions"] == {"1.1.1": sorted(fleet.kiosks)} or sorted(status["versions"]["1.1.1"]) == sorted(fleet.kiosks)
+    assert status["behind"] == [] and status["failures"] == {}
+
+
+def test_restarted_minion_picks_up_release_published_while_down(fleet, release_files):
+    kiosk = fleet.kiosks["kiosk-w2"]
+    kiosk.terminate()
+    try:
+        path, md5 = release_files["1.2.0"]
+        ret = fleet.salt_run_cli(timeout=300).run("kiosk_release.publish", "1.2.0", path, "timeout=20")
+        assert ret.returncode == 0, ret
+        assert ret.data["rollout"]["absent"] == ["kiosk-w2"], ret.data["rollout"]
+        assert installed_app(fleet, "kiosk-w2") == ("1.1.1", b"ui version one")
+        status = fleet.salt_run_cli().run("kiosk_release.status", "timeout=10").data
+        assert status["unreachable"]["kiosk-w2"] == {"last_known_version": "1.1.1"}
+        assert "kiosk-w2" in status["behind"]
+    finally:
+        kiosk.start()
+    # The startup state (kiosk.release) installs the latest release on start.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and installed_app(fleet, "kiosk-w2")[0] != "1.2.0":
+        time.sleep(1)
+    assert installed_app(fleet, "kiosk-w2") == ("1.2.0", b"ui version three")
+    status = fleet.salt_run_cli().run("kiosk_release.status").data
+    assert "kiosk-w2" in status["versions"]["1.2.0"] and "kiosk-w2" not in status["behind"]
