@@ -25,6 +25,7 @@ from salt_kiosk import topology
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE_POWER = os.path.join(HERE, "fake_power.py")
+SRV_SALT = os.path.join(os.path.dirname(HERE), "srv", "salt")
 MOM_ADDR = "127.0.0.1"
 
 
@@ -66,6 +67,14 @@ class LocalFleet:
     def kiosks(self):
         return [k for c in self.campuses.values() for k in c.get("kiosks", [])]
 
+    def release_root(self, relay):
+        """The relay master's file root that releases are staged into."""
+        return os.path.join(self.workdir, relay, "file-root")
+
+    def release_dir(self, kiosk):
+        """Where a kiosk installs releases (``current`` is the active one)."""
+        return os.path.join(self.workdir, kiosk, "releases")
+
     def conf(self, name):
         return os.path.join(self.workdir, name, "conf")
 
@@ -105,10 +114,15 @@ class LocalFleet:
                 master.update(topology.syndic(MOM_ADDR, self.mom_ret))
                 master["syndic_log_file"] = os.path.join(self.workdir, relay, "log", "syndic.log")
                 master["syndic_pidfile"] = os.path.join(self.workdir, relay, "run", "syndic.pid")
+                # Releases are staged into a file root of the relay's master;
+                # the kiosks below run the formula's kiosk.release at start.
+                release_root = self.release_root(relay)
+                os.makedirs(release_root, exist_ok=True)
+                master["file_roots"] = {"base": [SRV_SALT, release_root]}
                 write_config(os.path.join(self.conf(relay), "master"), master)
                 minion = self._base(relay, "minion")
                 minion.update(topology.minion(address, ret_port, self.mom_pub))
-                minion["kiosk"] = {"wol_source": address}
+                minion["kiosk"] = {"wol_source": address, "release_root": release_root}
                 write_config(os.path.join(self.conf(relay), "minion"), minion)
             for kiosk in campus.get("kiosks", []):
                 config = self._base(kiosk, "minion")
@@ -117,7 +131,10 @@ class LocalFleet:
                 self.power_log[kiosk] = log
                 config["kiosk"] = {
                     "shutdown_command": [sys.executable, FAKE_POWER, log, "{action}", "{delay}", "{message}"],
+                    "release_dir": self.release_dir(kiosk),
                 }
+                config["startup_states"] = "sls"
+                config["sls_list"] = ["kiosk.release"]
                 write_config(os.path.join(self.conf(kiosk), "minion"), config)
 
     def _start(self, name, program):

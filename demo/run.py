@@ -16,10 +16,13 @@ Python that has salt-kiosk installed: ``python demo/run.py [--keep]``.
 
 import argparse
 import datetime
+import hashlib
+import io
 import json
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 import textwrap
 import time
@@ -195,11 +198,51 @@ class Demo:
             print(f"  next: {nxt['at']} -> {nxt['state']} ({nxt['rule'] or 'default'})")
         self.report.append(("engine transitions executed", status["executed"]))
 
-        self.step("11. salt-kiosk modules answer on every node of the tree")
+        self.step("11. Releases: publish 1.0.0, deliver a file, publish 1.1.0, roll back, fleet status")
+        self.releases()
+
+        self.step("12. salt-kiosk modules answer on every node of the tree")
         versions = self.run("salt", "*", "kiosk.version")
         for minion, version in sorted(versions.items()):
             print(f"  {minion:<10} salt-kiosk {version}")
         self.report.append(("nodes running salt-kiosk modules", f"{len(versions)}/3"))
+
+    def make_release(self, name, body):
+        path = os.path.join(self.fleet.workdir, name)
+        with tarfile.open(path, "w:gz") as archive:
+            info = tarfile.TarInfo("bin/kiosk-ui")
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+        return path
+
+    def releases(self):
+        v1 = self.make_release("kiosk-ui-1.0.0.tar.gz", b"kiosk ui 1.0.0\n")
+        rel = self.run("salt-run", "kiosk_release.publish", "1.0.0", v1)
+        print(f"  1.0.0 md5 {rel['md5']}: staged on {rel['staging']['staged']} (md5 checked on the relay), "
+              f"installed on {rel['rollout']['installed']} (md5 checked on each kiosk)")
+        conf = os.path.join(self.fleet.workdir, "kiosk-e1", "kiosk.conf")
+        source = os.path.join(os.path.dirname(HERE), "srv", "salt", "kiosk", "release.sls")
+        with open(source, "rb") as handle:
+            md5 = hashlib.md5(handle.read()).hexdigest()
+        for attempt in ("first", "second"):
+            done = self.run("salt", "kiosk-e1", "kiosk.deliver", "salt://kiosk/release.sls", conf, md5)
+            print(f"  {attempt} delivery to kiosk-e1: changed={done['kiosk-e1']['changed']}, "
+                  f"{done['kiosk-e1']['bytes']} bytes transferred")
+        bad = self.run("salt", "kiosk-e1", "kiosk.deliver", "salt://kiosk/release.sls", conf, "deadbeef" * 4, check=False)
+        print(f"  wrong md5: {str(bad['kiosk-e1']).splitlines()[-1].strip()}")
+        v2 = self.make_release("kiosk-ui-1.1.0.tar.gz", b"kiosk ui 1.1.0\n")
+        rel = self.run("salt-run", "kiosk_release.publish", "1.1.0", v2)
+        print(f"  1.1.0 installed on {rel['rollout']['installed']}")
+        back = self.run("salt-run", "kiosk_release.rollback")
+        print(f"  rollback: new version {back['version']} carries the content of {back['rollback_of']}, "
+              f"installed on {back['rollout']['installed']}")
+        status = self.run("salt-run", "kiosk_release.status")
+        print(textwrap.indent(yaml.safe_dump({k: status[k] for k in ("latest", "versions", "behind", "failures")},
+                                             default_flow_style=False), "  "))
+        current = os.path.join(self.fleet.release_dir("kiosk-e1"), "current")
+        print(f"  kiosk-e1: {current} -> {os.readlink(current)}")
+        self.report.append(("release on every kiosk after the rollback", f"{status['latest']} "
+                            f"({len(status['versions'].get(status['latest'], []))}/{len(CAMPUSES['east']['kiosks'])})"))
 
     def print_report(self):
         print("\n=== Report")

@@ -19,6 +19,8 @@ chunk over the file channel), ``http://`` / ``https://`` and local paths
 (absolute, or ``file://``).
 """
 
+import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -26,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 PREV_SUFFIX = ".kiosk-prev"
+DEFAULT_STREAMS = 3
 SCHEMES = ("salt://", "http://", "https://", "file://", "/ (absolute local path)")
 
 
@@ -129,48 +133,91 @@ def _http_chunks(source, timeout=60):
         yield from iter(lambda: response.read(CHUNK), b"")
 
 
-def _salt_chunks(source, opts):
+class _SaltFileReader:
     """
-    Stream ``salt://`` content from the minion's master, one ``_serve_file``
-    request per chunk, without Salt's extra cache copy or server-side hash pass.
+    Reads ``salt://`` content from the minion's master with the file server's
+    own ``_serve_file`` requests (one chunk of the master's ``file_buffer_size``
+    per request), ``streams`` requests in flight on as many channels, and
+    yields the chunks in order. Unlike ``cp.get_file`` it asks for no
+    server-side hash first and writes no cache copy.
     """
-    import salt.fileclient  # pylint: disable=import-outside-toplevel
-    import salt.utils.url  # pylint: disable=import-outside-toplevel
 
-    path, senv = salt.utils.url.split_env(source)
-    saltenv = senv or (opts.get("saltenv") or "base")
-    relpath = path[len("salt://"):]
-    client = salt.fileclient.get_file_client(opts)
-    try:
-        load = {"path": relpath, "saltenv": saltenv, "cmd": "_serve_file", "loc": 0}
-        if not hasattr(client, "_channel_send"):
-            # A masterless minion (file_client: local) reads its own file_roots.
-            local = client.get_file(source, dest="")
-            if not local:
-                raise KioskDeliveryError(f"source {source!r} not found in saltenv {saltenv!r}")
-            yield from _local_chunks(local)
-            return
-        first = True
-        while True:
-            data = client._channel_send(load, raw=True)  # pylint: disable=protected-access
-            data = {(k.decode() if isinstance(k, bytes) else k): v for k, v in data.items()}
-            chunk = data.get("data")
-            if first and not chunk and not data.get("dest"):
-                raise KioskDeliveryError(f"source {source!r} not found on the master (saltenv {saltenv!r})")
-            first = False
-            if not chunk:
+    def __init__(self, source, opts, streams):
+        import salt.utils.url  # pylint: disable=import-outside-toplevel
+
+        path, senv = salt.utils.url.split_env(source)
+        self.source = source
+        self.saltenv = senv or (opts.get("saltenv") or "base")
+        self.relpath = path[len("salt://"):]
+        self.opts = opts
+        self.streams = max(1, int(streams))
+        self.local = threading.local()
+        self.clients = []
+        self.lock = threading.Lock()
+
+    def _client(self):
+        client = getattr(self.local, "client", None)
+        if client is None:
+            import salt.fileclient  # pylint: disable=import-outside-toplevel
+
+            client = salt.fileclient.get_file_client(self.opts)
+            self.local.client = client
+            with self.lock:
+                self.clients.append(client)
+        return client
+
+    def fetch(self, offset):
+        load = {"path": self.relpath, "saltenv": self.saltenv, "cmd": "_serve_file", "loc": offset}
+        data = self._client()._channel_send(load, raw=True)  # pylint: disable=protected-access
+        data = {(k.decode() if isinstance(k, bytes) else k): v for k, v in data.items()}
+        chunk = data.get("data") or b""
+        if isinstance(chunk, str):
+            chunk = chunk.encode()
+        if chunk and data.get("gzip"):
+            import salt.utils.gzip_util  # pylint: disable=import-outside-toplevel
+
+            chunk = salt.utils.gzip_util.uncompress(chunk)
+        return chunk, bool(data.get("dest"))
+
+    def __iter__(self):
+        try:
+            if not hasattr(self._client(), "_channel_send"):
+                # A masterless minion (file_client: local) reads its own file_roots.
+                local = self._client().get_file(self.source, dest="")
+                if not local:
+                    raise KioskDeliveryError(f"source {self.source!r} not found in saltenv {self.saltenv!r}")
+                yield from _local_chunks(local)
                 return
-            if isinstance(chunk, str):
-                chunk = chunk.encode()
-            if data.get("gzip"):
-                import salt.utils.gzip_util  # pylint: disable=import-outside-toplevel
-
-                chunk = salt.utils.gzip_util.uncompress(chunk)
-            load["loc"] += len(chunk)
-            yield chunk
-    finally:
-        with contextlib.suppress(Exception):
-            client.destroy()
+            first, exists = self.fetch(0)
+            if not first:
+                if not exists:
+                    raise KioskDeliveryError(
+                        f"source {self.source!r} not found on the master (saltenv {self.saltenv!r})"
+                    )
+                return
+            yield first
+            size = len(first)
+            with concurrent.futures.ThreadPoolExecutor(self.streams, thread_name_prefix="kiosk-fetch") as pool:
+                pending = collections.deque()
+                offset = size
+                for _ in range(self.streams):
+                    pending.append(pool.submit(self.fetch, offset))
+                    offset += size
+                while pending:
+                    chunk, _exists = pending.popleft().result()
+                    if not chunk:
+                        break
+                    yield chunk
+                    if len(chunk) < size:
+                        break
+                    pending.append(pool.submit(self.fetch, offset))
+                    offset += size
+                for future in pending:
+                    future.cancel()
+        finally:
+            for client in self.clients:
+                with contextlib.suppress(Exception):
+                    client.destroy()
 
 
 def open_source(source, opts=None, timeout=60):
@@ -179,7 +226,8 @@ def open_source(source, opts=None, timeout=60):
     if kind == "salt":
         if opts is None:
             raise KioskInputError(f"source {source!r} needs a minion's configuration to reach its master")
-        return _salt_chunks(source, opts)
+        streams = (opts.get("kiosk") or {}).get("deliver_streams", DEFAULT_STREAMS)
+        return iter(_SaltFileReader(source, opts, streams))
     if kind == "http":
         return _http_chunks(source, timeout=timeout)
     return _local_chunks(source)
