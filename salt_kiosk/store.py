@@ -204,6 +204,18 @@ def _create(*tables):
     return step
 
 
+def _create_job_tables(conn):
+    from salt_kiosk import jobresults  # pylint: disable=import-outside-toplevel
+
+    _create(*jobresults.TABLES)(conn)
+
+
+def _create_task_tables(conn):
+    from salt_kiosk import tasks  # pylint: disable=import-outside-toplevel
+
+    _create(*tasks.TABLES)(conn)
+
+
 #: (version, description, step(connection)) in the order they are applied.
 MIGRATIONS = (
     (1, "campuses and kiosks", _create(campuses, kiosks)),
@@ -211,6 +223,8 @@ MIGRATIONS = (
     (3, "power rules, schedule runs, engine state", _create(meta, rules, schedule_runs)),
     (4, "verification sweep results", _create(sweep_results)),
     (5, "releases, staging and installed versions", _create(releases, release_stages, release_kiosks)),
+    (6, "job results: jobs, job minions, returns, events", _create_job_tables),
+    (7, "unit-split tasks and their per-minion results", _create_task_tables),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -199,6 +199,9 @@ def fleet(salt_factories, mysql_url):
                         # campus relay serves it (saltutil.sync_all path), with
                         # the formula's SLS and the relay's release staging root.
                         file_roots={"base": [REPO_ROOT, os.path.join(REPO_ROOT, "srv", "salt"), release_root]},
+                        # Every syndic master writes job loads and returns centrally.
+                        master_job_cache="kiosk_mysql",
+                        kiosk_mysql={"db": mysql_url, "master_id": relay},
                     ),
                     minion_overrides=dict(
                         topology.minion(address, ret_port, mom_pub),

@@ -1,0 +1,237 @@
+"""
+Job returns, loads and events into the central kiosk database, from every
+syndic master, without losing anything when the database blinks.
+
+Use it as any of:
+
+.. code-block:: yaml
+
+    master_job_cache: kiosk_mysql      # syndic masters and the master of masters
+    event_return: kiosk_mysql          # events (batched, one statement per batch)
+    ext_job_cache: kiosk_mysql         # minions write their returns themselves
+    # or per job: salt '*' test.ping --return kiosk_mysql
+
+Configuration (master or minion config):
+
+``kiosk_mysql:db``
+    Database URL or mapping, as ``kiosk:db`` (which it defaults to), e.g.
+    ``mysql+pymysql://salt:SECRET@db.example/kiosk`` or ``{host, user,
+    password_file, database}``.
+
+``kiosk_mysql:master_id``
+    Recorded with every row (default: ``master_id``, then ``id``).
+
+``kiosk_mysql:spool_dir`` / ``kiosk_mysql:spool_max``
+    Durable spool used while the database is unreachable (default
+    ``<cachedir>/kiosk_mysql_spool``, 100,000 items). Items are replayed in
+    order before the next successful write; a full spool drops the item with an
+    ERROR log line.
+
+Tables (created by the kiosk schema): ``kiosk_jobs`` (one row per jid),
+``kiosk_job_minions``, ``kiosk_returns`` (one row per jid and minion),
+``kiosk_events``. The same jid written by several masters is an upsert, not an
+error.
+
+Events fired: none.
+"""
+
+import logging
+
+try:
+    import salt.utils.jid
+
+    from salt_kiosk import jobresults
+
+    HAS_LIB = True
+except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
+    HAS_LIB = False
+    _IMPORT_ERROR = str(_exc)
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "kiosk_mysql"
+
+
+def __virtual__():
+    if not HAS_LIB:
+        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+    return __virtualname__
+
+
+def _results():
+    return jobresults.JobResults.get(__opts__)
+
+
+def returner(ret):
+    """
+    Store one minion's return (spooled when the database is unreachable).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' test.ping --return kiosk_mysql
+    """
+    results = _results()
+    results.write("return", results.return_row(ret))
+
+
+def save_load(jid, load, minions=None):
+    """
+    Store a job's load and target minions (an upsert: several masters may send the same jid).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run jobs.list_jobs   # with master_job_cache: kiosk_mysql
+    """
+    results = _results()
+    results.write("load", results.load_item(jid, load, minions))
+
+
+def save_minions(jid, minions, syndic_id=None):  # pylint: disable=unused-argument
+    """
+    Record the minions a job was published to.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run jobs.lookup_jid 20261125093000123456
+    """
+    results = _results()
+    results.write("minions", results.minion_rows(jid, minions))
+
+
+def get_load(jid):
+    """
+    Return the load of a job.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run jobs.print_job 20261125093000123456
+    """
+    return jobresults.get_load(__opts__, jid)
+
+
+def get_jid(jid):
+    """
+    Return ``{minion: {"return": ...}}`` for a job.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run jobs.lookup_jid 20261125093000123456
+    """
+    return jobresults.get_jid(__opts__, jid)
+
+
+def get_fun(fun):
+    """
+    Return ``{minion: fun}`` for the minions whose latest return ran ``fun``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ret.get_fun kiosk_mysql test.ping
+    """
+    return jobresults.get_fun(__opts__, fun)
+
+
+def get_jids():
+    """
+    Return every recorded job as ``{jid: formatted job}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run jobs.list_jobs
+    """
+    return {jid: salt.utils.jid.format_jid_instance(jid, load) for jid, load in jobresults.get_jids(__opts__).items()}
+
+
+def get_jids_filter(count, filter_find_job=True):
+    """
+    Return the newest ``count`` jobs, newest first.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run jobs.last_run
+    """
+    return [
+        salt.utils.jid.format_jid_instance_ext(item["jid"], item["load"])
+        for item in jobresults.get_jids_filter(__opts__, count, filter_find_job)
+    ]
+
+
+def get_minions():
+    """
+    Return every minion id that has a stored return.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ret.get_minions kiosk_mysql
+    """
+    return jobresults.get_minions(__opts__)
+
+
+def prep_jid(nocache=False, passed_jid=None):  # pylint: disable=unused-argument
+    """
+    Return the jid to use (the one passed, or a new one).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' test.ping   # the master calls it for every job
+    """
+    return passed_jid if passed_jid is not None else salt.utils.jid.gen_jid(__opts__)
+
+
+def event_return(events):
+    """
+    Store a batch of events with one statement.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        # master config: event_return: kiosk_mysql
+        salt-run state.event pretty=True
+    """
+    results = _results()
+    rows = results.event_rows(events)
+    if rows:
+        results.write("events", rows)
+
+
+def clean_old_jobs():
+    """
+    Delete jobs, returns and events older than ``keep_jobs_seconds``. The
+    master calls it from its maintenance loop (every ``loop_interval``), so it
+    also replays the spool: items spooled while the database was down reach it
+    within a minute of its return even when no new job arrives.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        # the master calls it from its maintenance loop
+        salt-run jobs.list_jobs
+    """
+    results = _results()
+    try:
+        results.flush()
+        jobresults.clean_old_jobs(__opts__)
+    except jobresults.UNREACHABLE as exc:
+        log.debug("kiosk_mysql: database still unreachable (%s); %d item(s) spooled", exc, len(results.spool))

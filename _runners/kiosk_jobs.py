@@ -1,0 +1,105 @@
+"""
+Unit-split batch jobs and job results from the central database.
+
+``run`` cuts a job over many kiosks into units of ``unit`` minions, runs at most
+``concurrency`` units at a time, each with a hard ``timeout``, and records per
+minion ``success``, ``failed``, ``timeout`` (targeted, no return in time) or
+``absent`` (no master knows it). One dead kiosk costs its unit at most
+``timeout`` seconds and never holds up the others. ``status`` queries by task,
+minion ids or IP; ``progress`` shows any job recorded by the ``kiosk_mysql``
+returner (configure it on every syndic master as ``master_job_cache``).
+
+Configuration (master config): ``kiosk:db`` (tasks, inventory),
+``kiosk_mysql`` (see the returner) for ``progress``.
+
+Events fired: none.
+"""
+
+try:
+    from salt_kiosk import store
+    from salt_kiosk import tasks as ktasks
+
+    HAS_LIB = True
+except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
+    HAS_LIB = False
+    _IMPORT_ERROR = str(_exc)
+
+__virtualname__ = "kiosk_jobs"
+
+
+def __virtual__():
+    if not HAS_LIB:
+        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+    return __virtualname__
+
+
+def run(tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, wait=False):
+    """
+    Run ``fun`` on the kiosks of ``tgt`` in units.
+
+    tgt
+        Inventory target (``*``, ``campus:<name>``, ``group:<name>``,
+        ``id:<glob>``) or a list / comma-separated string of minion ids.
+
+    fun, arg
+        The Salt function and its positional arguments (a list).
+
+    unit
+        Minions per unit (>= 1, default 30).
+
+    timeout
+        Seconds each unit may take (>= 1, default 60).
+
+    concurrency
+        Units in flight (default 4).
+
+    wait
+        False (default): return ``{"task": id}`` at once and run in a background
+        process; True: run here and return the task's status.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_jobs.run '*' cmd.run '["systemctl restart kiosk-ui"]' unit=30 timeout=120
+        salt-run kiosk_jobs.run campus:east test.ping wait=True
+    """
+    kstore = store.open_store(__opts__)
+    task_id = ktasks.create(kstore, tgt, fun, arg=arg, unit=unit, timeout=timeout, concurrency=concurrency)
+    if wait:
+        return ktasks.execute(__opts__, kstore, task_id)
+    log_path = ktasks.start_background(__opts__, task_id)
+    return {"task": task_id, "state": "started", "log": log_path}
+
+
+def status(task=None, minions=None, ip=None):
+    """
+    Progress and results: one task (counts, success rate, per-minion result),
+    or the latest results of given minions or IPs across tasks, or the recent
+    tasks when called without arguments.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_jobs.status
+        salt-run kiosk_jobs.status 6f1c0e...
+        salt-run kiosk_jobs.status minions='["kiosk-e1", "kiosk-e2"]'
+        salt-run kiosk_jobs.status ip=10.1.0.11
+    """
+    return ktasks.status(store.open_store(__opts__), task=task, minions=minions, ip=ip)
+
+
+def progress(jid):
+    """
+    Progress of any job from the central job store: minions expected (as the
+    masters published it), returned, succeeded, failed, still waiting, and the
+    masters that wrote the returns.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_jobs.progress 20261125093000123456
+    """
+    return ktasks.progress(__opts__, jid)

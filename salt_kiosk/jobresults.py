@@ -1,0 +1,407 @@
+"""
+Job results in the central database: the library behind the ``kiosk_mysql``
+returner.
+
+Every syndic master (and the master of masters) writes job loads, returns and
+events into the same tables, so the same jid arriving from several masters is
+normal: loads, minion lists and returns are written with an upsert keyed on
+``(jid)`` / ``(jid, minion_id)`` (MySQL ``INSERT ... ON DUPLICATE KEY UPDATE``,
+SQLite ``ON CONFLICT DO NOTHING``): the first writer's row stays, later
+writers change nothing and raise nothing. Each row records the ``master_id``
+that wrote it. ``event_return`` writes a whole batch with one executemany
+(PyMySQL sends it as multi-row INSERTs).
+
+Nothing is lost when the database is unreachable: the item goes to a durable
+spool (one fsynced file per item under ``<cachedir>/kiosk_mysql_spool``) and the
+spool is replayed in order, under a file lock, before the next write that
+reaches the database. Replays are idempotent (natural keys for returns, a
+unique id per event), so a replay interrupted half-way duplicates nothing. The
+spool is bounded (``kiosk_mysql:spool_max`` items); when it is full the item is
+dropped with an ERROR log line saying so.
+"""
+
+import datetime
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from salt_kiosk import config as kconfig
+from salt_kiosk import store as kstore_mod
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPOOL_MAX = 100_000
+
+_BIG = sa.Text().with_variant(mysql_dialect.LONGTEXT(), "mysql", "mariadb")
+
+jobs = sa.Table(
+    "kiosk_jobs",
+    kstore_mod.metadata,
+    sa.Column("jid", sa.String(32), primary_key=True),
+    sa.Column("fun", sa.String(255), nullable=True, index=True),
+    sa.Column("tgt", sa.Text, nullable=True),
+    sa.Column("load", _BIG, nullable=False),
+    sa.Column("master_id", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
+)
+
+job_minions = sa.Table(
+    "kiosk_job_minions",
+    kstore_mod.metadata,
+    sa.Column("jid", sa.String(32), primary_key=True),
+    sa.Column("minion_id", sa.String(255), primary_key=True),
+    sa.Column("master_id", sa.String(255), nullable=False),
+    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
+)
+
+returns = sa.Table(
+    "kiosk_returns",
+    kstore_mod.metadata,
+    sa.Column("jid", sa.String(32), primary_key=True),
+    sa.Column("minion_id", sa.String(255), primary_key=True),
+    sa.Column("fun", sa.String(255), nullable=True, index=True),
+    sa.Column("success", sa.Boolean, nullable=True),
+    sa.Column("retcode", sa.Integer, nullable=True),
+    sa.Column("ret", _BIG, nullable=False),
+    sa.Column("master_id", sa.String(255), nullable=False),
+    sa.Column("alter_time", sa.DateTime, nullable=False, index=True),
+    sa.Index("ix_kiosk_returns_minion", "minion_id"),
+    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
+)
+
+events = sa.Table(
+    "kiosk_events",
+    kstore_mod.metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("uid", sa.String(36), nullable=False, unique=True),
+    sa.Column("tag", sa.String(255), nullable=False, index=True),
+    sa.Column("data", _BIG, nullable=False),
+    sa.Column("master_id", sa.String(255), nullable=False),
+    sa.Column("alter_time", sa.DateTime, nullable=False, index=True),
+    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
+)
+
+TABLES = (jobs, job_minions, returns, events)
+
+#: Errors that mean "the database is not reachable now": spool and retry later.
+UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, kstore_mod.KioskStoreError)
+
+
+def dumps(value):
+    """JSON for anything Salt returns (bytes and odd types become text)."""
+    return json.dumps(value, default=lambda obj: obj.decode("utf-8", "replace") if isinstance(obj, bytes) else str(obj))
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def settings(opts):
+    """The returner's settings: ``kiosk_mysql:`` with ``db`` falling back to ``kiosk:db``."""
+    section = dict(opts.get("kiosk_mysql") or {})
+    db = section.get("db") or (opts.get("kiosk") or {}).get("db")
+    master_id = section.get("master_id") or opts.get("master_id") or opts.get("id") or "unknown"
+    spool_dir = section.get("spool_dir") or os.path.join(opts.get("cachedir", "/var/cache/salt/master"), "kiosk_mysql_spool")
+    spool_max = int(section.get("spool_max", DEFAULT_SPOOL_MAX))
+    url = kconfig.db_url({"cachedir": opts.get("cachedir", "/var/cache/salt/master"), "kiosk": {"db": db}})
+    return {"url": url, "master_id": str(master_id), "spool_dir": spool_dir, "spool_max": spool_max}
+
+
+class Spool:
+    """Durable FIFO of items that could not be written yet (one JSON file per item)."""
+
+    def __init__(self, folder, limit):
+        self.folder = folder
+        self.limit = limit
+        self._seq = 0
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+
+    def entries(self):
+        return sorted(name for name in os.listdir(self.folder) if name.endswith(".json"))
+
+    def __len__(self):
+        return len(self.entries())
+
+    def put(self, kind, payload):
+        if len(self) >= self.limit:
+            log.error(
+                "kiosk_mysql spool %s is FULL (%d items, kiosk_mysql:spool_max): dropping a %s item; "
+                "restore the database connection", self.folder, self.limit, kind,
+            )
+            return False
+        self._seq += 1
+        name = f"{time.time_ns():020d}-{os.getpid():07d}-{self._seq:09d}"
+        tmp = os.path.join(self.folder, f".{name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(dumps({"kind": kind, "payload": payload}))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, os.path.join(self.folder, name + ".json"))
+        return True
+
+    def replay(self, apply):
+        """Apply every spooled item in order; stop (keeping the rest) at the first failure."""
+        lock_path = os.path.join(self.folder, ".lock")
+        with open(lock_path, "w", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = 0
+            for name in self.entries():
+                path = os.path.join(self.folder, name)
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        item = json.load(handle)
+                except FileNotFoundError:
+                    continue  # replayed by another process
+                except ValueError:
+                    log.error("kiosk_mysql spool item %s is unreadable; moved aside", path)
+                    os.replace(path, path + ".bad")
+                    continue
+                apply(item["kind"], item["payload"])
+                os.unlink(path)
+                done += 1
+            if done:
+                log.warning("kiosk_mysql replayed %d spooled item(s) from %s", done, self.folder)
+            return done
+
+
+class JobResults:
+    """Writes and reads job results; see the module docstring."""
+
+    _instances = {}
+    _guard = threading.Lock()
+
+    def __init__(self, conf):
+        self.conf = conf
+        self.master_id = conf["master_id"]
+        self.engine = kstore_mod.make_engine(conf["url"])
+        self.spool = Spool(conf["spool_dir"], conf["spool_max"])
+        self.ready = False
+
+    @classmethod
+    def get(cls, opts):
+        conf = settings(opts)
+        key = (str(conf["url"]), conf["master_id"], conf["spool_dir"])
+        with cls._guard:
+            if key not in cls._instances:
+                cls._instances[key] = cls(conf)
+            return cls._instances[key]
+
+    @classmethod
+    def dispose_all(cls):
+        with cls._guard:
+            for inst in cls._instances.values():
+                inst.engine.dispose()
+            cls._instances.clear()
+
+    def _ensure_schema(self):
+        if not self.ready:
+            kstore_mod.upgrade(self.engine)
+            self.ready = True
+
+    # --- writing ---------------------------------------------------------------
+
+    def _upsert(self, conn, table, rows):
+        if not rows:
+            return
+        rows = [
+            {key: (datetime.datetime.fromisoformat(value) if key in ("alter_time", "created_at") else value)
+             for key, value in row.items()}
+            for row in rows
+        ]
+        name = conn.dialect.name
+        if name in ("mysql", "mariadb"):
+            stmt = mysql_dialect.insert(table)
+            first = table.primary_key.columns.values()[0] if table is not events else table.c.uid
+            stmt = stmt.on_duplicate_key_update({first.name: stmt.inserted[first.name]})
+        else:
+            stmt = sqlite_dialect.insert(table).on_conflict_do_nothing()
+        conn.execute(stmt, rows)
+
+    def apply(self, kind, payload):
+        """Write one item (``load``, ``minions``, ``return`` or ``events``)."""
+        self._ensure_schema()
+        with self.engine.begin() as conn:
+            if kind == "load":
+                self._upsert(conn, jobs, [payload["job"]])
+                self._upsert(conn, job_minions, payload["minions"])
+            elif kind == "minions":
+                self._upsert(conn, job_minions, payload)
+            elif kind == "return":
+                self._upsert(conn, returns, [payload])
+            elif kind == "events":
+                self._upsert(conn, events, payload)
+            else:
+                raise ValueError(f"unknown spool item kind {kind!r}")
+
+    def write(self, kind, payload):
+        """
+        Write ``payload`` now, after replaying the spool; spool it when the
+        database cannot be reached. Return ``"written"`` or ``"spooled"``
+        (``"dropped"`` when the spool is full).
+        """
+        try:
+            if self.spool.entries():
+                if not self.spool.put(kind, payload):
+                    return "dropped"
+                self.spool.replay(self.apply)
+                return "written"
+            self.apply(kind, payload)
+            return "written"
+        except UNREACHABLE as exc:
+            log.warning("kiosk_mysql: database unreachable (%s); %s spooled to %s",
+                        str(exc).splitlines()[0][:200], kind, self.spool.folder)
+            self.ready = False
+            # The item may already be in the spool (put before a failed replay).
+            if self._spooled_last(kind, payload):
+                return "spooled"
+            return "spooled" if self.spool.put(kind, payload) else "dropped"
+
+    def _spooled_last(self, kind, payload):
+        entries = self.spool.entries()
+        if not entries:
+            return False
+        try:
+            with open(os.path.join(self.spool.folder, entries[-1]), encoding="utf-8") as handle:
+                item = json.load(handle)
+        except (OSError, ValueError):
+            return False
+        return item == json.loads(dumps({"kind": kind, "payload": payload}))
+
+    def flush(self):
+        """Replay the spool now; return the number of items written."""
+        self._ensure_schema()
+        return self.spool.replay(self.apply)
+
+    # --- shaping Salt's data -----------------------------------------------------
+
+    def return_row(self, ret):
+        full = {key: value for key, value in ret.items() if not key.startswith("__")}
+        return {
+            "jid": str(ret["jid"]),
+            "minion_id": str(ret["id"]),
+            "fun": ret.get("fun"),
+            "success": ret.get("success"),
+            "retcode": ret.get("retcode") if isinstance(ret.get("retcode"), int) else None,
+            "ret": dumps(full),
+            "master_id": self.master_id,
+            "alter_time": _now().isoformat(),
+        }
+
+    def load_item(self, jid, load, minions=None):
+        job = {
+            "jid": str(jid),
+            "fun": load.get("fun") if isinstance(load, dict) else None,
+            "tgt": dumps(load.get("tgt")) if isinstance(load, dict) else None,
+            "load": dumps(load),
+            "master_id": self.master_id,
+            "created_at": _now().isoformat(),
+        }
+        return {"job": job, "minions": self.minion_rows(jid, minions or [])}
+
+    def minion_rows(self, jid, minions):
+        return [{"jid": str(jid), "minion_id": str(m), "master_id": self.master_id} for m in minions]
+
+    def event_rows(self, batch):
+        rows = []
+        for event in batch:
+            rows.append({
+                "uid": str(uuid.uuid4()),
+                "tag": str(event.get("tag", ""))[:255],
+                "data": dumps(event.get("data", {})),
+                "master_id": self.master_id,
+                "alter_time": _now().isoformat(),
+            })
+        return rows
+
+
+# --- reading (the job cache interface) ---------------------------------------------
+
+
+def _read(opts):
+    results = JobResults.get(opts)
+    results._ensure_schema()  # pylint: disable=protected-access
+    return results
+
+
+def get_load(opts, jid):
+    """The job's load, or ``{}``."""
+    with _read(opts).engine.connect() as conn:
+        row = conn.execute(sa.select(jobs.c.load).where(jobs.c.jid == str(jid))).first()
+    return json.loads(row.load) if row else {}
+
+
+def get_jid(opts, jid):
+    """``{minion: {"return": ..., "retcode": ..., "success": ...}}`` for one job."""
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(sa.select(returns).where(returns.c.jid == str(jid))).all()
+    out = {}
+    for row in rows:
+        full = json.loads(row.ret)
+        out[row.minion_id] = {"return": full.get("return"), "retcode": row.retcode, "success": row.success,
+                              "master_id": row.master_id}
+    return out
+
+
+def get_fun(opts, fun):
+    """``{minion: fun}`` for the minions whose latest return ran ``fun``."""
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(returns.c.minion_id, sa.func.max(returns.c.jid).label("jid"))
+            .where(returns.c.fun == fun).group_by(returns.c.minion_id)
+        ).all()
+    return {row.minion_id: fun for row in rows}
+
+
+def get_jids(opts):
+    """``{jid: load}`` of every job recorded."""
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(sa.select(jobs.c.jid, jobs.c.load).order_by(jobs.c.jid)).all()
+    return {row.jid: json.loads(row.load) for row in rows}
+
+
+def get_jids_filter(opts, count, filter_find_job=True):
+    """The newest ``count`` jobs as ``[{"jid", "load"}]``, newest first."""
+    query = sa.select(jobs.c.jid, jobs.c.load).order_by(jobs.c.jid.desc()).limit(int(count))
+    if filter_find_job:
+        query = query.where(sa.or_(jobs.c.fun.is_(None), jobs.c.fun != "saltutil.find_job"))
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [{"jid": row.jid, "load": json.loads(row.load)} for row in rows]
+
+
+def get_minions(opts):
+    """Every minion id that returned something."""
+    with _read(opts).engine.connect() as conn:
+        return [row.minion_id for row in conn.execute(sa.select(returns.c.minion_id).distinct()).all()]
+
+
+def job_minions_of(opts, jid):
+    """The minions a job was published to, as recorded by every master."""
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(sa.select(job_minions.c.minion_id).where(job_minions.c.jid == str(jid)).distinct()).all()
+    return sorted(row.minion_id for row in rows)
+
+
+def clean_old_jobs(opts):
+    """Delete jobs, returns and events older than ``keep_jobs_seconds`` (default 24 h)."""
+    keep = int(opts.get("keep_jobs_seconds") or int(opts.get("keep_jobs", 24)) * 3600)
+    if keep <= 0:
+        return 0
+    cutoff = _now() - datetime.timedelta(seconds=keep)
+    results = _read(opts)
+    with results.engine.begin() as conn:
+        old = sa.select(jobs.c.jid).where(jobs.c.created_at < cutoff).scalar_subquery()
+        deleted = conn.execute(returns.delete().where(returns.c.alter_time < cutoff)).rowcount
+        conn.execute(job_minions.delete().where(job_minions.c.jid.in_(old)))
+        deleted += conn.execute(jobs.delete().where(jobs.c.created_at < cutoff)).rowcount
+        deleted += conn.execute(events.delete().where(events.c.alter_time < cutoff)).rowcount
+    return deleted
