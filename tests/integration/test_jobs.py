@@ -76,7 +76,7 @@ def test_unit_with_a_stopped_minion_ends_within_its_timeout(fleet, fleet_invento
 
 
 def test_async_task_and_failures(fleet, fleet_inventory):
-    ret = run(fleet, "kiosk_jobs.run", "campus:east", "cmd.retcode", "arg=[exit 3]", "unit=1")
+    ret = run(fleet, "kiosk_jobs.run", "campus:east", "test.arg", "arg=[one, 2]", "unit=1")
     task_id = ret.data["task"]
     deadline = time.monotonic() + 60
     while True:
@@ -85,10 +85,13 @@ def test_async_task_and_failures(fleet, fleet_inventory):
             break
         time.sleep(1)
     assert status["state"] == "done", status
-    assert status["units"] == 2 and status["counts"]["success"] == 2, status  # cmd.retcode returns 3 with retcode 0
-    assert {r["return"] for r in status["results"].values()} == {3}
-    failing = run(fleet, "kiosk_jobs.run", "campus:east", "cmd.run", "arg=[exit 3]", "wait=True").data
+    assert status["units"] == 2 and status["counts"]["success"] == 2 and status["success_rate"] == 1.0, status
+    assert all(r["return"]["args"] == ["one", 2] for r in status["results"].values())
+    # A command exiting 3 sets the job's retcode: failed, with the return kept.
+    failing = run(fleet, "kiosk_jobs.run", "campus:east", "cmd.retcode", "arg=[exit 3]", "wait=True").data
     assert failing["counts"]["failed"] == 2 and failing["success_rate"] == 0.0, failing
+    assert {r["return"] for r in failing["results"].values()} == {3}
+    assert {r["retcode"] for r in failing["results"].values()} == {3}
 
 
 @pytest.mark.parametrize(
