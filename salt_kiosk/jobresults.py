@@ -182,9 +182,26 @@ class JobResults:
     def __init__(self, conf):
         self.conf = conf
         self.master_id = conf["master_id"]
-        self.engine = kstore_mod.make_engine(conf["url"])
+        self.engine = self._make_engine(conf["url"])
+        self.mysql = self.engine.dialect.name in ("mysql", "mariadb")
         self.spool = Spool(conf["spool_dir"], conf["spool_max"])
         self.ready = False
+
+    @staticmethod
+    def _make_engine(url):
+        url = sa.engine.make_url(url)
+        if url.get_backend_name() != "mysql":
+            return kstore_mod.make_engine(url)
+        # One round trip per write: autocommit (every write is one idempotent
+        # statement), no ping before use and no rollback on return to the pool;
+        # a connection lost to a database restart is replaced by write()'s retry.
+        connect_args = {}
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = 5
+        return sa.create_engine(
+            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_recycle=3600,
+            pool_size=2, max_overflow=8, connect_args=connect_args,
+        )
 
     @classmethod
     def get(cls, opts):
@@ -226,9 +243,83 @@ class JobResults:
             stmt = sqlite_dialect.insert(table).on_conflict_do_nothing()
         conn.execute(stmt, rows)
 
+    _COLUMNS = {
+        "kiosk_jobs": ("jid", "fun", "tgt", "load", "master_id", "created_at"),
+        "kiosk_job_minions": ("jid", "minion_id", "master_id"),
+        "kiosk_returns": ("jid", "minion_id", "fun", "success", "retcode", "ret", "master_id", "alter_time"),
+        "kiosk_events": ("uid", "tag", "data", "master_id", "alter_time"),
+    }
+    _KEY = {"kiosk_jobs": "jid", "kiosk_job_minions": "jid", "kiosk_returns": "jid", "kiosk_events": "uid"}
+
+    _EVENTS_JSON_SQL = (
+        "INSERT INTO kiosk_events (uid, tag, data, master_id, alter_time) "
+        "SELECT j.u, j.t, j.d, %s, %s FROM JSON_TABLE(%s, '$[*]' COLUMNS ("
+        "u VARCHAR(36) PATH '$[0]', t VARCHAR(255) PATH '$[1]', d LONGTEXT PATH '$[2]')) AS j "
+        "ON DUPLICATE KEY UPDATE uid = kiosk_events.uid"
+    )
+    json_table = True
+
+    def _mysql_events(self, conn, rows):
+        """
+        A whole batch of events in ONE statement with three parameters: the rows
+        travel as a JSON document that the server unpacks with JSON_TABLE
+        (MariaDB 10.6+, MySQL 8); older servers get a multi-row executemany.
+        """
+        if self.json_table:
+            by_master = {}
+            for row in rows:
+                by_master.setdefault((row["master_id"], row["alter_time"]), []).append(row)
+            try:
+                for (master_id, stamp), group in by_master.items():
+                    document = json.dumps([[row["uid"], row["tag"], row["data"]] for row in group])
+                    conn.exec_driver_sql(
+                        self._EVENTS_JSON_SQL, (master_id, datetime.datetime.fromisoformat(stamp), document)
+                    )
+                return
+            except sa.exc.ProgrammingError as exc:
+                log.info("kiosk_mysql: JSON_TABLE unavailable (%s); writing events with executemany", exc)
+                type(self).json_table = False
+        self._mysql_write(conn, events, rows)
+
+    def _mysql_write(self, conn, table, rows):
+        """One INSERT ... ON DUPLICATE KEY UPDATE for all rows (PyMySQL sends multi-row VALUES)."""
+        if not rows:
+            return
+        columns = self._COLUMNS[table.name]
+        key = self._KEY[table.name]
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join('`%s`' % c for c in columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}) ON DUPLICATE KEY UPDATE `{key}` = `{key}`"
+        )
+        stamp = {}
+        params = []
+        for row in rows:
+            values = []
+            for column in columns:
+                value = row.get(column)
+                if column in ("alter_time", "created_at") and isinstance(value, str):
+                    value = stamp.get(value) or stamp.setdefault(value, datetime.datetime.fromisoformat(value))
+                values.append(value)
+            params.append(tuple(values))
+        conn.exec_driver_sql(sql, params)
+
     def apply(self, kind, payload):
         """Write one item (``load``, ``minions``, ``return`` or ``events``)."""
         self._ensure_schema()
+        if self.mysql:
+            with self.engine.connect() as conn:
+                if kind == "load":
+                    self._mysql_write(conn, jobs, [payload["job"]])
+                    self._mysql_write(conn, job_minions, payload["minions"])
+                elif kind == "minions":
+                    self._mysql_write(conn, job_minions, payload)
+                elif kind == "return":
+                    self._mysql_write(conn, returns, [payload])
+                elif kind == "events":
+                    self._mysql_events(conn, payload)
+                else:
+                    raise ValueError(f"unknown spool item kind {kind!r}")
+            return
         with self.engine.begin() as conn:
             if kind == "load":
                 self._upsert(conn, jobs, [payload["job"]])
@@ -254,7 +345,13 @@ class JobResults:
                     return "dropped"
                 self.spool.replay(self.apply)
                 return "written"
-            self.apply(kind, payload)
+            try:
+                self.apply(kind, payload)
+            except UNREACHABLE:
+                # A pooled connection may have died with a database restart:
+                # start from fresh connections once before giving up.
+                self.engine.dispose()
+                self.apply(kind, payload)
             return "written"
         except UNREACHABLE as exc:
             log.warning("kiosk_mysql: database unreachable (%s); %s spooled to %s",
@@ -311,16 +408,20 @@ class JobResults:
         return [{"jid": str(jid), "minion_id": str(m), "master_id": self.master_id} for m in minions]
 
     def event_rows(self, batch):
-        rows = []
-        for event in batch:
-            rows.append({
-                "uid": str(uuid.uuid4()),
+        stamp = _now().isoformat()
+        prefix = uuid.uuid4().hex[:20]
+        return [
+            {
+                # Unique per event (replays of a spooled batch keep it): a
+                # random prefix per batch plus the position in the batch.
+                "uid": f"{prefix}-{index:08d}",
                 "tag": str(event.get("tag", ""))[:255],
                 "data": dumps(event.get("data", {})),
                 "master_id": self.master_id,
-                "alter_time": _now().isoformat(),
-            })
-        return rows
+                "alter_time": stamp,
+            }
+            for index, event in enumerate(batch)
+        ]
 
 
 # --- reading (the job cache interface) ---------------------------------------------
