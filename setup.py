@@ -53,6 +53,7 @@ setup(
             f"RPi.GPIO; {PI_MARKER}",
             f"adafruit-circuitpython-dht; {PI_MARKER}",
         ],
+        "bench": ["saltext-mysql"],
         "test": [
             "pytest>=8,<10",
             "pytest-salt-factories>=1.0,<1.1",

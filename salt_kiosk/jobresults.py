@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 
+import pymysql
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -93,12 +94,19 @@ events = sa.Table(
 TABLES = (jobs, job_minions, returns, events)
 
 #: Errors that mean "the database is not reachable now": spool and retry later.
-UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, kstore_mod.KioskStoreError)
+UNREACHABLE = (
+    sa.exc.OperationalError, sa.exc.InterfaceError, kstore_mod.KioskStoreError,
+    pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError,
+)
+
+
+def _default(obj):
+    return obj.decode("utf-8", "replace") if isinstance(obj, bytes) else str(obj)
 
 
 def dumps(value):
     """JSON for anything Salt returns (bytes and odd types become text)."""
-    return json.dumps(value, default=lambda obj: obj.decode("utf-8", "replace") if isinstance(obj, bytes) else str(obj))
+    return json.dumps(value, default=_default)
 
 
 def _now():
@@ -254,7 +262,7 @@ class JobResults:
     _EVENTS_JSON_SQL = (
         "INSERT INTO kiosk_events (uid, tag, data, master_id, alter_time) "
         "SELECT j.u, j.t, j.d, %s, %s FROM JSON_TABLE(%s, '$[*]' COLUMNS ("
-        "u VARCHAR(36) PATH '$[0]', t VARCHAR(255) PATH '$[1]', d LONGTEXT PATH '$[2]')) AS j "
+        "u VARCHAR(36) PATH '$[0]', t VARCHAR(255) PATH '$[1]', d JSON PATH '$[2]')) AS j "
         "ON DUPLICATE KEY UPDATE uid = kiosk_events.uid"
     )
     json_table = True
@@ -271,15 +279,15 @@ class JobResults:
                 by_master.setdefault((row["master_id"], row["alter_time"]), []).append(row)
             try:
                 for (master_id, stamp), group in by_master.items():
-                    document = json.dumps([[row["uid"], row["tag"], row["data"]] for row in group])
-                    conn.exec_driver_sql(
-                        self._EVENTS_JSON_SQL, (master_id, datetime.datetime.fromisoformat(stamp), document)
-                    )
+                    # Event data is encoded once, inside the document; the JSON
+                    # column hands it to the server as JSON text.
+                    document = dumps([[row["uid"], row["tag"], row["data"]] for row in group])
+                    conn.execute(self._EVENTS_JSON_SQL, (master_id, datetime.datetime.fromisoformat(stamp), document))
                 return
-            except sa.exc.ProgrammingError as exc:
+            except pymysql.err.ProgrammingError as exc:
                 log.info("kiosk_mysql: JSON_TABLE unavailable (%s); writing events with executemany", exc)
                 type(self).json_table = False
-        self._mysql_write(conn, events, rows)
+        self._mysql_write(conn, events, [dict(row, data=dumps(row["data"])) for row in rows])
 
     def _mysql_write(self, conn, table, rows):
         """One INSERT ... ON DUPLICATE KEY UPDATE for all rows (PyMySQL sends multi-row VALUES)."""
@@ -301,13 +309,20 @@ class JobResults:
                     value = stamp.get(value) or stamp.setdefault(value, datetime.datetime.fromisoformat(value))
                 values.append(value)
             params.append(tuple(values))
-        conn.exec_driver_sql(sql, params)
+        if len(params) == 1:
+            conn.execute(sql, params[0])
+        else:
+            conn.executemany(sql, params)
 
     def apply(self, kind, payload):
         """Write one item (``load``, ``minions``, ``return`` or ``events``)."""
         self._ensure_schema()
         if self.mysql:
-            with self.engine.connect() as conn:
+            # The DBAPI connection straight from the pool: with autocommit and
+            # no reset on return, a return costs exactly one round trip.
+            raw = self.engine.raw_connection()
+            try:
+                conn = raw.cursor()
                 if kind == "load":
                     self._mysql_write(conn, jobs, [payload["job"]])
                     self._mysql_write(conn, job_minions, payload["minions"])
@@ -319,6 +334,12 @@ class JobResults:
                     self._mysql_events(conn, payload)
                 else:
                     raise ValueError(f"unknown spool item kind {kind!r}")
+                conn.close()
+            except BaseException:
+                raw.invalidate()
+                raise
+            else:
+                raw.close()
             return
         with self.engine.begin() as conn:
             if kind == "load":
@@ -329,7 +350,7 @@ class JobResults:
             elif kind == "return":
                 self._upsert(conn, returns, [payload])
             elif kind == "events":
-                self._upsert(conn, events, payload)
+                self._upsert(conn, events, [dict(row, data=dumps(row["data"])) for row in payload])
             else:
                 raise ValueError(f"unknown spool item kind {kind!r}")
 
@@ -416,7 +437,7 @@ class JobResults:
                 # random prefix per batch plus the position in the batch.
                 "uid": f"{prefix}-{index:08d}",
                 "tag": str(event.get("tag", ""))[:255],
-                "data": dumps(event.get("data", {})),
+                "data": event.get("data", {}),
                 "master_id": self.master_id,
                 "alter_time": stamp,
             }

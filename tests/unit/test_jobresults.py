@@ -1,5 +1,6 @@
 """Job results (the kiosk_mysql returner's library) on SQLite and a real MariaDB."""
 
+import json
 import logging
 import socket
 
@@ -70,6 +71,10 @@ def test_event_batch_in_one_write(master):
     batch = [{"tag": f"kiosk/test/{i}", "data": {"i": i, "q": "'\\\""}} for i in range(500)]
     assert results.write("events", results.event_rows(batch)) == "written"
     assert count(opts, jobresults.events) == 500
+    with results.engine.connect() as conn:
+        stored = conn.execute(sa.select(jobresults.events.c.tag, jobresults.events.c.data)
+                              .where(jobresults.events.c.tag == "kiosk/test/7")).one()
+    assert json.loads(stored.data) == {"i": 7, "q": "'\\\""}
 
 
 @pytest.fixture
