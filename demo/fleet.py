@@ -67,6 +67,12 @@ class LocalFleet:
     def kiosks(self):
         return [k for c in self.campuses.values() for k in c.get("kiosks", [])]
 
+    def central_db_url(self):
+        """The store of the master of masters (``kiosk:db`` or its embedded SQLite file)."""
+        if self.kiosk_settings.get("db"):
+            return self.kiosk_settings["db"]
+        return "sqlite:///" + os.path.join(self.workdir, "mom", "cache", "master", "kiosk", "kiosk.sqlite3")
+
     def release_root(self, relay):
         """The relay master's file root that releases are staged into."""
         return os.path.join(self.workdir, relay, "file-root")
@@ -119,6 +125,10 @@ class LocalFleet:
                 release_root = self.release_root(relay)
                 os.makedirs(release_root, exist_ok=True)
                 master["file_roots"] = {"base": [SRV_SALT, release_root]}
+                # Job returns go to the central store (here the master of
+                # masters' embedded SQLite file) through the kiosk_mysql returner.
+                master["master_job_cache"] = "kiosk_mysql"
+                master["kiosk_mysql"] = {"db": self.central_db_url(), "master_id": relay}
                 write_config(os.path.join(self.conf(relay), "master"), master)
                 minion = self._base(relay, "minion")
                 minion.update(topology.minion(address, ret_port, self.mom_pub))

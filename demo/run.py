@@ -201,7 +201,19 @@ class Demo:
         self.step("11. Releases: publish 1.0.0, deliver a file, publish 1.1.0, roll back, fleet status")
         self.releases()
 
-        self.step("12. salt-kiosk modules answer on every node of the tree")
+        self.step("12. A unit-split job: one kiosk per unit, a hard timeout per unit, results in the store")
+        task = self.run("salt-run", "kiosk_jobs.run", "*", "test.echo", "arg=[hello from the demo]",
+                        "unit=1", "timeout=20", "concurrency=2", "wait=True")
+        print(f"  task {task['task']}: {task['units']} units, {task['counts']}, success rate {task['success_rate']}")
+        for minion, result in sorted(task["results"].items()):
+            print(f"  {minion:<10} unit {result['unit']}  {result['status']:<8} jid {result['jid']}  -> {result['return']!r}")
+        jid = task["results"]["kiosk-e1"]["jid"]
+        progress = self.run("salt-run", "kiosk_jobs.progress", jid)
+        print(f"  job {jid} as the relay's kiosk_mysql returner recorded it: {progress['returned']}/"
+              f"{progress['expected']} returned, written by {progress['masters']}")
+        self.report.append(("unit-split job: kiosks succeeded", f"{task['counts']['success']}/{task['total']}"))
+
+        self.step("13. salt-kiosk modules answer on every node of the tree")
         versions = self.run("salt", "*", "kiosk.version")
         for minion, version in sorted(versions.items()):
             print(f"  {minion:<10} salt-kiosk {version}")
