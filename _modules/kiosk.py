@@ -303,3 +303,18 @@ def stage_release(version, url, md5, filename, latest=True):
         salt relay-e1 kiosk.stage_release 1.4.0 http://central:8080/x/app.tar.gz 0f343b0931126a20f133d67c2b018a3b app.tar.gz
     """
     return releases.stage_local(__opts__, version, url, md5, filename, latest=bool(latest))
+
+
+def promote_release(version):
+    """
+    Relays: point ``kiosk_releases/latest.json`` at an already staged release,
+    so kiosks starting up install it. Called by ``salt-run
+    kiosk_release.rollout`` for the whole fleet; rarely run by hand.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt relay-e1 kiosk.promote_release 1.4.0
+    """
+    return releases.promote_local(__opts__, version)

@@ -62,6 +62,21 @@ def _results():
     return jobresults.JobResults.get(__opts__)
 
 
+def _read(func, empty, *args):
+    """
+    Reads fail fast while the database is down (the syndic asks for a job's
+    load on its event loop; a connect timeout there would stall it).
+    """
+    results = _results()
+    if results.down():
+        return empty
+    try:
+        return func(__opts__, *args)
+    except jobresults.UNREACHABLE as exc:
+        results._mark_down(exc)  # pylint: disable=protected-access
+        return empty
+
+
 def returner(ret):
     """
     Store one minion's return (spooled when the database is unreachable).
@@ -114,7 +129,7 @@ def get_load(jid):
 
         salt-run jobs.print_job 20261125093000123456
     """
-    return jobresults.get_load(__opts__, jid)
+    return _read(jobresults.get_load, {}, jid)
 
 
 def get_jid(jid):
@@ -127,7 +142,7 @@ def get_jid(jid):
 
         salt-run jobs.lookup_jid 20261125093000123456
     """
-    return jobresults.get_jid(__opts__, jid)
+    return _read(jobresults.get_jid, {}, jid)
 
 
 def get_fun(fun):
@@ -140,7 +155,7 @@ def get_fun(fun):
 
         salt-call ret.get_fun kiosk_mysql test.ping
     """
-    return jobresults.get_fun(__opts__, fun)
+    return _read(jobresults.get_fun, {}, fun)
 
 
 def get_jids():
@@ -153,7 +168,10 @@ def get_jids():
 
         salt-run jobs.list_jobs
     """
-    return {jid: salt.utils.jid.format_jid_instance(jid, load) for jid, load in jobresults.get_jids(__opts__).items()}
+    return {
+        jid: salt.utils.jid.format_jid_instance(jid, load)
+        for jid, load in _read(jobresults.get_jids, {}).items()
+    }
 
 
 def get_jids_filter(count, filter_find_job=True):
@@ -168,7 +186,7 @@ def get_jids_filter(count, filter_find_job=True):
     """
     return [
         salt.utils.jid.format_jid_instance_ext(item["jid"], item["load"])
-        for item in jobresults.get_jids_filter(__opts__, count, filter_find_job)
+        for item in _read(jobresults.get_jids_filter, [], count, filter_find_job)
     ]
 
 
@@ -182,7 +200,7 @@ def get_minions():
 
         salt-call ret.get_minions kiosk_mysql
     """
-    return jobresults.get_minions(__opts__)
+    return _read(jobresults.get_minions, [])
 
 
 def prep_jid(nocache=False, passed_jid=None):  # pylint: disable=unused-argument
@@ -230,6 +248,8 @@ def clean_old_jobs():
         salt-run jobs.list_jobs
     """
     results = _results()
+    if results.down():
+        return
     try:
         results.flush()
         jobresults.clean_old_jobs(__opts__)

@@ -89,6 +89,10 @@ def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
 
     rollout
         Install on the kiosks now (default True); False only stages.
+        Only a rollout to the whole fleet (``target='*'``) moves the relays'
+        ``latest.json``, which kiosks install at minion start; a staged-only or
+        partial release stays where it was put until ``kiosk_release.rollout``
+        runs for ``'*'``.
 
     timeout
         Seconds to wait for the relays, and for the kiosks (default 300).
@@ -106,7 +110,8 @@ def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
         salt-run kiosk_release.publish 1.5.0 /srv/releases/ui.tar.gz target=campus:east rollout=False
     """
     kstore = store.open_store(__opts__)
-    release = releases.publish(__opts__, kstore, version, source, md5=md5, stage_timeout=int(timeout))
+    release = releases.publish(__opts__, kstore, version, source, md5=md5, stage_timeout=int(timeout),
+                               promote=bool(rollout) and target == "*")
     return _finish(release, rollout, target, int(timeout))
 
 
@@ -132,7 +137,8 @@ def rollback(to=None, version=None, target="*", rollout=True, timeout=300):
         salt-run kiosk_release.rollback to=1.3.2 version=1.4.2
     """
     kstore = store.open_store(__opts__)
-    release = releases.rollback(__opts__, kstore, to=to, version=version, stage_timeout=int(timeout))
+    release = releases.rollback(__opts__, kstore, to=to, version=version, stage_timeout=int(timeout),
+                                promote=bool(rollout) and target == "*")
     return _finish(release, rollout, target, int(timeout))
 
 

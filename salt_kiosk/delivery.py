@@ -336,9 +336,14 @@ def deliver(source, dest, md5, mode=None, user=None, backup=True, makedirs=False
         actual = digest.hexdigest()
         if actual != md5:
             raise Md5Mismatch(source, md5, actual)
-        if mode is None and os.path.isfile(dest):
-            mode = os.stat(dest).st_mode & 0o7777
-        elif mode is None:
+        if os.path.isfile(dest):
+            # The replaced file's mode and owner carry over unless given.
+            previous = os.stat(dest)
+            if mode is None:
+                mode = previous.st_mode & 0o7777
+            if owner is None and (previous.st_uid, previous.st_gid) != (os.getuid(), os.getgid()):
+                owner = (previous.st_uid, previous.st_gid)
+        if mode is None:
             mode = 0o644
         os.chmod(tmp, mode)
         if owner is not None:
@@ -375,11 +380,17 @@ def restore(dest):
     if not os.path.isfile(prev):
         raise KioskDeliveryError(f"no previous copy of {dest} to restore ({prev} does not exist)")
     parent = os.path.dirname(dest)
-    swap = os.path.join(parent, f".{os.path.basename(dest)}.kiosk-swap")
-    if os.path.isfile(dest):
-        os.replace(dest, swap)
+    # dest never disappears: the current content gets a second name first,
+    # the previous copy is renamed over dest, then the second name becomes
+    # the new previous copy.
+    swap = os.path.join(parent, f".{os.path.basename(dest)}.{os.getpid()}.{threading.get_ident()}.kiosk-swap")
+    had_dest = os.path.isfile(dest)
+    if had_dest:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(swap)
+        os.link(dest, swap)
     os.replace(prev, dest)
-    if os.path.isfile(swap):
+    if had_dest:
         os.replace(swap, prev)
     _fsync_dir(parent)
     return {"dest": dest, "md5": md5_file(dest), "restored_from": prev}

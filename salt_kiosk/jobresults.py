@@ -22,6 +22,7 @@ dropped with an ERROR log line saying so.
 
 import datetime
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from salt_kiosk import store as kstore_mod
 log = logging.getLogger(__name__)
 
 DEFAULT_SPOOL_MAX = 100_000
+DEFAULT_RETRY_AFTER = 10
 
 _BIG = sa.Text().with_variant(mysql_dialect.LONGTEXT(), "mysql", "mariadb")
 
@@ -120,17 +122,20 @@ def settings(opts):
     master_id = section.get("master_id") or opts.get("master_id") or opts.get("id") or "unknown"
     spool_dir = section.get("spool_dir") or os.path.join(opts.get("cachedir", "/var/cache/salt/master"), "kiosk_mysql_spool")
     spool_max = int(section.get("spool_max", DEFAULT_SPOOL_MAX))
+    retry_after = float(section.get("retry_after", DEFAULT_RETRY_AFTER))
     url = kconfig.db_url({"cachedir": opts.get("cachedir", "/var/cache/salt/master"), "kiosk": {"db": db}})
-    return {"url": url, "master_id": str(master_id), "spool_dir": spool_dir, "spool_max": spool_max}
+    return {"url": url, "master_id": str(master_id), "spool_dir": spool_dir, "spool_max": spool_max,
+            "retry_after": retry_after}
 
 
 class Spool:
     """Durable FIFO of items that could not be written yet (one JSON file per item)."""
 
+    _counter = itertools.count(1)
+
     def __init__(self, folder, limit):
         self.folder = folder
         self.limit = limit
-        self._seq = 0
         os.makedirs(folder, mode=0o700, exist_ok=True)
 
     def entries(self):
@@ -139,6 +144,19 @@ class Spool:
     def __len__(self):
         return len(self.entries())
 
+    def _write(self, name, kind, payload):
+        tmp = os.path.join(self.folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(dumps({"kind": kind, "payload": payload}))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, os.path.join(self.folder, name))
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def put(self, kind, payload):
         if len(self) >= self.limit:
             log.error(
@@ -146,21 +164,32 @@ class Spool:
                 "restore the database connection", self.folder, self.limit, kind,
             )
             return False
-        self._seq += 1
-        name = f"{time.time_ns():020d}-{os.getpid():07d}-{self._seq:09d}"
-        tmp = os.path.join(self.folder, f".{name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(dumps({"kind": kind, "payload": payload}))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, os.path.join(self.folder, name + ".json"))
+        # Wall-clock order across the master's processes, then a per-process counter.
+        name = f"{time.time_ns():020d}-{os.getpid():07d}-{next(self._counter):09d}.json"
+        self._write(name, kind, payload)
         return True
 
-    def replay(self, apply):
-        """Apply every spooled item in order; stop (keeping the rest) at the first failure."""
+    def put_aside(self, kind, payload, reason):
+        """Keep an item the database refuses (not a connection problem) for inspection."""
+        name = f"{time.time_ns():020d}-{os.getpid():07d}-{next(self._counter):09d}.json.bad"
+        self._write(name, kind, payload)
+        log.error("kiosk_mysql: the database refused a %s item (%s); kept as %s", kind, reason,
+                  os.path.join(self.folder, name))
+
+    def replay(self, apply, is_poison=lambda exc: False, block=True):
+        """
+        Apply every spooled item in order and remove it. Stop (keeping the
+        rest) when the database is unreachable; an item the database itself
+        refuses (``is_poison``) is moved aside as ``.bad`` so it cannot block
+        the spool. Return the number of items written, or None when another
+        process holds the replay lock and ``block`` is False.
+        """
         lock_path = os.path.join(self.folder, ".lock")
         with open(lock_path, "w", encoding="utf-8") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+            except BlockingIOError:
+                return None
             done = 0
             for name in self.entries():
                 path = os.path.join(self.folder, name)
@@ -173,7 +202,15 @@ class Spool:
                     log.error("kiosk_mysql spool item %s is unreadable; moved aside", path)
                     os.replace(path, path + ".bad")
                     continue
-                apply(item["kind"], item["payload"])
+                try:
+                    apply(item["kind"], item["payload"])
+                except Exception as exc:  # pylint: disable=broad-except
+                    if not is_poison(exc):
+                        raise
+                    log.error("kiosk_mysql: the database refuses spooled item %s (%s); moved aside", path,
+                              str(exc).splitlines()[0][:200])
+                    os.replace(path, path + ".bad")
+                    continue
                 os.unlink(path)
                 done += 1
             if done:
@@ -194,6 +231,7 @@ class JobResults:
         self.mysql = self.engine.dialect.name in ("mysql", "mariadb")
         self.spool = Spool(conf["spool_dir"], conf["spool_max"])
         self.ready = False
+        self.down_until = 0.0
 
     @staticmethod
     def _make_engine(url):
@@ -354,50 +392,87 @@ class JobResults:
             else:
                 raise ValueError(f"unknown spool item kind {kind!r}")
 
+    def down(self):
+        """True while the circuit breaker holds: the database failed moments ago."""
+        return time.monotonic() < self.down_until
+
+    def _mark_down(self, exc):
+        self.ready = False
+        self.down_until = time.monotonic() + self.conf.get("retry_after", DEFAULT_RETRY_AFTER)
+        log.warning("kiosk_mysql: database unreachable (%s); spooling to %s for the next %ss",
+                    str(exc).splitlines()[0][:200], self.spool.folder, self.conf.get("retry_after", DEFAULT_RETRY_AFTER))
+
+    def _is_poison(self, exc):
+        """
+        True when the database is reachable but refuses this item (too long a
+        value, a packet over max_allowed_packet ...): retrying cannot help.
+        """
+        if not isinstance(exc, UNREACHABLE):
+            return True
+        try:
+            self.engine.dispose()
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception:  # pylint: disable=broad-except
+            return False
+        return True
+
+    def _apply_retrying(self, kind, payload):
+        try:
+            self.apply(kind, payload)
+        except UNREACHABLE:
+            # A pooled connection may have died with a database restart:
+            # start from fresh connections once before giving up.
+            self.engine.dispose()
+            self.apply(kind, payload)
+
     def write(self, kind, payload):
         """
-        Write ``payload`` now, after replaying the spool; spool it when the
-        database cannot be reached. Return ``"written"`` or ``"spooled"``
-        (``"dropped"`` when the spool is full).
-        """
-        try:
-            if self.spool.entries():
-                if not self.spool.put(kind, payload):
-                    return "dropped"
-                self.spool.replay(self.apply)
-                return "written"
-            try:
-                self.apply(kind, payload)
-            except UNREACHABLE:
-                # A pooled connection may have died with a database restart:
-                # start from fresh connections once before giving up.
-                self.engine.dispose()
-                self.apply(kind, payload)
-            return "written"
-        except UNREACHABLE as exc:
-            log.warning("kiosk_mysql: database unreachable (%s); %s spooled to %s",
-                        str(exc).splitlines()[0][:200], kind, self.spool.folder)
-            self.ready = False
-            # The item may already be in the spool (put before a failed replay).
-            if self._spooled_last(kind, payload):
-                return "spooled"
-            return "spooled" if self.spool.put(kind, payload) else "dropped"
+        Write ``payload`` after replaying what is spooled; spool it when the
+        database cannot be reached. Return ``"written"``, ``"spooled"``,
+        ``"dropped"`` (spool full) or ``"refused"`` (the database rejects the
+        item itself; it is kept in the spool directory as ``.bad``).
 
-    def _spooled_last(self, kind, payload):
-        entries = self.spool.entries()
-        if not entries:
-            return False
+        While the circuit breaker holds (``kiosk_mysql:retry_after`` seconds
+        after a failure) items go straight to the spool, so a database outage
+        never stalls the master on connect timeouts.
+        """
+        if self.down():
+            return self._spool(kind, payload)
+        if self.spool.entries():
+            try:
+                replayed = self.spool.replay(self.apply, is_poison=self._is_poison, block=False)
+            except UNREACHABLE as exc:
+                self._mark_down(exc)
+                return self._spool(kind, payload)
+            if replayed is None or self.spool.entries():
+                # Another process is replaying: keep the order, queue behind it.
+                return self._spool(kind, payload)
         try:
-            with open(os.path.join(self.spool.folder, entries[-1]), encoding="utf-8") as handle:
-                item = json.load(handle)
-        except (OSError, ValueError):
-            return False
-        return item == json.loads(dumps({"kind": kind, "payload": payload}))
+            self._apply_retrying(kind, payload)
+            return "written"
+        except Exception as exc:  # pylint: disable=broad-except
+            if isinstance(exc, UNREACHABLE) and not self._is_poison(exc):
+                self._mark_down(exc)
+                return self._spool(kind, payload)
+            if not isinstance(exc, (sa.exc.SQLAlchemyError, pymysql.err.MySQLError)):
+                raise
+            self.spool.put_aside(kind, payload, str(exc).splitlines()[0][:200])
+            return "refused"
+
+    def _spool(self, kind, payload):
+        return "spooled" if self.spool.put(kind, payload) else "dropped"
 
     def flush(self):
         """Replay the spool now; return the number of items written."""
         self._ensure_schema()
-        return self.spool.replay(self.apply)
+        try:
+            done = self.spool.replay(self.apply, is_poison=self._is_poison)
+        except UNREACHABLE as exc:
+            self._mark_down(exc)
+            raise
+        self.down_until = 0.0
+        return done
 
     # --- shaping Salt's data -----------------------------------------------------
 
@@ -455,10 +530,19 @@ def _read(opts):
 
 
 def get_load(opts, jid):
-    """The job's load, or ``{}``."""
+    """
+    The job's load with ``Minions`` (every minion any master published it to,
+    as Salt's local job cache reports it), or ``{}``.
+    """
     with _read(opts).engine.connect() as conn:
         row = conn.execute(sa.select(jobs.c.load).where(jobs.c.jid == str(jid))).first()
-    return json.loads(row.load) if row else {}
+        minions = conn.execute(sa.select(job_minions.c.minion_id).where(job_minions.c.jid == str(jid))
+                               .distinct()).all()
+    if not row:
+        return {}
+    load = json.loads(row.load)
+    load["Minions"] = sorted({m.minion_id for m in minions} | set(load.get("Minions") or []))
+    return load
 
 
 def get_jid(opts, jid):

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RELEASE_DIR = "/opt/kiosk/releases"
 DEFAULT_RELEASE_ROOT = "/srv/salt"
+DEFAULT_KEEP = 3
 STAGE_DIR = "kiosk_releases"
 META_NAME = ".kiosk-release.json"
 ATTEMPT_NAME = ".kiosk-last-attempt.json"
@@ -82,9 +83,14 @@ def version_key(version):
     return Version(version)
 
 
+RESERVED_NAMES = ("release.json", "latest.json", "current")
+
+
 def check_filename(name):
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
         raise KioskInputError(f"release file name {name!r} is not a plain file name")
+    if name in RESERVED_NAMES:
+        raise KioskInputError(f"release file name {name!r} is reserved (used for {', '.join(RESERVED_NAMES)}); rename the file")
     return name
 
 
@@ -230,7 +236,7 @@ def _record_stages(kstore, version, outcome):
             conn.execute(table.insert(), rows)
 
 
-def stage(opts, kstore, release, relays=None, timeout=300):
+def stage(opts, kstore, release, relays=None, timeout=300, latest=False):
     """
     Hop 1: every relay's minion fetches the release from this master over HTTP
     and checks its md5. Return ``{"staged": [...], "failed": {relay: reason},
@@ -240,7 +246,8 @@ def stage(opts, kstore, release, relays=None, timeout=300):
     if not relays:
         raise KioskInputError("no relays are configured under kiosk:campuses, so there is nowhere to stage")
     path = os.path.join(release_store(opts), release["version"], release["file"])
-    latest = latest_release(kstore)
+    newest = latest_release(kstore)
+    latest = bool(latest) and newest is not None and newest["version"] == release["version"]
     with serve_file(opts, path) as url:
         job = {
             "tgt": relays,
@@ -250,7 +257,7 @@ def stage(opts, kstore, release, relays=None, timeout=300):
                 "url": url,
                 "md5": release["md5"],
                 "filename": release["file"],
-                "latest": latest is not None and latest["version"] == release["version"],
+                "latest": latest,
             },
         }
         answers = fanout.run_jobs(opts, {"stage": job}, timeout)["stage"]
@@ -280,44 +287,50 @@ def _refuse_other_content(existing, version, md5):
         )
 
 
-def _fetch_to_store(opts, version, source, md5, existing):
-    """Copy ``source`` into the release store; return (filename, md5, size)."""
-    if existing:
-        filename = existing["file"]
-    else:
-        filename = check_filename(os.path.basename(source.split("?", 1)[0].rstrip("/")))
-    store_dir = release_store(opts)
-    os.makedirs(store_dir, exist_ok=True)
-    dest = os.path.join(store_dir, version, filename)
-    scratch = None
+def _stream_to_scratch(opts, store_dir, source):
+    """Copy ``source`` into a scratch file of the release store; return (path, md5)."""
+    fd, scratch = tempfile.mkstemp(prefix=".incoming-", dir=store_dir)
     try:
-        if md5 is None:
-            # An URL without a checksum: stream it once into a scratch file to
-            # learn its md5; nothing under the version's folder changes before
-            # the content is known to be acceptable.
-            fd, scratch = tempfile.mkstemp(prefix=".incoming-", dir=store_dir)
-            digest = hashlib.md5(usedforsecurity=False)
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in delivery.open_source(source, opts=opts):
-                    digest.update(chunk)
-                    handle.write(chunk)
-            md5 = digest.hexdigest()
-            source = scratch
-        _refuse_other_content(existing, version, md5)
-        delivery.deliver(source, dest, md5, backup=False, makedirs=True, opts=opts)
-    finally:
-        if scratch:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(scratch)
-    return filename, md5, os.path.getsize(dest)
+        digest = hashlib.md5(usedforsecurity=False)
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in delivery.open_source(source, opts=opts):
+                digest.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
+        raise
+    return scratch, digest.hexdigest()
 
 
-def publish(opts, kstore, version, source, md5=None, rollback_of=None, stage_timeout=300, stager=None):
+def _record(kstore, release_row):
+    """Insert the release row; return the row that exists afterwards (ours or a concurrent one)."""
+    table = kstore_mod.releases
+    try:
+        with kstore.begin() as conn:
+            seq = (conn.execute(sa.select(sa.func.max(table.c.seq))).scalar() or 0) + 1
+            conn.execute(table.insert().values(seq=seq, created_at=kstore_mod.utcnow(), **release_row))
+    except sa.exc.IntegrityError:
+        pass  # published concurrently: compare with what is there
+    return get_release(kstore, release_row["version"])
+
+
+def publish(opts, kstore, version, source, md5=None, rollback_of=None, stage_timeout=300, stager=None,
+            promote=True):
     """
     Record release ``version`` from ``source`` (a path on this master or an
     http(s) URL), copy it into the release store with its md5 checked, and stage
-    it on every relay. Publishing an existing version with different content is
-    refused; with the same content it is staged again (idempotent).
+    it on every relay; with ``promote`` (and when it is the newest version) the
+    relays' ``latest.json`` points at it, so kiosks starting up install it.
+    Publishing an existing version with different content is refused; with the
+    same content it is staged again (idempotent).
+
+    The content is streamed into a scratch file first and moves into the
+    version's folder only after the database row agrees with its md5, so two
+    publishers racing on one version cannot leave the store and the catalogue
+    disagreeing.
     """
     version = check_version(version)
     if md5 is not None:
@@ -333,33 +346,42 @@ def publish(opts, kstore, version, source, md5=None, rollback_of=None, stage_tim
         path = source[len("file://"):] if source.startswith("file://") else source
         if not os.path.isfile(path):
             raise KioskInputError(f"source {source!r} does not exist or is not a regular file on this master")
-        actual = md5_file(path)
-        if md5 is not None and actual != md5:
-            raise delivery.Md5Mismatch(source, md5, actual)
-        md5 = actual
     existing = get_release(kstore, version)
     if existing:
         version = existing["version"]
-    if md5 is not None:
+        filename = existing["file"]
+        if md5 is not None:
+            _refuse_other_content(existing, version, md5)
+    else:
+        filename = check_filename(os.path.basename(source.split("?", 1)[0].rstrip("/")))
+    store_dir = release_store(opts)
+    os.makedirs(store_dir, exist_ok=True)
+    scratch, actual = _stream_to_scratch(opts, store_dir, source)
+    try:
+        if md5 is not None and actual != md5:
+            raise delivery.Md5Mismatch(source, md5, actual)
+        md5 = actual
         _refuse_other_content(existing, version, md5)
-    filename, md5, size = _fetch_to_store(opts, version, source, md5, existing)
-    if not existing:
-        table = kstore_mod.releases
-        with kstore.begin() as conn:
-            seq = (conn.execute(sa.select(sa.func.max(table.c.seq))).scalar() or 0) + 1
-            conn.execute(
-                table.insert().values(
-                    version=version, seq=seq, filename=filename, md5=md5, size=size, source=source,
-                    rollback_of=rollback_of, created_at=kstore_mod.utcnow(),
-                )
-            )
+        row = existing or _record(kstore, {
+            "version": version, "filename": filename, "md5": md5, "size": os.path.getsize(scratch),
+            "source": source, "rollback_of": rollback_of,
+        })
+        _refuse_other_content(row, version, md5)
+        dest = os.path.join(store_dir, version, row["file"])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if not (os.path.isfile(dest) and md5_file(dest) == md5):
+            os.chmod(scratch, 0o644)
+            os.replace(scratch, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
     release = get_release(kstore, version)
     release["new"] = existing is None
-    release["staging"] = (stager or stage)(opts, kstore, release, timeout=stage_timeout)
+    release["staging"] = (stager or stage)(opts, kstore, release, timeout=stage_timeout, latest=promote)
     return release
 
 
-def rollback(opts, kstore, to=None, version=None, stage_timeout=300, stager=None):
+def rollback(opts, kstore, to=None, version=None, stage_timeout=300, stager=None, promote=True):
     """
     Publish the content of release ``to`` (default: the one published before
     the latest) as a NEW version (default: the latest with its last number + 1).
@@ -389,7 +411,7 @@ def rollback(opts, kstore, to=None, version=None, stage_timeout=300, stager=None
         raise KioskInputError(f"version {new} is already published; pass another version=")
     path = os.path.join(release_store(opts), target["version"], target["file"])
     release = publish(opts, kstore, new, path, md5=target["md5"], rollback_of=target["version"],
-                      stage_timeout=stage_timeout, stager=stager)
+                      stage_timeout=stage_timeout, stager=stager, promote=promote)
     return release
 
 
@@ -424,6 +446,10 @@ def rollout(opts, kstore, release, target="*", timeout=300):
     "absent": [...]}``.
     """
     kiosks = kpower.resolve_kiosks(kstore, target)
+    promoted = None
+    newest = latest_release(kstore)
+    if target == "*" and newest and newest["version"] == release["version"]:
+        promoted = promote(opts, release["version"], timeout=timeout)
     by_campus = {}
     for kiosk in kiosks:
         by_campus.setdefault(kiosk["campus"], []).append(kiosk["minion_id"])
@@ -438,6 +464,8 @@ def rollout(opts, kstore, release, target="*", timeout=300):
     }
     answers = fanout.run_jobs(opts, jobs, timeout)
     result = {"version": release["version"], "installed": [], "unchanged": [], "failed": {}, "absent": []}
+    if promoted is not None:
+        result["promoted_on"] = promoted
     for campus, minions in by_campus.items():
         for minion in minions:
             answer = answers.get(campus, {}).get(minion)
@@ -524,13 +552,39 @@ def stage_local(opts, version, url, md5, filename, latest=True):
     md5 = delivery.check_md5(md5)
     filename = check_filename(filename)
     folder = os.path.join(release_root(opts), STAGE_DIR, version)
-    result = delivery.deliver(url, os.path.join(folder, filename), md5, mode=0o644, backup=False, makedirs=True, opts=opts)
+    result = delivery.deliver(url, os.path.join(folder, filename), md5, mode="0644", backup=False, makedirs=True, opts=opts)
     manifest = {"version": version, "file": filename, "md5": md5, "staged": _now()}
     _write_json(os.path.join(folder, "release.json"), manifest)
     if latest:
         _write_json(os.path.join(release_root(opts), STAGE_DIR, "latest.json"), manifest)
     return {"version": version, "path": result["dest"], "md5": md5, "changed": result["changed"],
             "bytes": result["bytes"], "latest": bool(latest)}
+
+
+def promote_local(opts, version):
+    """
+    On a relay: point ``latest.json`` at an already staged release (its
+    ``release.json``, written when it was staged with the md5 recorded
+    centrally), so kiosks starting up install it. Nothing is fetched again.
+    """
+    version = check_version(version)
+    base = os.path.join(release_root(opts), STAGE_DIR)
+    manifest = _read_json(os.path.join(base, version, "release.json"))
+    if manifest is None:
+        raise delivery.KioskDeliveryError(f"release {version} is not staged on this relay ({base}/{version})")
+    _write_json(os.path.join(base, "latest.json"), manifest)
+    return {"version": version, "latest": True}
+
+
+def promote(opts, version, timeout=60):
+    """Point every relay's ``latest.json`` at ``version``; return the relays that did."""
+    relays = all_relays(opts)
+    answers = fanout.run_jobs(opts, {"promote": {"tgt": relays, "fun": "kiosk.promote_release",
+                                                 "arg": [version]}}, timeout)["promote"]
+    done = sorted(r for r, a in answers.items() if not fanout.failed(a) and isinstance(a["ret"], dict))
+    if len(done) < len(relays):
+        log.warning("release %s: latest.json not updated on %s", version, sorted(set(relays) - set(done)))
+    return done
 
 
 # --- kiosks: hop 2 --------------------------------------------------------------
@@ -603,6 +657,7 @@ def install(opts, version, md5, filename, source=None):
     now = current(opts)
     if now["version"] == version and now["md5"] == md5:
         return {"version": version, "changed": False, "previous": version, "path": final}
+    _clean_leftovers(base)
     try:
         meta = _read_json(os.path.join(final, META_NAME))
         if not (meta and meta.get("md5") == md5 and os.path.isfile(os.path.join(final, filename))):
@@ -612,6 +667,7 @@ def install(opts, version, md5, filename, source=None):
                 if filename.endswith(ARCHIVE_SUFFIXES):
                     with tarfile.open(os.path.join(staging, filename)) as archive:
                         archive.extractall(staging, filter="data")
+                os.chmod(staging, 0o755)
                 _write_json(os.path.join(staging, META_NAME),
                             {"version": version, "md5": md5, "file": filename, "installed": _now()})
                 if os.path.isdir(final):
@@ -620,9 +676,46 @@ def install(opts, version, md5, filename, source=None):
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+        # Everything unpacked reaches the disk before current points at it
+        # (kiosks are powered off every night).
+        os.sync()
         _switch_current(base, version)
     except Exception as exc:
         _record_attempt(opts, version, False, str(exc))
         raise
     _record_attempt(opts, version, True)
-    return {"version": version, "changed": True, "previous": now["version"], "path": final}
+    removed = _prune(base, keep=int((opts.get("kiosk") or {}).get("release_keep", DEFAULT_KEEP)), current=version)
+    return {"version": version, "changed": True, "previous": now["version"], "path": final, "pruned": removed}
+
+
+def _clean_leftovers(base):
+    """Remove what an install cut short (power loss) left behind: hidden staging dirs and links."""
+    for name in os.listdir(base):
+        path = os.path.join(base, name)
+        if not name.startswith(".") or name in (ATTEMPT_NAME,):
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif name.startswith(".current.") or name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _prune(base, keep, current):
+    """Keep the ``keep`` newest versions (always the current one); remove older ones."""
+    versions = []
+    for name in os.listdir(base):
+        path = os.path.join(base, name)
+        if name.startswith(".") or name == "current" or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        try:
+            versions.append((Version(name), name))
+        except InvalidVersion:
+            continue
+    versions.sort(reverse=True)
+    removed = []
+    for _key, name in versions[max(keep, 1):]:
+        if name != current:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            removed.append(name)
+    return removed

@@ -154,6 +154,7 @@ def run_unit(opts, minions, fun, arg, timeout):
     """
     import salt.client  # pylint: disable=import-outside-toplevel
 
+    deadline = time.monotonic() + timeout  # publishing counts against the unit's time too
     client = salt.client.LocalClient(mopts=opts)
     outcome = {}
     jid = None
@@ -161,8 +162,7 @@ def run_unit(opts, minions, fun, arg, timeout):
         pub = client.run_job(minions, fun, arg=list(arg), tgt_type="list", timeout=timeout, listen=True)
         jid = pub.get("jid") if isinstance(pub, dict) else None
         if not jid:
-            return None, {m: ("absent", None, "the master refused the job") for m in minions}
-        deadline = time.monotonic() + timeout
+            return None, {m: ("failed", None, "the master did not accept the job") for m in minions}
         pending = set(minions)
         for event in client.get_returns_no_block(f"salt/job/{jid}"):
             if not pending or time.monotonic() > deadline:
@@ -206,7 +206,13 @@ def execute(opts, kstore, task_id):
         conn.execute(tasks.update().where(tasks.c.task_id == task_id).values(state="running"))
 
     def one(number):
-        jid, outcome = run_unit(opts, units[number], task.fun, arg, task.timeout)
+        try:
+            jid, outcome = run_unit(opts, units[number], task.fun, arg, task.timeout)
+        except Exception as exc:  # pylint: disable=broad-except
+            # The unit could not be published or followed: its minions are not
+            # left pending, they fail with the reason.
+            log.error("kiosk_jobs task %s unit %s: %s", task_id, number, exc)
+            jid, outcome = None, {m: ("failed", None, f"the unit could not run: {exc}") for m in units[number]}
         with kstore.begin() as conn:
             for minion, (status, retcode, ret) in outcome.items():
                 conn.execute(

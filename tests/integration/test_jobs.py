@@ -107,3 +107,28 @@ def test_async_task_and_failures(fleet, fleet_inventory):
 def test_bad_input(fleet, fleet_inventory, args, message):
     ret = fleet.salt_run_cli().run(*args)
     assert message in ret.stdout, ret
+
+
+def test_minion_side_return_through_the_returner(fleet):
+    """``--return kiosk_mysql``: the minion writes its own return (it has kiosk:db)."""
+    marker = "written by the minion's own returner"
+    ret = fleet.salt_cli().run("test.echo", marker, "--return", "kiosk_mysql", minion_tgt="central")
+    assert ret.returncode == 0 and ret.data == marker, ret
+    from salt_kiosk import jobresults
+
+    opts = {"cachedir": "/nonexistent", "kiosk_mysql": {"db": fleet.mom.config["kiosk"]["db"], "master_id": "test"}}
+    try:
+        results = jobresults.JobResults.get(opts)
+        deadline = time.monotonic() + 30
+        while True:
+            with results.engine.connect() as conn:
+                rows = conn.exec_driver_sql(
+                    "SELECT minion_id, master_id, ret FROM kiosk_returns WHERE ret LIKE %s", (f"%{marker}%",)
+                ).all()
+            if rows or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert [(r[0], r[1]) for r in rows] == [("central", "central")], rows
+        assert json.loads(rows[0][2])["return"] == marker
+    finally:
+        jobresults.JobResults.dispose_all()

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from saltfactories.utils import ports
+from pytestshellutils.utils import ports
 
 from salt_kiosk import topology
 from tests.mariadb_server import PrivateMariaDB

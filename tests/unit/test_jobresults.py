@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import socket
 
 import pytest
@@ -50,7 +51,7 @@ def test_same_jid_from_two_masters_is_one_job_and_no_error(master):
     got = jobresults.get_jid(opts, "20261125000000000001")
     assert sorted(got) == ["kiosk-e1", "kiosk-w1"]
     assert got["kiosk-e1"]["master_id"] == "relay-e1" and got["kiosk-w1"]["master_id"] == "relay-w1"
-    assert jobresults.get_load(opts, "20261125000000000001") == load
+    assert jobresults.get_load(opts, "20261125000000000001") == dict(load, Minions=["kiosk-e1", "kiosk-w1"])
     assert jobresults.job_minions_of(opts, "20261125000000000001") == ["kiosk-e1", "kiosk-w1"]
 
 
@@ -127,3 +128,29 @@ def test_filters_and_cleanup(master):
                      .values(created_at=jobresults._now().replace(year=2020)))
     assert jobresults.clean_old_jobs(opts) == 1
     assert list(jobresults.get_jids(opts)) == ["20261125000000000011"]
+
+
+def test_item_the_database_refuses_is_kept_aside_and_blocks_nothing(mysql_master, tmp_path):
+    opts = mysql_master("relay-e1")
+    results = jobresults.JobResults.get(opts)
+    bad = ret("20261125000000000020", "kiosk-1", 1, fun="f" * 300)  # longer than the fun column
+    assert results.write("return", results.return_row(bad)) == "refused"
+    kept = [n for n in os.listdir(tmp_path / "spool") if n.endswith(".bad")]
+    assert len(kept) == 1 and len(results.spool) == 0
+    assert results.write("return", results.return_row(ret("20261125000000000020", "kiosk-2", 2))) == "written"
+    # The same item already spooled (written while the database was down) does not block the replay either.
+    results.spool.put("return", results.return_row(bad))
+    results.spool.put("return", results.return_row(ret("20261125000000000020", "kiosk-3", 3)))
+    assert results.write("return", results.return_row(ret("20261125000000000020", "kiosk-4", 4))) == "written"
+    assert sorted(jobresults.get_jid(opts, "20261125000000000020")) == ["kiosk-2", "kiosk-3", "kiosk-4"]
+    assert len([n for n in os.listdir(tmp_path / "spool") if n.endswith(".bad")]) == 2
+
+
+def test_full_spool_drains_as_soon_as_the_database_is_back(mysql_master):
+    down = jobresults.JobResults.get(
+        mysql_master("relay-e1", db=f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2",
+                     spool_max=2))
+    assert [down.write("return", down.return_row(ret("21", f"k{i}", i))) for i in range(2)] == ["spooled"] * 2
+    up = jobresults.JobResults.get(mysql_master("relay-e1", spool_max=2))
+    assert up.write("return", up.return_row(ret("21", "k2", 2))) == "written"
+    assert sorted(jobresults.get_jid(mysql_master("relay-e1"), "21")) == ["k0", "k1", "k2"]

@@ -38,7 +38,7 @@ class Stager:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, opts, kstore, release, timeout):
+    def __call__(self, opts, kstore, release, timeout, latest=False):
         self.calls.append(release["version"])
         return {"staged": ["relay-e1"], "failed": {}, "silent": []}
 
@@ -152,3 +152,30 @@ def test_install_refuses_archive_escaping_its_directory(tmp_path):
     with pytest.raises(tarfile.TarError):
         releases.install(opts, "1.0", md5_of(data), "evil.tar.gz", source=str(tmp_path / "evil.tar.gz"))
     assert not (tmp_path / "escape").exists() and releases.current(opts)["version"] is None
+
+
+def test_reserved_release_file_names_are_refused():
+    for name in ("release.json", "latest.json", "current"):
+        with pytest.raises(KioskInputError, match="is reserved"):
+            releases.check_filename(name)
+
+
+def test_install_cleans_leftovers_prunes_and_is_readable(tmp_path):
+    base = tmp_path / "releases"
+    opts = {"kiosk": {"release_dir": str(base), "release_keep": 2}}
+    base.mkdir()
+    (base / ".1.9.abcd").mkdir()  # an install cut short by a power loss
+    for index in range(1, 4):
+        data = make_tar(tmp_path / f"a{index}.tar.gz", {"bin/app": b"v%d" % index})
+        releases.install(opts, f"{index}.0", md5_of(data), "app.tar.gz", source=str(tmp_path / f"a{index}.tar.gz"))
+    assert sorted(os.listdir(base)) == [".kiosk-last-attempt.json", "2.0", "3.0", "current"]
+    assert (base / "3.0").stat().st_mode & 0o777 == 0o755
+
+
+def test_staged_file_is_world_readable(tmp_path):
+    src = tmp_path / "app.tar"
+    src.write_bytes(b"payload")
+    opts = {"kiosk": {"release_root": str(tmp_path / "root")}}
+    ret = releases.stage_local(opts, "1.0", str(src), md5_of(b"payload"), "app.tar")
+    assert os.stat(ret["path"]).st_mode & 0o777 == 0o644
+    assert releases.promote_local(opts, "1.0")["latest"] is True
