@@ -55,6 +55,7 @@ setup(
         ],
         "bench": ["saltext-mysql"],
         "test": [
+            "websockify",
             "pytest>=8,<10",
             "pytest-salt-factories>=1.0,<1.1",
             "CherryPy",

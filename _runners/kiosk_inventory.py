@@ -24,7 +24,7 @@ import logging
 
 try:
     from salt_kiosk import events as kevents
-    from salt_kiosk import inventory, store
+    from salt_kiosk import assets, inventory, store
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -106,3 +106,42 @@ def campuses():
         salt-run kiosk_inventory.campuses
     """
     return store.open_store(__opts__).campus_rows()
+
+
+def refresh(not_seen_days=7, timeout=30):
+    """
+    Collect the ``kiosk`` grain from every minion through the syndic tree,
+    upsert the assets, write one history row per changed field (old value, new
+    value, when), correct the inventory's IP/MAC, and report identity changes
+    (a kiosk reporting another code than the inventory's: reported, never
+    duplicated), code conflicts, and minions not seen for ``not_seen_days``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_inventory.refresh
+        salt-run kiosk_inventory.refresh not_seen_days=3
+    """
+    return assets.refresh(__opts__, store.open_store(__opts__), not_seen_days=not_seen_days, timeout=int(timeout))
+
+
+def history(kiosk=None, limit=100):
+    """
+    Change history of a kiosk (inventory code or minion id), newest first;
+    every kiosk's when ``kiosk`` is omitted.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_inventory.history E01
+        salt-run kiosk_inventory.history kiosk-e1
+    """
+    kstore = store.open_store(__opts__)
+    if kiosk is None:
+        return assets.history(kstore, limit=limit)
+    known = [k for k in inventory.list_kiosks(kstore, "*") if k["minion_id"] == kiosk]
+    if known:
+        return assets.history(kstore, minion=kiosk, limit=limit)
+    return assets.history(kstore, code=str(kiosk), limit=limit)

@@ -216,6 +216,12 @@ def _create_task_tables(conn):
     _create(*tasks.TABLES)(conn)
 
 
+def _create_asset_tables(conn):
+    from salt_kiosk import assets  # pylint: disable=import-outside-toplevel
+
+    _create(*assets.TABLES)(conn)
+
+
 #: (version, description, step(connection)) in the order they are applied.
 MIGRATIONS = (
     (1, "campuses and kiosks", _create(campuses, kiosks)),
@@ -225,6 +231,7 @@ MIGRATIONS = (
     (5, "releases, staging and installed versions", _create(releases, release_stages, release_kiosks)),
     (6, "job results: jobs, job minions, returns, events", _create_job_tables),
     (7, "unit-split tasks and their per-minion results", _create_task_tables),
+    (8, "assets collected from grains and their change history", _create_asset_tables),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

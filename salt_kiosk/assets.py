@@ -1,0 +1,319 @@
+"""
+Asset collection: the ``kiosk`` grain on every node, and the inventory refresh
+on the master of masters that turns those grains into inventory updates with
+a change history.
+
+The grain never raises: each probe that fails leaves its field out and logs
+why at debug level.
+"""
+
+import datetime
+import json
+import logging
+import os
+import shutil
+import socket
+
+import sqlalchemy as sa
+
+from salt_kiosk import fanout
+from salt_kiosk import store as kstore_mod
+from salt_kiosk import validate
+from salt_kiosk.errors import KioskInputError
+
+log = logging.getLogger(__name__)
+
+ROLES = ("kiosk", "relay", "central")
+
+assets = sa.Table(
+    "kiosk_assets",
+    kstore_mod.metadata,
+    sa.Column("minion_id", sa.String(255), primary_key=True),
+    sa.Column("code", sa.String(64), nullable=True),
+    sa.Column("role", sa.String(16), nullable=True),
+    sa.Column("campus", sa.String(64), nullable=True),
+    sa.Column("hostname", sa.String(255), nullable=True),
+    sa.Column("ip", sa.String(45), nullable=True),
+    sa.Column("mac", sa.String(17), nullable=True),
+    sa.Column("release", sa.String(64), nullable=True),
+    sa.Column("facts", sa.Text, nullable=False),
+    sa.Column("first_seen", sa.DateTime, nullable=False),
+    sa.Column("last_seen", sa.DateTime, nullable=False),
+    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
+)
+
+asset_history = sa.Table(
+    "kiosk_asset_history",
+    kstore_mod.metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("minion_id", sa.String(255), nullable=False, index=True),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("old", sa.Text, nullable=True),
+    sa.Column("new", sa.Text, nullable=True),
+    sa.Column("changed_at", sa.DateTime, nullable=False),
+    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
+)
+
+TABLES = (assets, asset_history)
+
+#: Fields compared between refreshes (a change writes one history row each).
+TRACKED = ("code", "role", "campus", "hostname", "ip", "mac", "release", "serial", "vendor", "model", "cpu",
+           "cpu_count", "memory_mb", "disk_gb")
+
+
+# --- the grain ------------------------------------------------------------------
+
+
+def _read(path):
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read().replace("\x00", "").strip()
+
+
+def _probe(facts, field, func):
+    try:
+        value = func()
+    except Exception as exc:  # pylint: disable=broad-except
+        log.debug("kiosk grain: %s not collected: %s", field, exc)
+        return
+    if value not in (None, ""):
+        facts[field] = value
+
+
+def _cpuinfo(key):
+    for line in _read("/proc/cpuinfo").splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == key:
+            return value.strip()
+    return None
+
+
+def _interfaces():
+    import salt.utils.network  # pylint: disable=import-outside-toplevel
+
+    out = {}
+    for name, data in salt.utils.network.interfaces().items():
+        if name == "lo" or not data.get("up"):
+            continue
+        entry = {}
+        mac = data.get("hwaddr")
+        if mac and mac != "00:00:00:00:00:00":
+            entry["mac"] = mac.lower()
+        addresses = [item["address"] for item in data.get("inet") or [] if item.get("address")]
+        if addresses:
+            entry["ipv4"] = addresses
+        if entry:
+            out[name] = entry
+    return out
+
+
+def _default_route_interface():
+    with open("/proc/net/route", encoding="utf-8") as handle:
+        for line in handle.read().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 2 and fields[1] == "00000000":
+                return fields[0]
+    return None
+
+
+def collect(opts):
+    """The ``kiosk`` grain: role, identity, network, hardware, release, sensors."""
+    kiosk = opts.get("kiosk") or {}
+    facts = {}
+    _probe(facts, "hostname", socket.gethostname)
+    facts["minion_id"] = opts.get("id")
+    role = kiosk.get("role")
+    if role not in ROLES:
+        if role is not None:
+            log.warning("kiosk grain: kiosk:role %r is not one of %s; guessing", role, ROLES)
+        beacons = opts.get("beacons") or {}
+        role = "relay" if ("kiosk_env" in beacons or kiosk.get("wol_source") or kiosk.get("release_root")) else "kiosk"
+    facts["role"] = role
+    if kiosk.get("campus"):
+        facts["campus"] = str(kiosk["campus"])
+    # The hostname is the unique identity when no code is configured.
+    code = kiosk.get("code") or facts.get("hostname")
+    if code:
+        facts["code"] = str(code)
+    _probe(facts, "interfaces", _interfaces)
+    primary = kiosk.get("interface")
+    if not primary:
+        try:
+            primary = _default_route_interface()
+        except OSError as exc:
+            log.debug("kiosk grain: no default route: %s", exc)
+    interfaces = facts.get("interfaces") or {}
+    if primary not in interfaces and interfaces:
+        primary = sorted(interfaces)[0]
+    if primary in interfaces:
+        facts["interface"] = primary
+        if interfaces[primary].get("ipv4"):
+            facts["ip"] = interfaces[primary]["ipv4"][0]
+        if interfaces[primary].get("mac"):
+            facts["mac"] = interfaces[primary]["mac"]
+    _probe(facts, "serial", lambda: _read("/sys/class/dmi/id/product_serial") or _cpuinfo("Serial"))
+    _probe(facts, "vendor", lambda: _read("/sys/class/dmi/id/sys_vendor"))
+    _probe(facts, "model", lambda: _read("/sys/class/dmi/id/product_name") if os.path.exists(
+        "/sys/class/dmi/id/product_name") else _read("/proc/device-tree/model"))
+    _probe(facts, "cpu", lambda: _cpuinfo("model name") or _cpuinfo("Hardware"))
+    _probe(facts, "cpu_count", os.cpu_count)
+    _probe(facts, "memory_mb", lambda: int(_read("/proc/meminfo").split("MemTotal:")[1].split()[0]) // 1024)
+    _probe(facts, "disk_gb", lambda: round(shutil.disk_usage("/").total / 1e9, 1))
+
+    def release():
+        from salt_kiosk import releases  # pylint: disable=import-outside-toplevel
+
+        return releases.current(opts)["version"]
+
+    _probe(facts, "release", release)
+    if role == "relay":
+        beacon = (opts.get("beacons") or {}).get("kiosk_env")
+        if beacon:
+            settings = {}
+            for item in beacon if isinstance(beacon, list) else [beacon]:
+                if isinstance(item, dict):
+                    settings.update(item)
+            facts["sensors"] = {key: settings[key] for key in ("driver", "dht_type", "dht_pin", "smoke_pin")
+                                if key in settings}
+    return facts
+
+
+# --- the inventory refresh --------------------------------------------------------
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def _flat(grain):
+    return {field: grain.get(field) for field in TRACKED}
+
+
+def _text(value):
+    return None if value is None else (value if isinstance(value, str) else json.dumps(value))
+
+
+def apply_grains(kstore, grains, not_seen_days=7, now=None):
+    """
+    Upsert the assets from ``{minion_id: kiosk grain}``, write one history row
+    per changed field, update the inventory's IP/MAC of known kiosks, and
+    report identity changes and kiosks not seen for ``not_seen_days``.
+    """
+    now = now or _now()
+    days = validate_days(not_seen_days)
+    report = {"seen": 0, "new": [], "changed": {}, "identity_changed": {}, "conflicts": {}, "not_seen": {}}
+    with kstore.begin() as conn:
+        stored = {row.minion_id: row for row in conn.execute(sa.select(assets)).all()}
+        facts_of = {m: json.loads(r.facts) for m, r in stored.items()}
+        inventory_rows = {row.minion_id: row for row in conn.execute(sa.select(kstore_mod.kiosks)).all()}
+        code_owner = {row.code: row.minion_id for row in inventory_rows.values()}
+        for minion, grain in sorted(grains.items()):
+            if not isinstance(grain, dict) or not grain:
+                continue
+            report["seen"] += 1
+            new = _flat(grain)
+            mac = new.get("mac")
+            if mac:
+                try:
+                    new["mac"] = validate.mac(mac)
+                except KioskInputError as exc:
+                    report["conflicts"][minion] = f"kiosk:mac grain: {exc}"
+                    new["mac"] = None
+            inv = inventory_rows.get(minion)
+            if inv is not None and new.get("code") and new["code"] != inv.code and grain.get("role", "kiosk") == "kiosk":
+                # The identity moved: report it, keep the inventory's code.
+                report["identity_changed"][minion] = {"inventory_code": inv.code, "reported": new["code"]}
+                new["code"] = inv.code
+            elif inv is None and new.get("code") in code_owner and code_owner[new["code"]] != minion:
+                report["conflicts"][minion] = (
+                    f"reports code {new['code']!r}, which belongs to {code_owner[new['code']]!r} in the inventory"
+                )
+            values = {
+                "code": new.get("code"), "role": new.get("role"), "campus": new.get("campus"),
+                "hostname": new.get("hostname"), "ip": new.get("ip"), "mac": new.get("mac"),
+                "release": new.get("release"), "facts": json.dumps(grain, sort_keys=True, default=str),
+                "last_seen": now,
+            }
+            before = _flat(facts_of.get(minion, {}))
+            if inv is not None:
+                # What the operators see in the inventory is the old value.
+                before.update(code=inv.code, ip=inv.ip, mac=inv.mac)
+            if minion not in stored:
+                conn.execute(assets.insert().values(minion_id=minion, first_seen=now, **values))
+                report["new"].append(minion)
+                compared = ("ip", "mac") if inv is not None else ()
+            else:
+                conn.execute(assets.update().where(assets.c.minion_id == minion).values(**values))
+                compared = TRACKED
+            changes = {
+                field: (before.get(field), new.get(field))
+                for field in compared
+                if new.get(field) is not None and before.get(field) != new.get(field)
+            }
+            if changes:
+                conn.execute(asset_history.insert(), [
+                    {"minion_id": minion, "field": field, "old": _text(old_v), "new": _text(new_v), "changed_at": now}
+                    for field, (old_v, new_v) in sorted(changes.items())
+                ])
+                report["changed"][minion] = {f: {"old": o, "new": n} for f, (o, n) in sorted(changes.items())}
+            if inv is not None and (new.get("ip") or new.get("mac")):
+                update = {}
+                if new.get("ip") and new["ip"] != inv.ip:
+                    update["ip"] = new["ip"]
+                if new.get("mac") and new["mac"] != inv.mac:
+                    update["mac"] = new["mac"]
+                if update:
+                    conn.execute(kstore_mod.kiosks.update().where(kstore_mod.kiosks.c.minion_id == minion)
+                                 .values(updated_at=now, **update))
+        cutoff = now - datetime.timedelta(days=days)
+        for row in conn.execute(sa.select(assets.c.minion_id, assets.c.last_seen)).all():
+            if row.last_seen < cutoff:
+                report["not_seen"][row.minion_id] = row.last_seen.isoformat() + "Z"
+        for minion in inventory_rows:
+            if minion not in grains and minion not in stored:
+                report["not_seen"].setdefault(minion, None)
+    return report
+
+
+def validate_days(value):
+    try:
+        days = float(value)
+    except (TypeError, ValueError):
+        raise KioskInputError(f"not_seen_days {value!r} is not a number of days (accepted: 0.01-3650)") from None
+    if not 0.01 <= days <= 3650:
+        raise KioskInputError(f"not_seen_days {value!r} is out of range (accepted: 0.01-3650)")
+    return days
+
+
+def refresh(opts, kstore, not_seen_days=7, timeout=30):
+    """Collect the ``kiosk`` grain from every minion through the syndic tree and apply it."""
+    validate_days(not_seen_days)
+    answers = fanout.run_jobs(
+        opts, {"grains": {"tgt": "*", "tgt_type": "glob", "fun": "grains.item", "arg": ["kiosk"]}}, timeout
+    )["grains"]
+    grains = {minion: (answer["ret"] or {}).get("kiosk") for minion, answer in answers.items()
+              if isinstance(answer.get("ret"), dict)}
+    grains = {m: g for m, g in grains.items() if isinstance(g, dict)}
+    report = apply_grains(kstore, grains, not_seen_days=not_seen_days)
+    report["answered"] = sorted(grains)
+    return report
+
+
+def history(kstore, minion=None, code=None, limit=100):
+    """Change history of one kiosk (by minion id or code), newest first."""
+    query = sa.select(asset_history).order_by(asset_history.c.id.desc()).limit(int(limit))
+    if code is not None and minion is None:
+        with kstore.connect() as conn:
+            row = conn.execute(sa.select(kstore_mod.kiosks.c.minion_id).where(kstore_mod.kiosks.c.code == code)).first()
+            if row is None:
+                row = conn.execute(sa.select(assets.c.minion_id).where(assets.c.code == code)).first()
+        if row is None:
+            raise KioskInputError(f"kiosk {code!r} is unknown (neither an inventory code nor a reported one)")
+        minion = row.minion_id
+    if minion is not None:
+        query = query.where(asset_history.c.minion_id == minion)
+    with kstore.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {"minion_id": r.minion_id, "field": r.field, "old": r.old, "new": r.new, "changed_at": r.changed_at.isoformat() + "Z"}
+        for r in rows
+    ]
