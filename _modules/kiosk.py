@@ -30,7 +30,7 @@ from salt.exceptions import CommandExecutionError
 
 try:
     import salt_kiosk
-    from salt_kiosk import delivery, files, releases
+    from salt_kiosk import delivery, files, releases, sensors
     from salt_kiosk import shutdown as kshutdown
     from salt_kiosk import sweep as ksweep
     from salt_kiosk import wol
@@ -318,3 +318,25 @@ def promote_release(version):
         salt relay-e1 kiosk.promote_release 1.4.0
     """
     return releases.promote_local(__opts__, version)
+
+
+def env(config=None):
+    """
+    Relays: read the environment sensors now, with the ``kiosk_env`` beacon's
+    configuration (or ``config``), and return ``{"temperature", "humidity",
+    "smoke", "attempts", "errors", "driver"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'relay-*' kiosk.env
+    """
+    if config is None:
+        config = (__opts__.get("beacons") or {}).get("kiosk_env") or (__opts__.get("kiosk") or {}).get("sensors")
+    if config is None:
+        raise CommandExecutionError("no kiosk_env beacon (or kiosk:sensors) is configured on this minion")
+    cfg = sensors.parse_config(config)
+    reading = sensors.read(cfg, __context__.setdefault("kiosk.env.state", {}))
+    reading["driver"] = cfg["driver"]
+    return reading

@@ -152,6 +152,10 @@ def fleet(salt_factories, mysql_url):
     mom_overrides = topology.mom("127.0.0.1", mom_pub, mom_ret, auto_accept=True)
     wol_port = ports.get_unused_localhost_port()
     mom_overrides["kiosk"] = {"db": mysql_url, "campuses": campus_config(), "wol_port": wol_port}
+    # Sensor readings and alerts from the relays' kiosk_env beacons reach the
+    # central database through the master of masters' event return.
+    mom_overrides["event_return"] = "kiosk_mysql"
+    mom_overrides["event_return_whitelist"] = ["salt/beacon/*/kiosk_env/*"]
     # The schedule engine, with short sweeps so that tests can watch them.
     mom_overrides["engines"] = [
         {"kiosk_scheduler": {"tick": 2, "grace": 120, "sweep_delays": [2, 4, 6], "shutdown_delay": 0}}
@@ -206,6 +210,8 @@ def fleet(salt_factories, mysql_url):
                     minion_overrides=dict(
                         topology.minion(address, ret_port, mom_pub),
                         kiosk={"wol_source": address, "release_root": release_root},
+                        # Beacons run every loop_interval (salt-factories' default is slower).
+                        loop_interval=1,
                     ),
                 )
                 stack.enter_context(syndic.master.started())

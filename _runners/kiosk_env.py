@@ -1,0 +1,44 @@
+"""
+Environment report of the campus relays (DHT11/DHT22 and MQ-2 sensors).
+
+The ``kiosk_env`` beacon on each relay fires readings and alert transitions;
+with ``event_return: kiosk_mysql`` on the master of masters (optionally
+``event_return_whitelist: ["*kiosk_env*"]``) they are stored in
+``kiosk_events``, which this runner summarises.
+
+Configuration (master config): ``kiosk:campuses`` (relay -> campus),
+``kiosk_mysql`` / ``kiosk:db``.
+
+Events fired: none.
+"""
+
+try:
+    from salt_kiosk import envreport
+
+    HAS_LIB = True
+except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
+    HAS_LIB = False
+    _IMPORT_ERROR = str(_exc)
+
+__virtualname__ = "kiosk_env"
+
+
+def __virtual__():
+    if not HAS_LIB:
+        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+    return __virtualname__
+
+
+def report(campus=None, hours=24):
+    """
+    Min/avg/max temperature and humidity per relay and per campus over the
+    last ``hours``, readings with smoke, and the alert history.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_env.report
+        salt-run kiosk_env.report campus=east hours=168
+    """
+    return envreport.report(__opts__, campus=campus, hours=hours)
