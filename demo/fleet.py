@@ -103,6 +103,9 @@ class LocalFleet:
         mom.update(topology.mom(MOM_ADDR, self.mom_pub, self.mom_ret, auto_accept=True))
         if self.engine is not None:
             mom["engines"] = [{"kiosk_scheduler": dict(self.engine)}]
+        # Relay sensor readings reach the store through the event return.
+        mom["event_return"] = "kiosk_mysql"
+        mom["event_return_whitelist"] = ["salt/beacon/*/kiosk_env/*"]
         mom["kiosk"] = dict(self.kiosk_settings)
         mom["kiosk"]["campuses"] = {
             name: {"timezone": c["timezone"], "broadcast": c["broadcast"], "relays": list(c["relays"])}
@@ -147,6 +150,19 @@ class LocalFleet:
                 config["sls_list"] = ["kiosk.release"]
                 write_config(os.path.join(self.conf(kiosk), "minion"), config)
 
+    def _pregenerate_minion_keys(self):
+        """
+        Create every minion's key pair before the daemons start, so a minion
+        never signs in while its key files are still being written.
+        """
+        import salt.crypt  # pylint: disable=import-outside-toplevel
+
+        for name in list(self.relays) + self.kiosks:
+            pki = os.path.join(self.workdir, name, "pki", "minion")
+            if not os.path.exists(os.path.join(pki, "minion.pem")):
+                os.makedirs(pki, mode=0o700, exist_ok=True)
+                salt.crypt.write_keys(pki, "minion", 2048)
+
     def _start(self, name, program):
         out = open(os.path.join(self.workdir, name, f"{program}.out"), "wb")
         proc = subprocess.Popen(
@@ -160,6 +176,7 @@ class LocalFleet:
     def start(self, timeout=180):
         """Start every daemon and wait until every minion answers the master of masters."""
         self.configure()
+        self._pregenerate_minion_keys()
         self._start("mom", "salt-master")
         time.sleep(2)
         for relay in self.relays:
@@ -172,11 +189,29 @@ class LocalFleet:
             self._start(kiosk, "salt-minion")
         return self.wait(timeout)
 
+    def _restart_minion(self, name):
+        for index, (label, proc) in enumerate(self.procs):
+            if label == f"salt-minion ({name})":
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=30)
+                del self.procs[index]
+                self._start(name, "salt-minion")
+                return
+
     def wait(self, timeout):
         want = set(self.relays) | set(self.kiosks)
         deadline = time.time() + timeout
+        restart_at = time.time() + timeout / 2
         answered = {}
         while time.time() < deadline:
+            if restart_at and time.time() > restart_at:
+                # A minion that lost its first sign-in race may give up; start it once more.
+                restart_at = None
+                silent = want - {k for k, v in (answered if isinstance(answered, dict) else {}).items() if v is True}
+                for name in sorted(silent):
+                    print(f"  {name} has not answered yet; restarting its salt-minion")
+                    self._restart_minion(name)
             for name, proc in self.procs:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited early with {proc.returncode}; see {self.workdir}")

@@ -213,7 +213,10 @@ class Demo:
               f"{progress['expected']} returned, written by {progress['masters']}")
         self.report.append(("unit-split job: kiosks succeeded", f"{task['counts']['success']}/{task['total']}"))
 
-        self.step("13. salt-kiosk modules answer on every node of the tree")
+        self.step("13. Asset inventory refresh, relay environment report, noVNC token files")
+        self.assets_env_vnc()
+
+        self.step("14. salt-kiosk modules answer on every node of the tree")
         versions = self.run("salt", "*", "kiosk.version")
         for minion, version in sorted(versions.items()):
             print(f"  {minion:<10} salt-kiosk {version}")
@@ -255,6 +258,38 @@ class Demo:
         print(f"  kiosk-e1: {current} -> {os.readlink(current)}")
         self.report.append(("release on every kiosk after the rollback", f"{status['latest']} "
                             f"({len(status['versions'].get(status['latest'], []))}/{len(CAMPUSES['east']['kiosks'])})"))
+
+    def assets_env_vnc(self):
+        refresh = self.run("salt-run", "kiosk_inventory.refresh")
+        print(f"  grains collected from {refresh['answered']}; new assets {refresh['new']}; "
+              f"changed {sorted(refresh['changed'])}")
+        for minion, changes in sorted(refresh["changed"].items()):
+            for field, change in changes.items():
+                print(f"    {minion}: {field} {change['old']} -> {change['new']}")
+        history = self.run("salt-run", "kiosk_inventory.history", "E01")
+        print(f"  history rows for E01: {len(history)}")
+        script = [{"temperature": t, "humidity": 45, "smoke": s} for t, s in ((24, False), (39, False), (39, False),
+                                                                             (25, False), (25, True), (24, False))]
+        config = json.dumps([{"driver": "simulated"}, {"interval": 1}, {"temperature": [5, 35]},
+                             {"humidity": [20, 80]}, {"script": script}])
+        self.run("salt", "relay-e1", "beacons.add", "kiosk_env", config)
+        time.sleep(8)
+        self.fleet.cli("salt", "relay-e1", "beacons.delete", "kiosk_env")
+        time.sleep(2)
+        env = self.run("salt-run", "kiosk_env.report", "hours=1")
+        for campus, data in env["campuses"].items():
+            print(f"  {campus}: temperature {data['temperature']}, humidity {data['humidity']}, "
+                  f"readings with smoke {data['smoke_readings']}")
+        for alert in env["alerts"]:
+            print(f"  alert {alert['at']} {alert['relay']}: {alert['sensor']} {alert['state']} ({alert['value']})")
+        out_dir = os.path.join(self.fleet.workdir, "websockify-tokens")
+        os.makedirs(out_dir)
+        tokens = self.run("salt-run", "kiosk_vnc.tokens", out_dir)
+        for campus, path in tokens["files"].items():
+            with open(path, encoding="utf-8") as handle:
+                print(textwrap.indent(handle.read().strip(), f"  {os.path.basename(path)}: "))
+        self.report.append(("environment alerts (one per crossing)", len(env["alerts"])))
+        self.report.append(("noVNC tokens written", sum(len(t) for t in tokens["tokens"].values())))
 
     def print_report(self):
         print("\n=== Report")
