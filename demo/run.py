@@ -266,8 +266,9 @@ class Demo:
         for minion, changes in sorted(refresh["changed"].items()):
             for field, change in changes.items():
                 print(f"    {minion}: {field} {change['old']} -> {change['new']}")
-        history = self.run("salt-run", "kiosk_inventory.history", "E01")
-        print(f"  history rows for E01: {len(history)}")
+        history = self.run("salt-run", "kiosk_inventory.history", "E-REG-01")
+        for row in history:
+            print(f"  history E-REG-01 {row['changed_at']}: {row['field']} {row['old']} -> {row['new']}")
         script = [{"temperature": t, "humidity": 45, "smoke": s} for t, s in ((24, False), (39, False), (39, False),
                                                                              (25, False), (25, True), (24, False))]
         config = json.dumps([{"driver": "simulated"}, {"interval": 1}, {"temperature": [5, 35]},
