@@ -184,7 +184,8 @@ def fleet(salt_factories, mysql_url):
         # The central master's own minion: applies the central states (rules from pillar).
         central = mom.salt_minion_daemon(
             "central",
-            overrides=dict(topology.minion("127.0.0.1", mom_ret), kiosk={"db": mysql_url, "campuses": campus_config()}),
+            overrides=dict(topology.minion("127.0.0.1", mom_ret),
+                           kiosk={"db": mysql_url, "campuses": campus_config(), "role": "central"}),
         )
         stack.enter_context(central.started())
         fleet.central = central
