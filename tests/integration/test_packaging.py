@@ -3,6 +3,7 @@ Both delivery paths of the loader modules: a non-editable pip install (entry
 point) and a checkout in file_roots synced with saltutil.sync_all.
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -65,11 +66,14 @@ def test_non_editable_install_exposes_modules(installed_venv, tmp_path):
 
 @pytest.mark.fleet
 def test_file_roots_checkout_syncs_modules_to_kiosk(fleet):
+    # A state.apply (the formula test) syncs dynamic modules too; start from none.
+    extmods = fleet.kiosks["kiosk-w1"].config["extension_modules"]
+    for path in glob.glob(os.path.join(extmods, "*", "kiosk*.py")):
+        os.unlink(path)
     ret = fleet.salt_cli().run("saltutil.sync_all", minion_tgt="kiosk-w1")
     assert ret.returncode == 0, ret
     synced = ret.data
     assert "modules.kiosk" in synced["modules"], synced
-    extmods = fleet.kiosks["kiosk-w1"].config["extension_modules"]
     synced_file = os.path.join(extmods, "modules", "kiosk.py")
     with open(synced_file, encoding="utf-8") as got, open(os.path.join(REPO_ROOT, "_modules", "kiosk.py"), encoding="utf-8") as want:
         assert got.read() == want.read()
