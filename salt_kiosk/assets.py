@@ -180,9 +180,6 @@ def collect(opts):
 # --- the inventory refresh --------------------------------------------------------
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
-
 
 def _flat(grain):
     return {field: grain.get(field) for field in TRACKED}
@@ -198,7 +195,7 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
     per changed field, update the inventory's IP/MAC of known kiosks, and
     report identity changes and kiosks not seen for ``not_seen_days``.
     """
-    now = now or _now()
+    now = now or kstore_mod.utcnow()
     days = validate_days(not_seen_days)
     report = {"seen": 0, "new": [], "changed": {}, "identity_changed": {}, "conflicts": {}, "not_seen": {}}
     with kstore.begin() as conn:

@@ -37,7 +37,7 @@ import urllib.request
 from salt.exceptions import CommandExecutionError
 
 from salt_kiosk.errors import KioskInputError
-from salt_kiosk.files import CHUNK, md5_file
+from salt_kiosk.files import CHUNK, fsync_dir, md5_file
 
 log = logging.getLogger(__name__)
 
@@ -236,15 +236,6 @@ def open_source(source, opts=None, timeout=60):
 # --- delivery -------------------------------------------------------------------
 
 
-def _fsync_dir(path):
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _owner(user):
     if user is None:
         return None
@@ -358,7 +349,7 @@ def deliver(source, dest, md5, mode=None, user=None, backup=True, makedirs=False
                 shutil.copy2(dest, prev)
             result["backup"] = prev
         os.replace(tmp, dest)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -392,5 +383,5 @@ def restore(dest):
     os.replace(prev, dest)
     if had_dest:
         os.replace(swap, prev)
-    _fsync_dir(parent)
+    fsync_dir(parent)
     return {"dest": dest, "md5": md5_file(dest), "restored_from": prev}

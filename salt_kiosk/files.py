@@ -2,8 +2,10 @@
 File helpers shared by delivery and release code.
 """
 
+import contextlib
 import hashlib
 import os
+import tempfile
 
 from salt_kiosk.errors import KioskInputError
 
@@ -21,3 +23,34 @@ def md5_file(path):
         for chunk in iter(lambda: handle.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def fsync_dir(path):
+    """Flush a directory entry (after a rename) to disk; best effort."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomically(path, text, mode=0o644):
+    """
+    Replace ``path`` with ``text``: a temporary file in the same directory,
+    flushed and fsynced, then renamed over ``path``; never a half-written file.
+    """
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(folder)

@@ -37,6 +37,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from salt_kiosk import config as kconfig
 from salt_kiosk import store as kstore_mod
+from salt_kiosk.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,6 @@ def dumps(value):
     return json.dumps(value, default=_default)
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
-
 
 def settings(opts):
     """The returner's settings: ``kiosk_mysql:`` with ``db`` falling back to ``kiosk:db``."""
@@ -145,17 +143,7 @@ class Spool:
         return len(self.entries())
 
     def _write(self, name, kind, payload):
-        tmp = os.path.join(self.folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(dumps({"kind": kind, "payload": payload}))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, os.path.join(self.folder, name))
-        fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomically(os.path.join(self.folder, name), dumps({"kind": kind, "payload": payload}), mode=0o600)
 
     def put(self, kind, payload):
         if len(self) >= self.limit:
@@ -486,7 +474,7 @@ class JobResults:
             "retcode": ret.get("retcode") if isinstance(ret.get("retcode"), int) else None,
             "ret": dumps(full),
             "master_id": self.master_id,
-            "alter_time": _now().isoformat(),
+            "alter_time": kstore_mod.utcnow().isoformat(),
         }
 
     def load_item(self, jid, load, minions=None):
@@ -496,7 +484,7 @@ class JobResults:
             "tgt": dumps(load.get("tgt")) if isinstance(load, dict) else None,
             "load": dumps(load),
             "master_id": self.master_id,
-            "created_at": _now().isoformat(),
+            "created_at": kstore_mod.utcnow().isoformat(),
         }
         return {"job": job, "minions": self.minion_rows(jid, minions or [])}
 
@@ -504,7 +492,7 @@ class JobResults:
         return [{"jid": str(jid), "minion_id": str(m), "master_id": self.master_id} for m in minions]
 
     def event_rows(self, batch):
-        stamp = _now().isoformat()
+        stamp = kstore_mod.utcnow().isoformat()
         prefix = uuid.uuid4().hex[:20]
         return [
             {
@@ -602,7 +590,7 @@ def clean_old_jobs(opts):
     keep = int(opts.get("keep_jobs_seconds") or int(opts.get("keep_jobs", 24)) * 3600)
     if keep <= 0:
         return 0
-    cutoff = _now() - datetime.timedelta(seconds=keep)
+    cutoff = kstore_mod.utcnow() - datetime.timedelta(seconds=keep)
     results = _read(opts)
     with results.engine.begin() as conn:
         old = sa.select(jobs.c.jid).where(jobs.c.created_at < cutoff).scalar_subquery()

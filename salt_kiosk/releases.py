@@ -44,7 +44,7 @@ from salt_kiosk import power as kpower
 from salt_kiosk import store as kstore_mod
 from salt_kiosk.config import campuses as campus_config
 from salt_kiosk.errors import KioskInputError
-from salt_kiosk.files import md5_file
+from salt_kiosk.files import fsync_dir, md5_file, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,7 @@ def _now():
 
 
 def _write_json(path, data):
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data, sort_keys=True))
 
 
 def _read_json(path):
@@ -636,7 +630,7 @@ def _switch_current(base, version):
     tmp = os.path.join(base, f".current.{secrets.token_hex(4)}")
     os.symlink(version, tmp)
     os.replace(tmp, os.path.join(base, "current"))
-    delivery._fsync_dir(base)  # pylint: disable=protected-access
+    fsync_dir(base)
 
 
 def install(opts, version, md5, filename, source=None):

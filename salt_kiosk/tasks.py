@@ -14,7 +14,6 @@ Tasks and per-minion results live in ``kiosk_tasks`` / ``kiosk_task_results``.
 """
 
 import concurrent.futures
-import datetime
 import json
 import logging
 import os
@@ -72,9 +71,6 @@ task_results = sa.Table(
 TABLES = (tasks, task_results)
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
-
 
 def _positive(name, value, upper):
     try:
@@ -120,7 +116,7 @@ def create(kstore, tgt, fun, arg=None, unit=30, timeout=60, concurrency=4):
         arg = [arg]
     minions = resolve(kstore, tgt)
     task_id = uuid.uuid4().hex
-    now = _now()
+    now = kstore_mod.utcnow()
     with kstore.begin() as conn:
         conn.execute(tasks.insert().values(
             task_id=task_id, tgt=json.dumps(tgt), fun=fun, arg=json.dumps(list(arg)), unit=unit, timeout=timeout,
@@ -219,7 +215,7 @@ def execute(opts, kstore, task_id):
                     task_results.update()
                     .where(task_results.c.task_id == task_id, task_results.c.minion_id == minion)
                     .values(status=status, retcode=retcode if isinstance(retcode, int) else None,
-                            ret=jobresults.dumps(ret), jid=jid, updated_at=_now())
+                            ret=jobresults.dumps(ret), jid=jid, updated_at=kstore_mod.utcnow())
                 )
         return number
 
@@ -233,7 +229,7 @@ def execute(opts, kstore, task_id):
                 error = str(exc)
     with kstore.begin() as conn:
         conn.execute(tasks.update().where(tasks.c.task_id == task_id)
-                     .values(state="failed" if error else "done", error=error, finished_at=_now()))
+                     .values(state="failed" if error else "done", error=error, finished_at=kstore_mod.utcnow()))
     return status(kstore, task=task_id)
 
 

@@ -11,10 +11,10 @@ without an IP or a VNC port are listed as skipped, with the reason.
 import hashlib
 import hmac
 import os
-import tempfile
 
 from salt_kiosk import inventory
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.files import write_atomically
 
 
 def token_for(code, secret=None):
@@ -33,22 +33,6 @@ def _check_out_dir(out_dir):
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise KioskInputError(f"out_dir {out_dir!r} is not writable by this process (uid {os.getuid()})")
     return out_dir
-
-
-def _write_atomically(path, text):
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".kiosk-vnc-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_tokens(kstore, out_dir, campus=None, secret=None, campuses=None):
@@ -80,7 +64,7 @@ def write_tokens(kstore, out_dir, campus=None, secret=None, campuses=None):
             tokens[token] = target
             lines.append(f"{token}: {target}")
         path = os.path.join(out_dir, f"{name}.conf")
-        _write_atomically(path, "\n".join(lines) + "\n")
+        write_atomically(path, "\n".join(lines) + "\n", mode=0o640)
         result["files"][name] = path
         result["tokens"][name] = tokens
     return result

@@ -8,7 +8,7 @@ import socket
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk import jobresults
+from salt_kiosk import jobresults, store
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_filters_and_cleanup(master):
     assert len(jobresults.get_jids_filter(opts, 10, filter_find_job=False)) == 2
     with results.engine.begin() as conn:
         conn.execute(jobresults.jobs.update().where(jobresults.jobs.c.jid == "20261125000000000010")
-                     .values(created_at=jobresults._now().replace(year=2020)))
+                     .values(created_at=store.utcnow().replace(year=2020)))
     assert jobresults.clean_old_jobs(opts) == 1
     assert list(jobresults.get_jids(opts)) == ["20261125000000000011"]
 
