@@ -7,6 +7,10 @@ of every kiosk and executes each through Wake-on-LAN / shutdown (the same paths
 as ``kiosk_power.wake`` and ``kiosk_power.shutdown``). See
 :mod:`salt_kiosk.scheduler` for the exactly-once and catch-up rules.
 
+The jobs are stored as plain JSON data in ``kiosk_scheduler_jobs`` (never
+pickles): a stored job may only name one of the engine's own job functions,
+and a row that does not validate is logged and deleted, not run.
+
 Configuration (master config):
 
 .. code-block:: yaml

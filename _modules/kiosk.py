@@ -19,6 +19,13 @@ Configuration (minion config, ``kiosk:`` key; see also :mod:`salt_kiosk.config`)
     Kiosks: where releases are installed, one directory per version plus the
     ``current`` symlink (default ``/opt/kiosk/releases``).
 
+``kiosk:release_max_bytes`` / ``kiosk:release_max_members``
+    Kiosks: the most bytes a release may take once installed (the release file
+    plus everything it unpacks; default 1073741824, 1 GiB) and the most members
+    a release archive may hold (default 20000). Every member is checked before
+    anything is unpacked (no absolute names or ``..``, links only to places
+    inside the release, no devices, FIFOs, setuid or setgid).
+
 ``kiosk:release_root``
     Relays: a ``file_roots`` directory of this relay's salt-master; releases
     are staged under ``<release_root>/kiosk_releases/`` (default ``/srv/salt``).
@@ -82,7 +89,7 @@ def _config():
     return __opts__.get("kiosk") or {}
 
 
-def wake(macs, broadcast=None, port=9, repeat=3):
+def wake(macs, broadcast=None, port=9, repeat=3, allow_unicast=False):
     """
     Send Wake-on-LAN magic packets from this relay.
 
@@ -90,13 +97,15 @@ def wake(macs, broadcast=None, port=9, repeat=3):
     leaves; a list with one bad MAC sends nothing and the error names it.
 
     macs
-        One MAC or a list (``aa:bb:cc:dd:ee:ff``, ``aa-bb-...``,
-        ``aabb.ccdd.eeff`` or ``aabbccddeeff``).
+        One MAC or a list of at most 4096 (``aa:bb:cc:dd:ee:ff``,
+        ``aa-bb-...``, ``aabb.ccdd.eeff`` or ``aabbccddeeff``).
 
     broadcast
-        Destination IPv4 address: a subnet-directed broadcast such as
-        ``10.1.255.255``, a CIDR block such as ``10.1.0.0/16`` (its broadcast
-        address is used), or nothing for ``255.255.255.255``.
+        Destination IPv4 address: the broadcast address of one of this
+        relay's networks (a subnet-directed broadcast such as
+        ``10.1.255.255``), a CIDR block such as ``10.1.0.0/16`` (its broadcast
+        address is used), or nothing for ``255.255.255.255``. Multicast,
+        ``0.0.0.0`` and reserved addresses are refused.
 
     port
         UDP port, 1-65535 (default 9).
@@ -104,7 +113,15 @@ def wake(macs, broadcast=None, port=9, repeat=3):
     repeat
         Packets per MAC, 1-20 (default 3).
 
-    Returns ``{mac: {"address": ..., "port": ..., "packets": n}}``.
+    allow_unicast
+        Also accept a destination that is not a broadcast address of this
+        relay's networks (one host, or a directed broadcast to a subnet the
+        relay is not on). Default False.
+
+    Returns ``{mac: {"address": ..., "port": ..., "packets": n}}``. A socket
+    error while sending (for example a unicast host answering "port
+    unreachable") is an error naming the address and how many packets went
+    out.
 
     CLI Example:
 
@@ -112,8 +129,10 @@ def wake(macs, broadcast=None, port=9, repeat=3):
 
         salt relay-e1 kiosk.wake 02:00:5e:10:00:01 broadcast=10.1.255.255
         salt relay-e1 kiosk.wake '["02:00:5e:10:00:01", "0200.5e10.0002"]' broadcast=10.1.0.0/16 repeat=5
+        salt relay-e1 kiosk.wake 02:00:5e:10:00:01 broadcast=10.1.0.21 allow_unicast=True
     """
-    return wol.send(macs, broadcast=broadcast, port=port, repeat=repeat, source=_config().get("wol_source"))
+    return wol.send(macs, broadcast=broadcast, port=port, repeat=repeat, source=_config().get("wol_source"),
+                    allow_unicast=allow_unicast)
 
 
 def _run_power_command(argv, test):
@@ -132,15 +151,20 @@ def shutdown(delay=60, message=None, reboot=False, test=None):
     """
     Power this kiosk off (or reboot it) after ``delay`` seconds.
 
-    Linux schedules in whole minutes (``shutdown -h +N``, rounded up; ``delay=0``
-    is ``now``); Windows uses ``shutdown /s /t N``. ``kiosk:shutdown_command``
+    Linux schedules in whole minutes (``shutdown -h -- +N [MESSAGE]``, rounded
+    up; ``delay=0`` is ``now``; ``--`` keeps the message from ever being read
+    as an option); Windows uses ``shutdown /s /t N``. ``kiosk:shutdown_command``
     replaces the built-in command.
 
     delay
         Seconds before the power-off, 0-86400 (default 60).
 
     message
-        One line shown to logged-in users (at most 200 characters).
+        One line shown to logged-in users: at most 200 characters, no control,
+        bidi or other format characters. On Windows, and with a
+        ``kiosk:shutdown_command`` that has ``{message}`` at the start of an
+        argument and no ``--`` item before it, it may not start with ``-``
+        (nor ``/`` on Windows).
 
     reboot
         Reboot instead of powering off.
@@ -163,7 +187,7 @@ def shutdown(delay=60, message=None, reboot=False, test=None):
     )
     done = _run_power_command(argv, test)
     if not done.get("test"):
-        done.update(delay=int(delay), reboot=bool(reboot))
+        done.update(delay=kshutdown.check_delay(delay), reboot=bool(reboot))
     return done
 
 
@@ -194,10 +218,11 @@ def sweep(hosts, timeout=None, ports=None):
         than ``kiosk:sweep_max_hosts`` addresses.
 
     timeout
-        Seconds nmap may take, 1-3600 (default 60).
+        Seconds nmap may take, 1-3600 (default 60; NaN and infinity are
+        refused).
 
     ports
-        TCP ports to probe as well, e.g. ``[22, 5900]``.
+        TCP ports to probe as well (at most 64), e.g. ``[22, 5900]``.
 
     Returns ``{"up": [...], "down": [...], "up_count", "down_count", "total",
     "elapsed", "command"}``.
@@ -233,7 +258,9 @@ def deliver(source, dest, md5, mode=None, user=None, backup=True, makedirs=False
         Expected md5, 32 hex digits.
 
     mode
-        File mode such as ``"0644"`` (default: keep dest's, else 0644).
+        File mode such as ``"0644"``: permission bits only, 0000-0777 (setuid,
+        setgid and sticky are refused). Default: dest's permission bits, else
+        0644.
 
     user
         Owner of the file (default: unchanged / the minion's user).
@@ -294,7 +321,8 @@ def stage_release(version, url, md5, filename, latest=True):
     """
     Relays: stage a release into this syndic master's file root
     (``kiosk:release_root``) with its md5 checked, for the kiosks below.
-    Called by ``salt-run kiosk_release.publish``; rarely run by hand.
+    Called by ``salt-run kiosk_release.publish`` with a one-time URL of the
+    master of masters' release server; rarely run by hand.
 
     CLI Example:
 

@@ -18,14 +18,28 @@ Configuration (master or minion config):
     ``mysql+pymysql://salt:SECRET@db.example/kiosk`` or ``{host, user,
     password_file, database}``.
 
+``kiosk_mysql:schema_owner``
+    Whether this master may create and upgrade the kiosk schema and delete
+    old results (default: ``kiosk:schema_owner``, which defaults to true on
+    the master of masters only). Relay masters never migrate or delete: their
+    database account needs only SELECT, INSERT and UPDATE on the result
+    tables. While the schema is older than this salt-kiosk needs, a relay
+    spools what it receives and logs an ERROR saying to run the migration on
+    the master of masters.
+
 ``kiosk_mysql:master_id``
     Recorded with every row (default: ``master_id``, then ``id``).
 
-``kiosk_mysql:spool_dir`` / ``kiosk_mysql:spool_max``
+``kiosk_mysql:spool_dir`` / ``kiosk_mysql:spool_max`` / ``kiosk_mysql:spool_max_bytes``
     Durable spool used while the database is unreachable (default
-    ``<cachedir>/kiosk_mysql_spool``, 100,000 items). Items are replayed in
-    order before the next successful write; a full spool drops the item with an
-    ERROR log line.
+    ``<cachedir>/kiosk_mysql_spool``, at most 100,000 items and 268435456
+    bytes, i.e. 256 MiB). Items are replayed in order before the next
+    successful write. An item the database itself refuses (too long for its
+    column, over ``max_allowed_packet``) is kept in the spool directory as
+    ``<name>.json.bad`` for inspection and counts against both bounds until
+    an operator deletes it. An item that would exceed either bound is dropped
+    (a refused one is not kept) with an ERROR log line naming the spool and
+    the bound. Both must be integers >= 1.
 
 Tables (created by the kiosk schema): ``kiosk_jobs`` (one row per jid),
 ``kiosk_job_minions``, ``kiosk_returns`` (one row per jid and minion),
@@ -255,3 +269,6 @@ def clean_old_jobs():
         jobresults.clean_old_jobs(__opts__)
     except jobresults.UNREACHABLE as exc:
         log.debug("kiosk_mysql: database still unreachable (%s); %d item(s) spooled", exc, len(results.spool))
+    except jobresults.KioskSchemaError as exc:
+        # Only the master of masters migrates; until it has, items stay spooled.
+        log.error("kiosk_mysql: %s; %d item(s) spooled", exc, len(results.spool))

@@ -12,6 +12,19 @@ Configuration (master config, ``kiosk:`` key; see :mod:`salt_kiosk.config`):
       db: mysql+pymysql://kiosk:SECRET@db.example/kiosk   # default: SQLite in cachedir
       campuses:
         east: {timezone: Asia/Shanghai, broadcast: 10.1.255.255, relays: [relay-e1]}
+      import_dirs: [/srv/kiosk/inventory]   # where import_csv may read files (default: none)
+
+``kiosk:import_dirs``
+    Directories ``import_csv`` may read CSV files from (a path or a list of
+    absolute paths; default none). A path is resolved with ``realpath`` first,
+    so a symlink or ``..`` leading out of them is refused, before the file is
+    opened. ``salt://`` URLs (the master's own file server) are always
+    accepted. Errors never echo a line of the file, only the offending field,
+    escaped and capped.
+
+``refresh`` validates every grain field it stores (see
+:mod:`salt_kiosk.assets`): a malformed value is reported under ``conflicts``
+and not stored.
 
 Events fired on the master bus:
 
@@ -50,10 +63,13 @@ def import_csv(path, skip_bad=False, replace=False):
     The header is ``code,minion_id,campus,groups,ip,mac,vnc_port`` (groups
     separated by ``;``). Every row is validated first; a file with a bad row
     stores nothing and the error lists each bad row with its line number and
-    field. Kiosks are upserted by code.
+    field (the value escaped and capped; never a whole line). Kiosks are
+    upserted by code.
 
     path
-        CSV file on the master.
+        CSV file on the master inside one of the ``kiosk:import_dirs``
+        directories (master config), or a ``salt://`` URL served by the
+        master's file server (``salt://kiosk/inventory.csv?saltenv=base``).
 
     skip_bad
         Import the good rows of a file that has bad ones (the bad rows are
@@ -66,11 +82,12 @@ def import_csv(path, skip_bad=False, replace=False):
 
     .. code-block:: bash
 
-        salt-run kiosk_inventory.import_csv /srv/kiosk/inventory.csv
-        salt-run kiosk_inventory.import_csv /srv/kiosk/inventory.csv skip_bad=True
+        salt-run kiosk_inventory.import_csv /srv/kiosk/inventory/fleet.csv
+        salt-run kiosk_inventory.import_csv /srv/kiosk/inventory/fleet.csv skip_bad=True
+        salt-run kiosk_inventory.import_csv salt://kiosk/inventory.csv
     """
     kstore = store.open_store(__opts__)
-    summary = inventory.import_csv(kstore, str(path), skip_bad=bool(skip_bad), replace=bool(replace))
+    summary = inventory.import_source(__opts__, kstore, path, skip_bad=bool(skip_bad), replace=bool(replace))
     if summary["added"] or summary["updated"] or summary["removed"]:
         data = {key: len(summary[key]) for key in ("added", "updated", "removed")}
         kevents.fire_master(__opts__, data, "kiosk/inventory/changed")
@@ -115,6 +132,12 @@ def refresh(not_seen_days=7, timeout=30):
     value, when), correct the inventory's IP/MAC, and report identity changes
     (a kiosk reporting another code than the inventory's: reported, never
     duplicated), code conflicts, and minions not seen for ``not_seen_days``.
+
+    A grain is what its minion says: every field stored (ip, mac, code,
+    campus, hostname, release, role, serial, vendor, model, cpu, counts) is
+    checked first. A malformed one is reported under ``conflicts`` (minion,
+    field, the value escaped and capped) and stored nowhere: not in the asset
+    row, the inventory or the history.
 
     CLI Example:
 

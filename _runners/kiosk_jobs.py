@@ -9,13 +9,23 @@ minion ``success``, ``failed``, ``timeout`` (targeted, no return in time) or
 minion ids or IP; ``progress`` shows any job recorded by the ``kiosk_mysql``
 returner (configure it on every syndic master as ``master_job_cache``).
 
+Who may run what: ``run`` publishes the function its caller names, so it
+checks that the caller could publish that function, with those arguments, to
+every targeted minion under Salt's own ACLs (``external_auth`` for salt-api
+and eauth users, ``publisher_acl`` for local users, ``publisher_acl_blacklist``
+for all; see :mod:`salt_kiosk.acl`). Root on the master's command line keeps
+every right. Minion ids outside the inventory are refused unless
+``allow_unknown=True``.
+
 Configuration (master config): ``kiosk:db`` (tasks, inventory),
-``kiosk_mysql`` (see the returner) for ``progress``.
+``kiosk_mysql`` (see the returner) for ``progress``, ``external_auth`` /
+``publisher_acl`` / ``publisher_acl_blacklist`` (Salt's own).
 
 Events fired: none.
 """
 
 try:
+    from salt_kiosk import acl
     from salt_kiosk import store
     from salt_kiosk import tasks as ktasks
 
@@ -33,7 +43,11 @@ def __virtual__():
     return __virtualname__
 
 
-def run(tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, wait=False):
+def _user():
+    return globals().get("__user__") or "UNKNOWN"
+
+
+def run(tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, wait=False, allow_unknown=False):
     """
     Run ``fun`` on the kiosks of ``tgt`` in units.
 
@@ -57,15 +71,31 @@ def run(tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, wait=False):
         False (default): return ``{"task": id}`` at once and run in a background
         process; True: run here and return the task's status.
 
+    allow_unknown
+        False (default): minion ids that are not kiosks of the inventory are
+        refused. True: list targets may name any minion (still subject to
+        the caller's publish rights).
+
+    The caller must hold the right to publish ``fun`` with ``arg`` to every
+    targeted minion (``external_auth`` / ``publisher_acl``); otherwise the
+    call is refused before anything is recorded or published.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt-run kiosk_jobs.run '*' cmd.run '["systemctl restart kiosk-ui"]' unit=30 timeout=120
         salt-run kiosk_jobs.run campus:east test.ping wait=True
+        salt-run kiosk_jobs.run '["relay-e1", "relay-e2"]' test.ping allow_unknown=True wait=True
     """
     kstore = store.open_store(__opts__)
-    task_id = ktasks.create(kstore, tgt, fun, arg=arg, unit=unit, timeout=timeout, concurrency=concurrency)
+    user = _user()
+
+    def authorize(fun, arg, minions, known):
+        acl.check_publish(__opts__, user, fun, arg, minions, universe=known)
+
+    task_id = ktasks.create(kstore, tgt, fun, arg=arg, unit=unit, timeout=timeout, concurrency=concurrency,
+                            allow_unknown=bool(allow_unknown), authorize=authorize)
     if wait:
         return ktasks.execute(__opts__, kstore, task_id)
     log_path = ktasks.start_background(__opts__, task_id)

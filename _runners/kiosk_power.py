@@ -156,7 +156,11 @@ def shutdown(target, delay=60, message=None, reboot=False, test=False, timeout=N
         Seconds before the power-off, 0-86400 (default 60).
 
     message
-        One line shown on the kiosk (at most 200 characters).
+        One line shown on the kiosk: at most 200 characters, no control, bidi
+        or other format characters. It is never read as an option of the
+        kiosk's ``shutdown``; a kiosk whose ``kiosk:shutdown_command`` puts
+        ``{message}`` at the start of an argument refuses one starting with
+        ``-`` (that kiosk fails with the reason, nothing runs there).
 
     reboot
         Reboot instead of powering off.
@@ -220,14 +224,17 @@ def rule_add(name, state, start, end, days=None, dates=None, target="*", priorit
         ``start`` crosses midnight; ``00:00``-``24:00`` is the whole day.
 
     days
-        Weekdays the window starts on: ``mon-fri``, ``sat,sun``, ``daily``.
+        Weekdays the window starts on: ``mon-fri``, ``sat,sun``, ``daily``
+        (at most 7 entries).
 
     dates
-        ISO dates (list, comma-separated, or ``A..B`` ranges). A day matching
-        ``days`` or ``dates`` applies; at least one of them is required.
+        ISO dates (list, comma-separated, or ``A..B`` ranges; at most 1000
+        dates in all). A day matching ``days`` or ``dates`` applies; at least
+        one of them is required.
 
     target
-        ``*`` (default), ``campus:NAME``, ``group:NAME`` or ``id:GLOB``.
+        ``*`` (default), ``campus:NAME``, ``group:NAME`` or ``id:GLOB`` (a
+        glob of at most 255 characters).
 
     priority
         Integer, higher wins (default 0). Ties go to the more specific target

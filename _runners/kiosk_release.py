@@ -15,10 +15,31 @@ A release travels in two verified hops:
    their next minion start (``srv/salt/kiosk/release.sls`` as startup state).
 
 Configuration (master config, ``kiosk:`` key): ``db``, ``campuses`` (the relays
-to stage on), ``release_store`` (default ``<cachedir>/kiosk/releases``),
-``release_http`` (``host``, ``port``, ``advertise``: the short-lived HTTP server
-the relays fetch from during a publish; defaults: the master's ``interface``,
-any free port, the bind address).
+to stage on), and:
+
+``release_sources``
+    Absolute directories ``publish`` may read release files from; a path is
+    checked after symbolic links and ``..`` are resolved. Default: none (local
+    paths are refused until it is set).
+``release_urls``
+    http(s) URL prefixes ``publish`` may fetch from (redirects are followed
+    only to allowed URLs). Default: none (URLs are refused).
+``release_serve_address``
+    The IP address of this master the hop-1 HTTP server binds to and the
+    relays fetch from (the address their ``syndic_master`` points at).
+    Default: the master's ``interface`` when it is one address; a master
+    listening on every address (``0.0.0.0``) must set it. The server runs only
+    while the relays fetch, and gives each relay its own random path that
+    answers one GET.
+``release_serve_port``
+    Its TCP port (default 0: a free port each time; set one to open it in a
+    firewall).
+``release_store``
+    Where published releases are kept (default ``<cachedir>/kiosk/releases``).
+
+A source outside ``release_sources`` / ``release_urls`` is refused before it is
+opened or fetched: nothing is read, recorded, stored or sent, and the error
+says nothing about the file (not even its md5 when a wrong md5 is given).
 
 Versions are PEP 440 strings (``1.4.0``, ``2026.11.2``). The CLI reads
 ``version=1.10`` as the number 1.1: quote such versions (``version='"1.10"'``).
@@ -78,7 +99,8 @@ def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
         PEP 440 version string, e.g. ``1.4.0``.
 
     source
-        Path of the release file on this master, or an http(s) URL.
+        Path of the release file inside one of ``kiosk:release_sources`` on
+        this master, or an http(s) URL under one of ``kiosk:release_urls``.
 
     md5
         Expected md5 (checked before anything is recorded); computed when omitted.
@@ -98,7 +120,8 @@ def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
         Seconds to wait for the relays, and for the kiosks (default 300).
 
     Returns the release (``version``, ``file``, ``md5``, ``size``, ...) with
-    ``staging`` (``staged`` / ``failed`` / ``silent`` relays) and ``rollout``
+    ``staging`` (``staged`` / ``failed`` / ``silent`` relays, and
+    ``served_from``, the address the relays fetched from) and ``rollout``
     (``installed`` / ``unchanged`` / ``failed`` / ``absent`` kiosks).
 
     CLI Example:
@@ -106,7 +129,7 @@ def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
     .. code-block:: bash
 
         salt-run kiosk_release.publish 1.4.0 /srv/releases/kiosk-ui-1.4.0.tar.gz
-        salt-run kiosk_release.publish 1.4.1 https://build.example/kiosk-ui-1.4.1.tar.gz md5=0f343b0931126a20f133d67c2b018a3b
+        salt-run kiosk_release.publish 1.4.1 https://build.example/releases/kiosk-ui-1.4.1.tar.gz md5=0f343b0931126a20f133d67c2b018a3b
         salt-run kiosk_release.publish 1.5.0 /srv/releases/ui.tar.gz target=campus:east rollout=False
     """
     kstore = store.open_store(__opts__)

@@ -58,6 +58,13 @@ def verify(event, sweep=1, final=True, ports=None, timeout=None):
     final
         Whether this is the last sweep (alerts are fired only then).
 
+    ports
+        TCP ports the relays probe as well (at most 64), e.g. ``22,5900``.
+
+    timeout
+        Seconds a relay's nmap may take, 1-3600 (NaN and infinity are
+        refused); default ``kiosk:sweep_timeout`` (60).
+
     CLI Example:
 
     .. code-block:: bash
@@ -73,6 +80,15 @@ def check(target, expect, ports=None, timeout=None):
     """
     Ad hoc: compare the expected state with the observed state of the kiosks of
     ``target``. Nothing is stored and no alert is fired.
+
+    target
+        ``*``, ``campus:NAME``, ``group:NAME`` or ``id:GLOB``.
+
+    expect
+        ``on`` or ``off``.
+
+    ports, timeout
+        As for ``verify``: at most 64 TCP ports; 1-3600 seconds.
 
     CLI Example:
 

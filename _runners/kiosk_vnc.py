@@ -2,11 +2,22 @@
 noVNC remote viewing: websockify token files from the kiosk inventory.
 
 Point websockify at the directory (``websockify --token-plugin TokenFile
---token-source <out_dir> 6080 ...``) and open
+--token-source <kiosk:vnc_token_dir> 6080 ...``) and open
 ``vnc.html?path=websockify?token=<kiosk code>`` in noVNC.
 
 Configuration (master config): ``kiosk:db``, ``kiosk:campuses``,
-``kiosk:vnc_token_secret`` (optional: tokens become ``<code>-<hmac>``).
+``kiosk:vnc_token_secret`` (optional: tokens become ``<code>-<hmac>``) and:
+
+``kiosk:vnc_token_dir``
+    Required: the directory token files are written to (no default).
+    ``tokens`` writes there, or into the ``out_dir`` it is given when that
+    resolves (``realpath``) inside it. A directory inside Salt's configuration
+    (the master's config directory, ``/etc/salt``, ``pki_dir``) is refused,
+    even when ``kiosk:vnc_token_dir`` points there: a token file must never be
+    read as Salt configuration.
+
+Every token line is checked when it is written (code, IPv4 address, port
+1-65535); a kiosk whose inventory row fails is skipped with the reason.
 
 Events fired: none.
 """
@@ -30,19 +41,27 @@ def __virtual__():
     return __virtualname__
 
 
-def tokens(out_dir, campus=None):
+def tokens(out_dir=None, campus=None):
     """
-    Write one websockify token file per campus (``<out_dir>/<campus>.conf``,
-    lines ``token: host:port``), atomically. Kiosks without an IP or a VNC port
-    are reported under ``skipped`` with the reason.
+    Write one websockify token file per campus (``<campus>.conf``, lines
+    ``token: ip:port``), atomically, into ``kiosk:vnc_token_dir`` (master
+    config) or ``out_dir``, which must resolve inside it. Kiosks without an IP
+    or a VNC port, or whose inventory row fails the checks, are reported under
+    ``skipped`` with the reason.
+
+    out_dir
+        Optional: a directory inside ``kiosk:vnc_token_dir`` (default: that directory).
+
+    campus
+        Optional: write only this campus's file.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-run kiosk_vnc.tokens /etc/websockify/tokens
-        salt-run kiosk_vnc.tokens /etc/websockify/tokens campus=east
+        salt-run kiosk_vnc.tokens
+        salt-run kiosk_vnc.tokens campus=east
+        salt-run kiosk_vnc.tokens /var/lib/kiosk/websockify-tokens/east-only campus=east
     """
-    secret = (__opts__.get("kiosk") or {}).get("vnc_token_secret")
-    return vnc.write_tokens(store.open_store(__opts__), out_dir, campus=campus, secret=secret,
-                            campuses=list(kconfig.campuses(__opts__)))
+    return vnc.tokens(__opts__, store.open_store(__opts__), out_dir=out_dir, campus=campus,
+                      campuses=list(kconfig.campuses(__opts__)))

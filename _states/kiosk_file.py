@@ -54,7 +54,11 @@ def delivered(name, source, md5, mode=None, user=None, backup=True, makedirs=Fal
     md5
         Expected md5 (32 hex digits).
 
-    mode, user, backup, makedirs
+    mode
+        Permission bits such as ``"0644"`` (0000-0777); setuid, setgid and
+        sticky modes are refused (``result: False``, nothing written).
+
+    user, backup, makedirs
         As for ``kiosk.deliver``.
 
     CLI Example:

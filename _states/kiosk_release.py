@@ -17,6 +17,17 @@ its md5 checked while streaming, installed into
 md5 mismatch ``current`` stays where it was, the state fails naming both
 md5s and ``kiosk.release`` reports the failed attempt.
 
+Archives (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz``) are
+checked member by member before anything is unpacked: no absolute names or
+``..``, symbolic and hard links only to places inside the release (resolved
+over the archive's own members), no devices, FIFOs, setuid or setgid, at most
+``kiosk:release_max_members`` members (20000) and ``kiosk:release_max_bytes``
+bytes in all (1 GiB, the release file included). A refused archive fails the
+state naming the member and why; nothing is left behind and ``current`` stays.
+Reinstalling a version with other content installs into a fresh directory
+(``<version>~<suffix>``) and removes the old one only after ``current`` has
+moved.
+
 Shipped as ``srv/salt/kiosk/release.sls``; kiosks run it at minion start with
 ``startup_states: sls`` and ``sls_list: [kiosk.release]``, so a kiosk that was
 off during a publish upgrades when it starts.

@@ -152,7 +152,7 @@ def main():
         with open(csv, "w", encoding="utf-8") as handle:
             handle.write("code,minion_id,campus,groups,ip,mac,vnc_port\nB1,bench-kiosk,east,,,,\n")
         fleet.cli("salt-run", "kiosk_inventory.import_csv", csv)
-        release = os.path.join(workdir, "kiosk-bench.bin")
+        release = os.path.join(fleet.release_sources(), "kiosk-bench.bin")  # kiosk:release_sources
         shutil.copy(big, release)
         print(f"\ntwo hops, {size / 2**20:.0f} MiB release (wall time of each salt-run, seconds):")
         for run in range(args.runs):

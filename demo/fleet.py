@@ -81,6 +81,10 @@ class LocalFleet:
         """Where a kiosk installs releases (``current`` is the active one)."""
         return os.path.join(self.workdir, kiosk, "releases")
 
+    def release_sources(self):
+        """The master of masters' ``kiosk:release_sources`` directory: releases are published from here."""
+        return os.path.join(self.workdir, "release-sources")
+
     def conf(self, name):
         return os.path.join(self.workdir, name, "conf")
 
@@ -107,6 +111,16 @@ class LocalFleet:
         mom["event_return"] = "kiosk_mysql"
         mom["event_return_whitelist"] = ["salt/beacon/*/kiosk_env/*"]
         mom["kiosk"] = dict(self.kiosk_settings)
+        # publish reads release files only from kiosk:release_sources; the
+        # relays fetch them from the master's own address.
+        os.makedirs(self.release_sources(), exist_ok=True)
+        mom["kiosk"].setdefault("release_sources", [self.release_sources()])
+        mom["kiosk"].setdefault("release_serve_address", MOM_ADDR)
+        # CSVs are imported only from kiosk:import_dirs (the caller's and the
+        # work directory); token files are written only into kiosk:vnc_token_dir.
+        mom["kiosk"]["import_dirs"] = list(self.kiosk_settings.get("import_dirs") or []) + [self.workdir]
+        mom["kiosk"].setdefault("vnc_token_dir", os.path.join(self.workdir, "websockify-tokens"))
+        os.makedirs(mom["kiosk"]["vnc_token_dir"], exist_ok=True)
         mom["kiosk"]["campuses"] = {
             name: {"timezone": c["timezone"], "broadcast": c["broadcast"], "relays": list(c["relays"])}
             for name, c in self.campuses.items()

@@ -50,7 +50,8 @@ class Demo:
     def __init__(self, workdir):
         self.wol_port = free_port("127.0.0.1")
         self.fleet = LocalFleet(
-            workdir, CAMPUSES, kiosk_settings={"default_state": "off", "wol_port": self.wol_port},
+            workdir, CAMPUSES,
+            kiosk_settings={"default_state": "off", "wol_port": self.wol_port, "import_dirs": [HERE]},
             engine={"tick": 5, "grace": 300, "sweep_delays": [5, 10, 15]},
         )
         self.report = []
@@ -223,7 +224,7 @@ class Demo:
         self.report.append(("nodes running salt-kiosk modules", f"{len(versions)}/3"))
 
     def make_release(self, name, body):
-        path = os.path.join(self.fleet.workdir, name)
+        path = os.path.join(self.fleet.release_sources(), name)  # kiosk:release_sources of the master
         with tarfile.open(path, "w:gz") as archive:
             info = tarfile.TarInfo("bin/kiosk-ui")
             info.size = len(body)
@@ -283,9 +284,7 @@ class Demo:
                   f"readings with smoke {data['smoke_readings']}")
         for alert in env["alerts"]:
             print(f"  alert {alert['at']} {alert['relay']}: {alert['sensor']} {alert['state']} ({alert['value']})")
-        out_dir = os.path.join(self.fleet.workdir, "websockify-tokens")
-        os.makedirs(out_dir)
-        tokens = self.run("salt-run", "kiosk_vnc.tokens", out_dir)
+        tokens = self.run("salt-run", "kiosk_vnc.tokens")  # into kiosk:vnc_token_dir
         for campus, path in tokens["files"].items():
             with open(path, encoding="utf-8") as handle:
                 print(textwrap.indent(handle.read().strip(), f"  {os.path.basename(path)}: "))

@@ -11,6 +11,13 @@ Keys:
     and ``driver`` (``mysql+pymysql``). Default: an embedded SQLite file
     ``<cachedir>/kiosk/kiosk.sqlite3`` (single-box trials, the demo).
 
+``schema_owner``
+    ``true`` where this process may create and upgrade the kiosk schema.
+    Default: true on the master of masters (``order_masters: True``) and for
+    the embedded SQLite store, false everywhere else (relay masters, minions):
+    those only check the schema version and fail with a message to run the
+    migration on the master of masters when it is behind.
+
 ``default_state``
     ``on`` or ``off`` (default ``off``): the desired power state outside every
     power rule.
@@ -29,10 +36,14 @@ Keys:
 ``campuses``
     ``{name: {timezone, broadcast, relays}}``: ``timezone`` is a zoneinfo name
     (required), ``broadcast`` the IPv4 address Wake-on-LAN packets go to on that
-    campus (optional; the limited broadcast 255.255.255.255 otherwise), ``relays``
-    the minion ids of the campus relays (syndic nodes).
+    campus (optional; the limited broadcast 255.255.255.255 otherwise): the
+    broadcast address of the kiosks' subnet, which must be the broadcast
+    address of one of each relay's own networks (the relays check), never
+    multicast, 0.0.0.0 or a host address; ``relays`` the minion ids of the
+    campus relays (syndic nodes).
 """
 
+import ipaddress
 import os
 import zoneinfo
 
@@ -41,6 +52,37 @@ from sqlalchemy.exc import ArgumentError
 
 from salt_kiosk import validate
 from salt_kiosk.errors import KioskInputError
+
+
+def _broadcast(where, value):
+    """
+    A campus's Wake-on-LAN destination: 255.255.255.255 or a plausible
+    subnet-directed broadcast (host bits all ones for some prefix of /30 or
+    shorter, so its last two bits are set). Multicast, 0.0.0.0/8, reserved
+    and host addresses are refused; whether it is the broadcast of a relay's
+    own network is checked by the relays themselves (``kiosk.wake``).
+    """
+    if value is None:
+        return None
+    accepted = (
+        "255.255.255.255 or the broadcast address of the kiosks' subnet, with all host bits set, "
+        "such as 10.1.255.255 for 10.1.0.0/16 or 10.1.0.127 for 10.1.0.0/25"
+    )
+    try:
+        address = ipaddress.IPv4Address(str(value).strip())
+    except (ipaddress.AddressValueError, ValueError):
+        raise KioskInputError(
+            f"{where}:broadcast {validate.show(value)} is not an IPv4 address (accepted: {accepted})"
+        ) from None
+    kind = validate.never_broadcast(address)
+    if kind:
+        raise KioskInputError(f"{where}:broadcast {validate.show(value)} is {kind} (accepted: {accepted})")
+    if int(address) & 0b11 != 0b11:
+        raise KioskInputError(
+            f"{where}:broadcast {validate.show(value)} is a host address, not a broadcast address "
+            f"(accepted: {accepted})"
+        )
+    return str(address)
 
 
 def _campus(name, spec):
@@ -63,9 +105,7 @@ def _campus(name, spec):
             f"{where}:timezone {tz!r} is not a known time zone (accepted: zoneinfo names "
             "such as Asia/Shanghai or Europe/Berlin)"
         ) from None
-    broadcast = spec.get("broadcast")
-    if broadcast is not None:
-        broadcast = validate.ipv4(broadcast)
+    broadcast = _broadcast(where, spec.get("broadcast"))
     relays = spec.get("relays") or []
     if isinstance(relays, str):
         relays = [relays]
@@ -99,6 +139,24 @@ def sqlite_path(opts):
     Path of the embedded SQLite database under the daemon's cachedir.
     """
     return os.path.join(opts["cachedir"], "kiosk", "kiosk.sqlite3")
+
+
+def schema_owner(opts, url=None):
+    """
+    True when this process may create and upgrade the kiosk schema:
+    ``kiosk:schema_owner`` when set, otherwise the master of masters
+    (``order_masters: True``) and the embedded SQLite store. Relay masters,
+    minions and salt-call never migrate by default.
+    """
+    section = (opts or {}).get("kiosk") or {}
+    if "schema_owner" in section:
+        value = section["schema_owner"]
+        if not isinstance(value, bool):
+            raise KioskInputError(f"kiosk:schema_owner {value!r} is not a boolean (accepted: true or false)")
+        return value
+    if url is not None and url.get_backend_name() == "sqlite":
+        return True
+    return bool((opts or {}).get("order_masters"))
 
 
 def db_url(opts):

@@ -85,15 +85,25 @@ def check_dest(dest):
 
 
 def check_mode(mode):
-    """Return ``mode`` as an int from ``"0644"``, ``"644"`` or ``644``."""
+    """
+    Return ``mode`` as an int from ``"0644"``, ``"644"`` or ``644``. Only
+    permission bits (0000-0777): setuid, setgid and sticky are refused, so a
+    delivery never makes a file that runs with its owner's or group's rights.
+    """
     if mode is None:
         return None
     # Ints are read digit by digit (644 -> 0o644), as Salt's file states do;
     # quote modes with a leading zero in YAML ("0644").
-    text = str(mode)
-    if not re.match(r"^0?[0-7]{3,4}$", text):
+    text = str(mode) if isinstance(mode, (str, int)) and not isinstance(mode, bool) else ""
+    if not re.fullmatch(r"0?[0-7]{3,4}", text):
         raise KioskInputError(f"mode {mode!r} is not a file mode: expected octal digits such as 0644")
-    return int(text, 8)
+    value = int(text, 8)
+    if value & 0o7000:
+        raise KioskInputError(
+            f"mode {mode!r} sets the setuid, setgid or sticky bit: expected permission bits only, "
+            "0000-0777 (such as 0644 or 0755); nothing was written"
+        )
+    return value
 
 
 def source_kind(source):
@@ -331,7 +341,9 @@ def deliver(source, dest, md5, mode=None, user=None, backup=True, makedirs=False
             # The replaced file's mode and owner carry over unless given.
             previous = os.stat(dest)
             if mode is None:
-                mode = previous.st_mode & 0o7777
+                # Only permission bits carry over: new content never inherits
+                # a setuid, setgid or sticky bit.
+                mode = previous.st_mode & 0o777
             if owner is None and (previous.st_uid, previous.st_gid) != (os.getuid(), os.getgid()):
                 owner = (previous.st_uid, previous.st_gid)
         if mode is None:

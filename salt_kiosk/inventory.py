@@ -9,22 +9,57 @@ stores nothing unless ``skip_bad`` is asked for, and then only the good rows.
 
 Targets select kiosks: ``*`` (all), ``campus:NAME``, ``group:NAME`` or
 ``id:GLOB`` (shell glob on the minion id).
+
+Where CSV files come from (:func:`import_source`, behind ``salt-run
+kiosk_inventory.import_csv``): only files inside the directories listed under
+``kiosk:import_dirs`` in the master config (the path is resolved with
+``realpath`` first, so symlinks and ``..`` cannot leave them), or ``salt://``
+URLs served by the master's own file server (``file_roots``, gitfs ...). A file
+is at most :data:`MAX_CSV_BYTES` of UTF-8 text. Error messages quote only the
+offending field, escaped and capped in length, never a whole line: a file that
+is not an inventory CSV gets an error that says so without echoing it.
 """
 
+import contextlib
 import csv
 import fnmatch
 import io
 import os
+import stat
+import tempfile
 
 import sqlalchemy as sa
 
 from salt_kiosk import store as kstore
 from salt_kiosk import validate
+from salt_kiosk.validate import show as shown
 from salt_kiosk.errors import KioskInputError
 
 COLUMNS = ("code", "minion_id", "campus", "groups", "ip", "mac", "vnc_port")
 REQUIRED = ("code", "minion_id", "campus")
 TARGET_FORMS = "'*', 'campus:NAME', 'group:NAME' or 'id:GLOB'"
+
+#: Largest inventory CSV read (bytes).
+MAX_CSV_BYTES = 16 * 1024 * 1024
+#: Longest value a CSV field may hold (characters); ``groups`` holds several names.
+MAX_FIELD = {"groups": 2048}
+MAX_FIELD_DEFAULT = 255
+#: How much of a bad value an error message shows.
+SHOWN_MAX = 64
+
+
+def safe_message(exc, value):
+    """
+    The message of a validation error with the bad ``value`` shown escaped and
+    capped (:func:`salt_kiosk.validate.show`) instead of in full.
+    """
+    text = str(exc)
+    full = repr(value)
+    if full in text:
+        return text.replace(full, validate.show(value))
+    if len(text) > 4 * SHOWN_MAX + 200:
+        return f"{shown(value)} is not accepted"
+    return text
 
 
 class RowError:
@@ -43,8 +78,31 @@ class RowError:
         return f"line {self.line}, field {self.field!r}: {self.message}"
 
 
+def _capped(value):
+    return value if len(value) <= SHOWN_MAX else value[:SHOWN_MAX] + "..."
+
+
 def _row_error(line, field, value, exc):
-    return RowError(line, field, value, str(exc))
+    return RowError(line, field, _capped(value), safe_message(exc, value))
+
+
+def _header_error(header):
+    """The header's problems, naming expected columns only: the header itself is never echoed."""
+    missing = [c for c in COLUMNS if c not in header]
+    unknown = [index for index, c in enumerate(header, start=1) if c not in COLUMNS]
+    duplicate = sorted({c for c in header if c in COLUMNS and header.count(c) > 1})
+    if not (missing or unknown or duplicate):
+        return None
+    parts = [f"missing {missing}"]
+    if unknown:
+        parts.append(f"{len(unknown)} unknown column(s) at position(s) {', '.join(map(str, unknown[:10]))}"
+                     + (" ..." if len(unknown) > 10 else ""))
+    if duplicate:
+        parts.append(f"duplicate {duplicate}")
+    return (
+        f"line 1: bad CSV header: {', '.join(parts)} (expected the columns {','.join(COLUMNS)}; "
+        "is this an inventory CSV file?)"
+    )
 
 
 def parse_csv(text, known_campuses):
@@ -53,33 +111,54 @@ def parse_csv(text, known_campuses):
     normalised kiosk dicts with the ``line`` they came from, ``errors`` a list of
     :class:`RowError` (line numbers count the header as line 1).
     """
+    if "\x00" in text:
+        raise KioskInputError("the file holds NUL bytes: it is not a CSV text file "
+                              f"(expected the header {','.join(COLUMNS)})")
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
     except StopIteration:
         raise KioskInputError(f"the CSV file is empty (expected the header {','.join(COLUMNS)})") from None
-    header = [column.strip().lower() for column in header]
-    missing = [c for c in COLUMNS if c not in header]
-    unknown = [c for c in header if c not in COLUMNS]
-    if missing or unknown or len(set(header)) != len(header):
+    except csv.Error:
         raise KioskInputError(
-            f"line 1: bad CSV header {','.join(header)!r}: missing {missing}, unknown {unknown} "
-            f"(expected the columns {','.join(COLUMNS)})"
-        )
+            f"line 1: bad CSV header: not readable as CSV (expected the columns {','.join(COLUMNS)}; "
+            "is this an inventory CSV file?)"
+        ) from None
+    header = [column.strip().lower() for column in header]
+    problem = _header_error(header)
+    if problem:
+        raise KioskInputError(problem)
     rows, errors = [], []
     seen_code, seen_minion = {}, {}
-    for number, fields in enumerate(reader, start=2):
+    number = 1
+    while True:
+        number += 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # The csv module's message names no content (field size limit,
+            # unterminated quote); the rest of the file cannot be read.
+            errors.append(RowError(number, "*", "", f"not readable as CSV ({str(exc)[:100]})"))
+            break
         if not any(field.strip() for field in fields):
             continue
         if len(fields) != len(header):
             errors.append(
-                RowError(number, "*", ",".join(fields), f"has {len(fields)} fields, the header has {len(header)}")
+                RowError(number, "*", "", f"has {len(fields)} fields, the header has {len(header)}")
             )
             continue
         raw = {column: value.strip() for column, value in zip(header, fields)}
         row, row_errors = {"line": number}, []
+        for column, value in raw.items():
+            limit = MAX_FIELD.get(column, MAX_FIELD_DEFAULT)
+            if len(value) > limit:
+                row_errors.append(RowError(number, column, _capped(value),
+                                           f"{shown(value)} is too long (accepted: at most {limit} characters)"))
+                raw[column] = ""
         for column in REQUIRED:
-            if not raw[column]:
+            if not raw[column] and not any(e.field == column for e in row_errors):
                 row_errors.append(RowError(number, column, "", f"{column} is required"))
         checks = (
             ("code", lambda v: validate.name(v, what="kiosk code")),
@@ -152,10 +231,160 @@ def import_csv(store, path, skip_bad=False, replace=False):
     rows; raise :class:`KioskInputError` listing every bad row (line, field,
     value, reason) when there is one and ``skip_bad`` is false.
     """
+    label = str(path)
     if not os.path.isfile(path):
-        raise KioskInputError(f"inventory file {path!r} does not exist or is not a file")
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        text = handle.read()
+        raise KioskInputError(f"inventory file {shown(label, 200)} does not exist or is not a file")
+    return import_text(store, _read_file(path, label), label, skip_bad=skip_bad, replace=replace)
+
+
+def import_source(opts, store, source, skip_bad=False, replace=False):
+    """
+    Import kiosks from ``source``: a CSV file inside one of the directories
+    listed under ``kiosk:import_dirs`` in ``opts``, or a ``salt://`` URL served
+    by the master's file server. Anything else is refused before it is read.
+    See :func:`import_csv` for the rest.
+    """
+    text = read_source(opts, source)
+    return import_text(store, text, str(source), skip_bad=skip_bad, replace=replace)
+
+
+def import_dirs(opts):
+    """The configured ``kiosk:import_dirs``, resolved with ``realpath``."""
+    value = (opts.get("kiosk") or {}).get("import_dirs")
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise KioskInputError(
+            f"kiosk:import_dirs {shown(value)} is not a list of directories "
+            "(accepted: absolute directory paths, e.g. [/srv/kiosk/inventory])"
+        )
+    dirs = []
+    for entry in value:
+        if not isinstance(entry, str) or not os.path.isabs(entry):
+            raise KioskInputError(
+                f"kiosk:import_dirs entry {shown(entry)} is not an absolute directory path "
+                "(accepted: absolute directory paths, e.g. /srv/kiosk/inventory)"
+            )
+        dirs.append(os.path.realpath(entry))
+    return dirs
+
+
+def _inside(path, folder):
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def read_source(opts, source):
+    """
+    Return the text of an inventory CSV ``source`` (a path inside
+    ``kiosk:import_dirs`` or a ``salt://`` URL), refusing anything else
+    before it is opened.
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise KioskInputError(
+            f"inventory source {shown(source)} is not a path (accepted: a CSV file inside kiosk:import_dirs "
+            "or a salt:// URL)"
+        )
+    if source.startswith("salt://"):
+        return _read_salt_url(opts, source)
+    if "://" in source:
+        raise KioskInputError(
+            f"inventory source {shown(source, 200)} has an unsupported scheme "
+            "(accepted: a CSV file inside kiosk:import_dirs or a salt:// URL)"
+        )
+    if not os.path.isabs(source) or "\x00" in source:
+        raise KioskInputError(
+            f"inventory file {shown(source, 200)} is not an absolute path "
+            "(accepted: a CSV file inside kiosk:import_dirs or a salt:// URL)"
+        )
+    allowed = import_dirs(opts)
+    if not allowed:
+        raise KioskInputError(
+            f"inventory file {shown(source, 200)} refused: kiosk:import_dirs is not set. CSV files are read only "
+            "from the directories listed under kiosk:import_dirs in the master config (e.g. kiosk: "
+            "{import_dirs: [/srv/kiosk/inventory]}) or from salt:// URLs"
+        )
+    real = os.path.realpath(source)
+    if not any(_inside(real, folder) for folder in allowed):
+        # Refused before it is opened: the answer says nothing about the file.
+        raise KioskInputError(
+            f"inventory file {shown(source, 200)} is outside kiosk:import_dirs ({', '.join(allowed)}) "
+            "(accepted: a CSV file inside those directories or a salt:// URL; add the directory to "
+            "kiosk:import_dirs in the master config)"
+        )
+    return _read_file(real, source)
+
+
+def _read_file(path, label):
+    """At most MAX_CSV_BYTES of UTF-8 text from the regular file ``path``; symlinks are not followed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise KioskInputError(
+            f"inventory file {shown(str(label), 200)} cannot be opened ({exc.strerror}; accepted: a regular file)"
+        ) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise KioskInputError(f"inventory file {shown(str(label), 200)} is not a regular file")
+        data = handle.read(MAX_CSV_BYTES + 1)
+    return _decode(data, label)
+
+
+def _decode(data, label):
+    if len(data) > MAX_CSV_BYTES:
+        raise KioskInputError(
+            f"inventory file {shown(str(label), 200)} is larger than {MAX_CSV_BYTES} bytes (accepted: an "
+            f"inventory CSV up to {MAX_CSV_BYTES // 1024 // 1024} MiB)"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise KioskInputError(
+            f"inventory file {shown(str(label), 200)} is not UTF-8 text (bad byte at offset {exc.start}; "
+            "accepted: a UTF-8 CSV file)"
+        ) from None
+
+
+def _read_salt_url(opts, url):
+    """Fetch ``salt://path[?saltenv=env]`` from the master's own file server (``FSClient``)."""
+    import salt.fileclient  # pylint: disable=import-outside-toplevel
+    import salt.utils.url  # pylint: disable=import-outside-toplevel
+
+    path, saltenv = salt.utils.url.parse(url)
+    bad = (
+        not path or len(url) > 1024 or ".." in path.split("/") or "\\" in path
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in url)
+    )
+    if bad:
+        raise KioskInputError(
+            f"inventory source {shown(url, 200)} is not a usable salt:// URL "
+            "(accepted: salt://path/to/file.csv or salt://path/to/file.csv?saltenv=ENV, no '..')"
+        )
+    saltenv = saltenv or "base"
+    client = salt.fileclient.FSClient(opts)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kiosk-import-") as scratch:
+            dest = os.path.join(scratch, "inventory.csv")
+            got = client.get_file(f"salt://{path}", dest=dest, saltenv=saltenv)
+            if not got or not os.path.isfile(dest):
+                raise KioskInputError(
+                    f"inventory source {shown(url, 200)} is not on the master's file server (saltenv "
+                    f"{shown(saltenv)}; accepted: a file under the master's file_roots or another fileserver backend)"
+                )
+            return _read_file(dest, url)
+    finally:
+        with contextlib.suppress(Exception):
+            client.destroy()
+
+
+def import_text(store, text, label, skip_bad=False, replace=False):
+    """
+    Import kiosks from CSV ``text`` (``label`` names where it came from in
+    errors). See :func:`import_csv`.
+    """
+    label = str(label)
+    path = label if label.isprintable() and len(label) <= 200 else shown(label, 200)
     known = set(store.campus_rows())
     rows, errors = parse_csv(text, known)
     summary = {"added": [], "updated": [], "unchanged": [], "removed": [], "rejected": []}
@@ -232,9 +461,11 @@ def parse_target(target):
         return "all", "*"
     kind, sep, value = text.partition(":")
     if not sep or kind not in ("campus", "group", "id") or not value:
-        raise KioskInputError(f"{target!r} is not a kiosk target (accepted: {TARGET_FORMS})")
+        raise KioskInputError(f"{validate.show(target)} is not a kiosk target (accepted: {TARGET_FORMS})")
     if kind in ("campus", "group"):
         validate.name(value, what=f"{kind} name")
+    else:
+        validate.minion_glob(value)  # at most 255 characters, no control or bidi characters
     return kind, value
 
 

@@ -16,8 +16,13 @@ spool (one fsynced file per item under ``<cachedir>/kiosk_mysql_spool``) and the
 spool is replayed in order, under a file lock, before the next write that
 reaches the database. Replays are idempotent (natural keys for returns, a
 unique id per event), so a replay interrupted half-way duplicates nothing. The
-spool is bounded (``kiosk_mysql:spool_max`` items); when it is full the item is
-dropped with an ERROR log line saying so.
+spool is bounded in items (``kiosk_mysql:spool_max``) and in bytes
+(``kiosk_mysql:spool_max_bytes``), and items the database refused (kept as
+``.json.bad`` for inspection) count against both bounds: when an item would
+exceed either, it is dropped (a refused item is not kept) with an ERROR log
+line saying so. Each file's size is part of its name, so the bound costs one
+directory listing, not a stat per file. Several master processes may each add
+one item past the bound at the same instant; no more.
 """
 
 import datetime
@@ -26,6 +31,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -37,11 +43,13 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from salt_kiosk import config as kconfig
 from salt_kiosk import store as kstore_mod
+from salt_kiosk.errors import KioskInputError, KioskSchemaError
 from salt_kiosk.files import write_atomically
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SPOOL_MAX = 100_000
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_RETRY_AFTER = 10
 
 _BIG = sa.Text().with_variant(mysql_dialect.LONGTEXT(), "mysql", "mariadb")
@@ -119,21 +127,49 @@ def settings(opts):
     db = section.get("db") or (opts.get("kiosk") or {}).get("db")
     master_id = section.get("master_id") or opts.get("master_id") or opts.get("id") or "unknown"
     spool_dir = section.get("spool_dir") or os.path.join(opts.get("cachedir", "/var/cache/salt/master"), "kiosk_mysql_spool")
-    spool_max = int(section.get("spool_max", DEFAULT_SPOOL_MAX))
+    spool_max = _positive_int(section, "spool_max", DEFAULT_SPOOL_MAX, "items")
+    spool_max_bytes = _positive_int(section, "spool_max_bytes", DEFAULT_SPOOL_MAX_BYTES, "bytes")
     retry_after = float(section.get("retry_after", DEFAULT_RETRY_AFTER))
     url = kconfig.db_url({"cachedir": opts.get("cachedir", "/var/cache/salt/master"), "kiosk": {"db": db}})
+    owner_opts = {"order_masters": opts.get("order_masters"), "kiosk": {}}
+    for where in (opts.get("kiosk") or {}, section):
+        if "schema_owner" in where:
+            owner_opts["kiosk"]["schema_owner"] = where["schema_owner"]
     return {"url": url, "master_id": str(master_id), "spool_dir": spool_dir, "spool_max": spool_max,
-            "retry_after": retry_after}
+            "spool_max_bytes": spool_max_bytes, "retry_after": retry_after,
+            "schema_owner": kconfig.schema_owner(owner_opts, url)}
+
+
+def _positive_int(section, key, default, unit):
+    value = section.get(key, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or number < 1 or (isinstance(value, float) and value != number):
+        raise KioskInputError(
+            f"kiosk_mysql:{key} {str(value)[:64]!r} is not a number of {unit} (accepted: an integer >= 1, "
+            f"default {default})"
+        )
+    return number
 
 
 class Spool:
-    """Durable FIFO of items that could not be written yet (one JSON file per item)."""
+    """
+    Durable FIFO of items that could not be written yet (one JSON file per
+    item), bounded in items (``limit``) and bytes (``max_bytes``); items put
+    aside as ``.json.bad`` count against both.
+    """
 
     _counter = itertools.count(1)
+    #: ``<time_ns>-<pid>-<counter>-<size>.json[.bad]``; names without the size
+    #: (written before sizes were recorded) are stat'ed.
+    _SIZED = re.compile(r"^\d{20}-\d{7}-\d{9}-(\d{12})\.json(?:\.bad)?$")
 
-    def __init__(self, folder, limit):
+    def __init__(self, folder, limit, max_bytes=DEFAULT_SPOOL_MAX_BYTES):
         self.folder = folder
         self.limit = limit
+        self.max_bytes = max_bytes
         os.makedirs(folder, mode=0o700, exist_ok=True)
 
     def entries(self):
@@ -142,27 +178,65 @@ class Spool:
     def __len__(self):
         return len(self.entries())
 
-    def _write(self, name, kind, payload):
-        write_atomically(os.path.join(self.folder, name), dumps({"kind": kind, "payload": payload}), mode=0o600)
+    def usage(self):
+        """``(items, bytes)`` held in the spool directory, waiting and refused (``.bad``) alike."""
+        items = size = 0
+        for name in os.listdir(self.folder):
+            if not name.endswith((".json", ".json.bad")):
+                continue
+            items += 1
+            match = self._SIZED.match(name)
+            if match:
+                size += int(match.group(1))
+                continue
+            try:
+                size += os.stat(os.path.join(self.folder, name)).st_size
+            except FileNotFoundError:
+                items -= 1  # replayed meanwhile
+        return items, size
+
+    def _room(self, kind, data, what):
+        """True when ``data`` fits under both bounds; log the drop otherwise."""
+        items, size = self.usage()
+        if items + 1 <= self.limit and size + len(data) <= self.max_bytes:
+            return True
+        log.error(
+            "kiosk_mysql spool %s is FULL (%d items of kiosk_mysql:spool_max %d, %d bytes of "
+            "kiosk_mysql:spool_max_bytes %d, refused .bad items included): dropping %s %s item of %d bytes; "
+            "restore the database connection and inspect or delete the .json.bad files",
+            self.folder, items, self.limit, size, self.max_bytes, what, kind, len(data),
+        )
+        return False
+
+    def _name(self, size, suffix):
+        # Wall-clock order across the master's processes, then a per-process counter.
+        return f"{time.time_ns():020d}-{os.getpid():07d}-{next(self._counter):09d}-{size:012d}{suffix}"
+
+    def _encode(self, kind, payload):
+        text = dumps({"kind": kind, "payload": payload})
+        return text, text.encode("utf-8")
 
     def put(self, kind, payload):
-        if len(self) >= self.limit:
-            log.error(
-                "kiosk_mysql spool %s is FULL (%d items, kiosk_mysql:spool_max): dropping a %s item; "
-                "restore the database connection", self.folder, self.limit, kind,
-            )
+        text, data = self._encode(kind, payload)
+        if not self._room(kind, data, "a"):
             return False
-        # Wall-clock order across the master's processes, then a per-process counter.
-        name = f"{time.time_ns():020d}-{os.getpid():07d}-{next(self._counter):09d}.json"
-        self._write(name, kind, payload)
+        write_atomically(os.path.join(self.folder, self._name(len(data), ".json")), text, mode=0o600)
         return True
 
     def put_aside(self, kind, payload, reason):
-        """Keep an item the database refuses (not a connection problem) for inspection."""
-        name = f"{time.time_ns():020d}-{os.getpid():07d}-{next(self._counter):09d}.json.bad"
-        self._write(name, kind, payload)
+        """
+        Keep an item the database refuses (not a connection problem) for
+        inspection, when the spool's bounds allow; return True when kept.
+        """
+        text, data = self._encode(kind, payload)
+        if not self._room(kind, data, "a refused"):
+            log.error("kiosk_mysql: the database refused a %s item (%s); not kept (spool full)", kind, reason)
+            return False
+        name = self._name(len(data), ".json.bad")
+        write_atomically(os.path.join(self.folder, name), text, mode=0o600)
         log.error("kiosk_mysql: the database refused a %s item (%s); kept as %s", kind, reason,
                   os.path.join(self.folder, name))
+        return True
 
     def replay(self, apply, is_poison=lambda exc: False, block=True):
         """
@@ -217,7 +291,7 @@ class JobResults:
         self.master_id = conf["master_id"]
         self.engine = self._make_engine(conf["url"])
         self.mysql = self.engine.dialect.name in ("mysql", "mariadb")
-        self.spool = Spool(conf["spool_dir"], conf["spool_max"])
+        self.spool = Spool(conf["spool_dir"], conf["spool_max"], conf.get("spool_max_bytes", DEFAULT_SPOOL_MAX_BYTES))
         self.ready = False
         self.down_until = 0.0
 
@@ -254,8 +328,10 @@ class JobResults:
             cls._instances.clear()
 
     def _ensure_schema(self):
+        # Only the schema owner (the master of masters) migrates; a relay's
+        # account may not, and waits for the owner (its items are spooled).
         if not self.ready:
-            kstore_mod.upgrade(self.engine)
+            kstore_mod.ensure_schema(self.engine, migrate=self.conf.get("schema_owner", False))
             self.ready = True
 
     # --- writing ---------------------------------------------------------------
@@ -419,7 +495,8 @@ class JobResults:
         Write ``payload`` after replaying what is spooled; spool it when the
         database cannot be reached. Return ``"written"``, ``"spooled"``,
         ``"dropped"`` (spool full) or ``"refused"`` (the database rejects the
-        item itself; it is kept in the spool directory as ``.bad``).
+        item itself; it is kept in the spool directory as ``.bad`` while the
+        spool's bounds allow, and counts against them).
 
         While the circuit breaker holds (``kiosk_mysql:retry_after`` seconds
         after a failure) items go straight to the spool, so a database outage
@@ -440,6 +517,12 @@ class JobResults:
             self._apply_retrying(kind, payload)
             return "written"
         except Exception as exc:  # pylint: disable=broad-except
+            if isinstance(exc, KioskSchemaError):
+                # The schema is behind and only the master of masters may
+                # migrate it: keep the item until it has.
+                log.error("kiosk_mysql: %s", exc)
+                self._mark_down(exc)
+                return self._spool(kind, payload)
             if isinstance(exc, UNREACHABLE) and not self._is_poison(exc):
                 self._mark_down(exc)
                 return self._spool(kind, payload)
@@ -586,9 +669,13 @@ def job_minions_of(opts, jid):
 
 
 def clean_old_jobs(opts):
-    """Delete jobs, returns and events older than ``keep_jobs_seconds`` (default 24 h)."""
+    """
+    Delete jobs, returns and events older than ``keep_jobs_seconds`` (default
+    24 h). Only the schema owner (the master of masters) deletes: a relay's
+    account may insert and update results, never delete them.
+    """
     keep = int(opts.get("keep_jobs_seconds") or int(opts.get("keep_jobs", 24)) * 3600)
-    if keep <= 0:
+    if keep <= 0 or not settings(opts)["schema_owner"]:
         return 0
     cutoff = kstore_mod.utcnow() - datetime.timedelta(seconds=keep)
     results = _read(opts)

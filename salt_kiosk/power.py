@@ -25,13 +25,7 @@ def check_timeout(timeout):
     """Return ``timeout`` (seconds, 1-600) or the default when None."""
     if timeout is None:
         return DEFAULT_TIMEOUT
-    try:
-        value = int(timeout)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or isinstance(timeout, bool) or not 1 <= value <= MAX_TIMEOUT:
-        raise KioskInputError(f"timeout {timeout!r} is out of range (accepted: whole seconds 1-{MAX_TIMEOUT})")
-    return value
+    return validate.whole_number(timeout, "timeout", 1, MAX_TIMEOUT, accepted=f"whole seconds 1-{MAX_TIMEOUT}")
 
 
 def resolve_kiosks(kstore, target, minions=None):
@@ -91,6 +85,12 @@ def wake(kstore, opts, target, port=None, repeat=3, timeout=None, user="unknown"
         with_mac = [k for k in group if k["mac"]]
         if not with_mac:
             continue
+        if len(with_mac) > wol.MAX_MACS:
+            raise KioskInputError(
+                f"target {validate.show(target)} has {len(with_mac)} kiosks with a MAC on campus {campus}, over "
+                f"the limit of {wol.MAX_MACS} per wake (kiosk.wake on the relays); narrow the target; "
+                "nothing was sent"
+            )
         if not info["relays"]:
             for kiosk in with_mac:
                 results[kiosk["minion_id"]] = _kiosk_entry(
@@ -232,12 +232,15 @@ def record_event(kstore, action, target, user, source, params, results, rule=Non
 
 def check_event_id(event):
     """Return ``event`` as a power event id (a positive integer)."""
-    try:
-        number = int(str(event).strip())
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1 or isinstance(event, bool):
-        raise KioskInputError(f"event {event!r} is not a power event id (accepted: a positive integer, see kiosk_power.events)")
+    number = None
+    if isinstance(event, int) and not isinstance(event, bool):
+        number = event
+    elif isinstance(event, str) and event.strip().isascii() and event.strip().isdigit() and len(event.strip()) <= 18:
+        number = int(event.strip())
+    if number is None or not 1 <= number < 2**63:
+        raise KioskInputError(
+            f"event {validate.show(event)} is not a power event id (accepted: a positive integer, see kiosk_power.events)"
+        )
     return number
 
 
@@ -246,12 +249,7 @@ def list_events(kstore, limit=20, kiosk=None, event=None):
     Return recorded power events, newest first, each with its per-kiosk outcome.
     ``kiosk`` keeps the events that concerned that minion id; ``event`` selects one.
     """
-    try:
-        limit = int(limit)
-    except (TypeError, ValueError):
-        limit = 0
-    if not 1 <= limit <= 1000:
-        raise KioskInputError(f"limit {limit!r} is out of range (accepted: 1-1000)")
+    limit = validate.whole_number(limit, "limit", 1, 1000)
     ev, evk = kstore_mod.power_events, kstore_mod.power_event_kiosks
     query = sa.select(ev).order_by(ev.c.id.desc()).limit(limit)
     if event is not None:

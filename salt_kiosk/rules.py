@@ -33,11 +33,15 @@ FIELDS = ("state", "days", "dates", "start", "end", "valid_from", "valid_until",
 SPECIFICITY = {"all": 0, "campus": 1, "group": 2, "id": 3}
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+#: The most dates a rule may hold, however they are given (list entries,
+#: ``A..B`` ranges, comma-separated): almost three years of single days.
 MAX_DATES = 1000
+#: Entries of ``days``: seven weekdays; more entries can only repeat them.
+MAX_DAY_ITEMS = 7
 
 
 def _err(field, value, accepted):
-    return KioskInputError(f"{field}: {value!r} is not valid (accepted: {accepted})")
+    return KioskInputError(f"{field}: {validate.show(value)} is not valid (accepted: {accepted})")
 
 
 def parse_name(value):
@@ -82,6 +86,11 @@ def parse_days(value):
     items = value if isinstance(value, (list, tuple)) else str(value).split(",")
     days = set()
     accepted = "day names mon..sun, ranges such as mon-fri, comma-separated or a list, or 'daily'"
+    if len(items) > MAX_DAY_ITEMS:
+        raise KioskInputError(
+            f"days: {len(items)} entries, over the limit of {MAX_DAY_ITEMS} (accepted: {accepted}, "
+            f"at most {MAX_DAY_ITEMS} entries)"
+        )
     for item in items:
         text = str(item).strip().lower()
         if text in ("daily", "all", "*"):
@@ -119,24 +128,32 @@ def parse_date(value, field):
 
 
 def parse_dates(value):
-    """Return a sorted list of ISO date strings or None; ``A..B`` ranges are expanded."""
+    """
+    Return a sorted list of ISO date strings or None; ``A..B`` ranges are
+    expanded. At most 1000 entries and 1000 dates in all, whatever the form.
+    """
     if value in (None, "", []):
         return None
     items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    too_many = f"at most {MAX_DATES} dates in all (list entries, comma-separated dates and A..B ranges together)"
+    if len(items) > MAX_DATES:
+        raise KioskInputError(f"dates: {len(items)} entries, over the limit (accepted: {too_many})")
     dates = set()
     for item in items:
         if isinstance(item, str) and ".." in item:
             first, last = (_parse_date(x, "dates") for x in item.split("..", 1))
             if last < first:
                 raise _err("dates", item, "a range A..B with B not before A")
+            if (last - first).days + 1 > MAX_DATES:
+                raise _err("dates", item, too_many)
             day = first
             while day <= last:
                 dates.add(day)
                 day += datetime.timedelta(days=1)
-                if len(dates) > MAX_DATES:
-                    raise _err("dates", item, f"at most {MAX_DATES} dates")
         else:
             dates.add(_parse_date(item, "dates"))
+        if len(dates) > MAX_DATES:
+            raise _err("dates", item, too_many)
     return [d.isoformat() for d in sorted(dates)]
 
 

@@ -19,18 +19,53 @@ transitions between its last recorded tick and now: those late by at most
 
 After each executed transition the verification sweeps of its power event are
 scheduled at ``sweep_delays`` seconds; each calls the sweep hook.
+
+Nothing executable is loaded from the database. APScheduler's own SQLAlchemy
+job store pickles each job, and unpickling a row that any other writer of the
+kiosk database put there runs its code. The engine uses
+:class:`PlainJobStore` instead: table ``kiosk_scheduler_jobs`` (schema
+migration 9, which also drops the old pickled ``kiosk_apscheduler_jobs``
+without reading it). Each row holds one job as a JSON document:
+
+``version``
+    ``1``.
+``id``, ``name``
+    Strings; ``id`` equals the row's primary key.
+``func``
+    One of :data:`JOB_FUNCTIONS`: this module's ``run_transition``,
+    ``run_sweep`` or ``run_tick``. It is looked up in that mapping, never
+    imported.
+``args``
+    JSON values, checked per function (the engine key, ISO 8601 instants with
+    an offset, ``on``/``off``, rule name or null, minion ids; event id, sweep
+    index, final flag).
+``trigger``
+    ``{"type": "date", "run_date": ISO}`` or ``{"type": "interval",
+    "seconds": N, "start_date": ISO, "end_date": ISO or null, "timezone":
+    "UTC", "jitter": N or null}``: the only triggers the engine uses.
+``executor``, ``misfire_grace_time``, ``coalesce``, ``max_instances``
+    As in APScheduler (``executor`` must be ``default``).
+
+``next_run_time`` is a column of its own (UTC seconds since the epoch, null for
+a paused job). A row that is not such a document is logged and deleted, never
+run; the engine re-plans from the rules at start, so nothing legitimate is
+lost with it.
 """
 
 import datetime
+import json
 import logging
+import math
 import threading
 
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MISSED
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.job import Job
+from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import IntegrityError
 
 from salt_kiosk import config, fanout, inventory, power, rules, schedule
@@ -39,7 +74,7 @@ from salt_kiosk import store as kstore_mod
 log = logging.getLogger(__name__)
 
 UTC = datetime.timezone.utc
-JOBSTORE_TABLE = "kiosk_apscheduler_jobs"
+JOBSTORE_TABLE = kstore_mod.scheduler_jobs.name
 POWER_PREFIX = "kiosk-power:"
 SWEEP_PREFIX = "kiosk-sweep:"
 TICK_JOB = "kiosk-engine-tick"
@@ -64,6 +99,23 @@ def run_tick(key):
     _ACTIVE[key].tick()
 
 
+#: The only callables a stored job may name: APScheduler's reference
+#: (``module:function``) -> the function. Looked up here, never imported.
+JOB_FUNCTIONS = {f"{__name__}:{func.__name__}": func for func in (run_transition, run_sweep, run_tick)}
+
+#: Executors a stored job may name (the engine configures only this one).
+JOB_EXECUTORS = ("default",)
+
+JOB_DOCUMENT_VERSION = 1
+_DOCUMENT_KEYS = frozenset(("version", "id", "name", "func", "args", "trigger", "executor",
+                            "misfire_grace_time", "coalesce", "max_instances"))
+_MAX_TEXT = 255
+
+
+class InvalidJobRow(ValueError):
+    """A stored job that is not a valid plain-data document of an engine job."""
+
+
 def _utcnow():
     return datetime.datetime.now(UTC)
 
@@ -79,6 +131,344 @@ def _get_meta(conn, key):
 def _set_meta(conn, key, value):
     if not conn.execute(kstore_mod.meta.update().where(kstore_mod.meta.c.key == key).values(value=value)).rowcount:
         conn.execute(kstore_mod.meta.insert().values(key=key, value=value))
+
+
+# -- the job store: plain data, no pickle ------------------------------------
+
+
+def _text(value, field, max_len=_MAX_TEXT):
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise InvalidJobRow(f"{field}: expected a non-empty string of at most {max_len} characters")
+    return value
+
+
+def _integer(value, field, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidJobRow(f"{field}: expected an integer >= {minimum}")
+    return value
+
+
+def _number(value, field, minimum, allow_zero=True):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < minimum or (not allow_zero and value == minimum):
+        raise InvalidJobRow(f"{field}: expected a finite number {'>=' if allow_zero else '>'} {minimum}")
+    return value
+
+
+def _instant(value, field):
+    """An ISO 8601 datetime with a UTC offset."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidJobRow(f"{field}: expected an ISO 8601 datetime with an offset")
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidJobRow(f"{field}: expected an ISO 8601 datetime with an offset") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidJobRow(f"{field}: {value!r} has no UTC offset")
+    return moment
+
+
+def _check_transition_args(args):
+    if len(args) != 5:
+        raise InvalidJobRow("args: run_transition takes (key, at, state, rule, minions)")
+    _key, at, state, rule, minions = args
+    _instant(at, "args.at")
+    if state not in ("on", "off"):
+        raise InvalidJobRow("args.state: expected 'on' or 'off'")
+    if rule is not None:
+        _text(rule, "args.rule", 128)
+    if not isinstance(minions, list) or not minions:
+        raise InvalidJobRow("args.minions: expected a non-empty list of minion ids")
+    for minion in minions:
+        _text(minion, "args.minions[]")
+
+
+def _check_sweep_args(args):
+    if len(args) != 4:
+        raise InvalidJobRow("args: run_sweep takes (key, event_id, index, final)")
+    _key, event_id, index, final = args
+    _integer(event_id, "args.event_id", 1)
+    _integer(index, "args.index", 1)
+    if not isinstance(final, bool):
+        raise InvalidJobRow("args.final: expected true or false")
+
+
+def _check_tick_args(args):
+    if len(args) != 1:
+        raise InvalidJobRow("args: run_tick takes (key)")
+
+
+_ARG_CHECKS = {
+    f"{__name__}:run_transition": _check_transition_args,
+    f"{__name__}:run_sweep": _check_sweep_args,
+    f"{__name__}:run_tick": _check_tick_args,
+}
+
+
+def _iso(moment):
+    return moment.astimezone(UTC).isoformat()
+
+
+def _is_utc(tz):
+    return tz is UTC or getattr(tz, "key", None) == "UTC"
+
+
+def encode_trigger(trigger):
+    """The plain-data form of a ``date`` or ``interval`` trigger (anything else is refused)."""
+    if type(trigger) is DateTrigger:  # pylint: disable=unidiomatic-typecheck
+        return {"type": "date", "run_date": _iso(trigger.run_date)}
+    if type(trigger) is IntervalTrigger:  # pylint: disable=unidiomatic-typecheck
+        if not _is_utc(trigger.timezone):
+            raise ValueError(f"interval trigger in time zone {trigger.timezone}: only UTC is stored")
+        return {
+            "type": "interval",
+            "seconds": trigger.interval.total_seconds(),
+            "start_date": _iso(trigger.start_date),
+            "end_date": _iso(trigger.end_date) if trigger.end_date else None,
+            "timezone": "UTC",
+            "jitter": trigger.jitter,
+        }
+    raise ValueError(f"trigger {trigger!r} cannot be stored: only date and interval triggers are")
+
+
+def decode_trigger(spec):
+    """Rebuild a trigger from :func:`encode_trigger`'s form, refusing anything else."""
+    if not isinstance(spec, dict):
+        raise InvalidJobRow("trigger: expected an object")
+    kind = spec.get("type")
+    if kind == "date":
+        if set(spec) != {"type", "run_date"}:
+            raise InvalidJobRow("trigger: a date trigger has exactly type and run_date")
+        trigger = DateTrigger.__new__(DateTrigger)
+        trigger.__setstate__({"version": 1, "run_date": _instant(spec["run_date"], "trigger.run_date")})
+        return trigger
+    if kind == "interval":
+        if set(spec) != {"type", "seconds", "start_date", "end_date", "timezone", "jitter"}:
+            raise InvalidJobRow("trigger: an interval trigger has exactly type, seconds, start_date, "
+                                "end_date, timezone and jitter")
+        seconds = _number(spec["seconds"], "trigger.seconds", 0, allow_zero=False)
+        if spec["timezone"] != "UTC":
+            raise InvalidJobRow("trigger.timezone: only 'UTC' is accepted")
+        jitter = spec["jitter"]
+        if jitter is not None:
+            _number(jitter, "trigger.jitter", 0)
+        end_date = spec["end_date"]
+        try:
+            interval = datetime.timedelta(seconds=seconds)
+        except OverflowError:
+            raise InvalidJobRow("trigger.seconds: out of range") from None
+        trigger = IntervalTrigger.__new__(IntervalTrigger)
+        trigger.__setstate__({
+            "version": 2,
+            "timezone": UTC,
+            "start_date": _instant(spec["start_date"], "trigger.start_date"),
+            "end_date": _instant(end_date, "trigger.end_date") if end_date is not None else None,
+            "interval": interval,
+            "jitter": jitter,
+        })
+        return trigger
+    raise InvalidJobRow(f"trigger.type: {str(kind)[:40]!r} is not one of 'date', 'interval'")
+
+
+def encode_job(job):
+    """
+    The JSON document stored for ``job``. Only the engine's own job functions,
+    JSON arguments and date/interval triggers can be stored; anything else
+    raises ``ValueError`` (nothing is written).
+    """
+    if job.func_ref not in JOB_FUNCTIONS or JOB_FUNCTIONS[job.func_ref] is not job.func:
+        raise ValueError(f"job {job.id}: {job.func_ref or job.func!r} is not one of the engine's job functions")
+    if job.kwargs:
+        raise ValueError(f"job {job.id}: keyword arguments are not stored")
+    document = {
+        "version": JOB_DOCUMENT_VERSION,
+        "id": job.id,
+        "name": job.name,
+        "func": job.func_ref,
+        "args": list(job.args),
+        "trigger": encode_trigger(job.trigger),
+        "executor": job.executor,
+        "misfire_grace_time": job.misfire_grace_time,
+        "coalesce": job.coalesce,
+        "max_instances": job.max_instances,
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    # What is written must be what loading accepts.
+    decode_document(job.id, text)
+    return text
+
+
+def _refuse_constant(name):
+    raise InvalidJobRow(f"{name} is not a JSON number")
+
+
+def decode_document(row_id, text, key=None):
+    """
+    Validate a stored job document; return ``(function reference, document)``
+    with ``document["trigger"]`` rebuilt as a trigger object. ``key``, when
+    given, is the engine key every job's first argument must carry. Raises
+    :class:`InvalidJobRow`.
+    """
+    if not isinstance(text, str):
+        raise InvalidJobRow("the job is not JSON text")
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise InvalidJobRow("the job is not a JSON document") from None
+    if not isinstance(document, dict) or set(document) != _DOCUMENT_KEYS:
+        raise InvalidJobRow(f"the job document must have exactly the keys {sorted(_DOCUMENT_KEYS)}")
+    if document["version"] != JOB_DOCUMENT_VERSION or isinstance(document["version"], bool):
+        raise InvalidJobRow(f"version: only {JOB_DOCUMENT_VERSION} is understood")
+    if document["id"] != row_id:
+        raise InvalidJobRow("id: does not match the row")
+    _text(document["name"], "name")
+    func_ref = document["func"]
+    if not isinstance(func_ref, str) or func_ref not in JOB_FUNCTIONS:
+        raise InvalidJobRow(f"func: {str(func_ref)[:80]!r} is not one of the engine's job functions")
+    args = document["args"]
+    if not isinstance(args, list) or not args:
+        raise InvalidJobRow("args: expected a list")
+    _text(args[0], "args.key", 64)
+    if key is not None and args[0] != key:
+        raise InvalidJobRow(f"args.key: the job belongs to engine {args[0][:64]!r}, not {key!r}")
+    _ARG_CHECKS[func_ref](args)
+    if document["executor"] not in JOB_EXECUTORS:
+        raise InvalidJobRow(f"executor: expected one of {list(JOB_EXECUTORS)}")
+    if document["misfire_grace_time"] is not None:
+        _integer(document["misfire_grace_time"], "misfire_grace_time", 1)
+    if not isinstance(document["coalesce"], bool):
+        raise InvalidJobRow("coalesce: expected true or false")
+    _integer(document["max_instances"], "max_instances", 1)
+    document["trigger"] = decode_trigger(document["trigger"])
+    return func_ref, document
+
+
+def _next_run_time(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidJobRow("next_run_time: not a timestamp")
+    try:
+        return datetime.datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidJobRow("next_run_time: out of range") from None
+
+
+class PlainJobStore(BaseJobStore):
+    """
+    APScheduler job store in ``kiosk_scheduler_jobs``: each job is a JSON
+    document of plain data (see the module documentation), never a pickle.
+    Loading validates every field and rebuilds the job from the allowlist of
+    :data:`JOB_FUNCTIONS`; a row that does not validate is logged and deleted,
+    never run.
+    """
+
+    def __init__(self, engine, key="kiosk"):
+        super().__init__()
+        self.engine = engine
+        self.key = key
+        self.table = kstore_mod.scheduler_jobs
+
+    # -- rows <-> jobs ---------------------------------------------------
+
+    def _rebuild(self, row):
+        func_ref, document = decode_document(row.id, row.job, key=self.key)
+        job = Job.__new__(Job)
+        job._scheduler = self._scheduler  # pylint: disable=protected-access
+        job._jobstore_alias = self._alias  # pylint: disable=protected-access
+        job.id = row.id
+        job.name = document["name"]
+        job.func_ref = func_ref
+        job.func = JOB_FUNCTIONS[func_ref]
+        job.args = tuple(document["args"])
+        job.kwargs = {}
+        job.trigger = document["trigger"]
+        job.executor = document["executor"]
+        job.misfire_grace_time = document["misfire_grace_time"]
+        job.coalesce = document["coalesce"]
+        job.max_instances = document["max_instances"]
+        job.next_run_time = _next_run_time(row.next_run_time)
+        return job
+
+    def _load(self, conn, query):
+        jobs, bad = [], []
+        for row in conn.execute(query):
+            try:
+                jobs.append(self._rebuild(row))
+            except Exception as exc:  # pylint: disable=broad-except
+                # Anything that is not a valid document is refused the same way.
+                log.error("kiosk_scheduler: stored job %r is not a valid engine job (%s): deleted, not run",
+                          str(row.id)[:200], exc)
+                bad.append(row.id)
+        if bad:
+            conn.execute(self.table.delete().where(self.table.c.id.in_(bad)))
+        return jobs
+
+    def _select(self):
+        return sa.select(self.table.c.id, self.table.c.next_run_time, self.table.c.job)
+
+    # -- BaseJobStore ----------------------------------------------------
+
+    def lookup_job(self, job_id):
+        with self.engine.begin() as conn:
+            jobs = self._load(conn, self._select().where(self.table.c.id == job_id))
+        return jobs[0] if jobs else None
+
+    def get_due_jobs(self, now):
+        timestamp = now.timestamp()
+        with self.engine.begin() as conn:
+            return self._load(conn, self._select().where(self.table.c.next_run_time <= timestamp)
+                              .order_by(self.table.c.next_run_time))
+
+    def get_next_run_time(self):
+        with self.engine.begin() as conn:
+            value = conn.execute(
+                sa.select(self.table.c.next_run_time).where(self.table.c.next_run_time.is_not(None))
+                .order_by(self.table.c.next_run_time).limit(1)
+            ).scalar()
+        try:
+            return _next_run_time(value)
+        except InvalidJobRow:
+            # The row is dropped when it is loaded; wake up now to get there.
+            return _utcnow()
+
+    def get_all_jobs(self):
+        with self.engine.begin() as conn:
+            jobs = self._load(conn, self._select().order_by(self.table.c.next_run_time))
+        self._fix_paused_jobs_sorting(jobs)
+        return jobs
+
+    def _values(self, job):
+        return {
+            "next_run_time": job.next_run_time.timestamp() if job.next_run_time else None,
+            "job": encode_job(job),
+        }
+
+    def add_job(self, job):
+        values = self._values(job)
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(self.table.insert().values(id=job.id, **values))
+            except IntegrityError:
+                raise ConflictingIdError(job.id) from None
+
+    def update_job(self, job):
+        values = self._values(job)
+        with self.engine.begin() as conn:
+            if not conn.execute(self.table.update().where(self.table.c.id == job.id).values(**values)).rowcount:
+                raise JobLookupError(job.id)
+
+    def remove_job(self, job_id):
+        with self.engine.begin() as conn:
+            if not conn.execute(self.table.delete().where(self.table.c.id == job_id)).rowcount:
+                raise JobLookupError(job_id)
+
+    def remove_all_jobs(self):
+        with self.engine.begin() as conn:
+            conn.execute(self.table.delete())
+
+    def __repr__(self):
+        return f"<{self.__class__.__name__} ({self.table.name})>"
 
 
 def default_sweep_hook(engine, event_id, index, final):
@@ -131,7 +521,7 @@ class Engine:
 
         self.kstore = store.open_store(self.opts)
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.kstore.engine, tablename=JOBSTORE_TABLE)},
+            jobstores={"default": PlainJobStore(self.kstore.engine, key=self.key)},
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self.grace},
             timezone=UTC,
@@ -342,7 +732,7 @@ class Engine:
             self.execute(datetime.datetime.fromisoformat(at), state, rule, minions)
 
 
-def status(kstore, limit=10):
+def status(kstore, limit=10, key="kiosk"):
     """Engine health as stored in the database (works from any process)."""
     with kstore.connect() as conn:
         meta = {key: _get_meta(conn, key) for key in ("engine_started_at", "engine_last_tick", "engine_last_plan",
@@ -355,19 +745,25 @@ def status(kstore, limit=10):
             .order_by(kstore_mod.schedule_runs.c.at.desc()).limit(limit)
         ).all()
         upcoming = []
-        if sa.inspect(conn).has_table(JOBSTORE_TABLE):
-            jobs = sa.table(JOBSTORE_TABLE, sa.column("id"), sa.column("next_run_time"))
-            for row in conn.execute(
-                sa.select(jobs.c.id, jobs.c.next_run_time).where(jobs.c.id.like(POWER_PREFIX + "%"))
-                .order_by(jobs.c.next_run_time).limit(limit)
-            ):
-                # kiosk-power:<YYYY-MM-DDTHH:MM:SS>:<state>:<rule, may contain ':'>
-                rest = row.id[len(POWER_PREFIX):]
-                state, rule = rest[20:].split(":", 1)
-                upcoming.append({
-                    "at": datetime.datetime.fromtimestamp(row.next_run_time, UTC).isoformat(timespec="seconds"),
-                    "state": state, "rule": None if rule == "-" else rule,
-                })
+        jobs = kstore_mod.scheduler_jobs
+        rows = conn.execute(
+            sa.select(jobs.c.id, jobs.c.next_run_time, jobs.c.job)
+            .where(jobs.c.id.like(POWER_PREFIX + "%")).where(jobs.c.next_run_time.is_not(None))
+            .order_by(jobs.c.next_run_time)
+        )
+        for row in rows:
+            if len(upcoming) >= limit:
+                break
+            try:
+                func_ref, document = decode_document(row.id, row.job, key=key)
+                at = _next_run_time(row.next_run_time)
+            except InvalidJobRow:
+                continue  # not a valid job: the engine drops it, nobody shows it
+            if JOB_FUNCTIONS[func_ref] is not run_transition:
+                continue
+            _key, _at, state, rule, _minions = document["args"]
+            upcoming.append({"at": at.isoformat(timespec="seconds"), "state": state, "rule": rule})
+        rows.close()
     last_tick = meta["engine_last_tick"]
     age = None
     if last_tick:

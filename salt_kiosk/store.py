@@ -5,7 +5,9 @@ or an embedded SQLite file.
 The schema is versioned. :data:`MIGRATIONS` lists every step in order;
 :func:`upgrade` applies the ones a database has not seen yet and records each in
 ``kiosk_schema``. Running it again changes nothing, and two processes upgrading
-the same MySQL database at once serialise on a named lock.
+the same MySQL database at once serialise on a named lock. Only the schema
+owner (the master of masters; ``kiosk:schema_owner``) ever migrates: relays,
+minions and every other account only check the version (:func:`ensure_schema`).
 
 All tables carry a ``kiosk_`` prefix so that they can share a database with the
 job returner's tables.
@@ -17,10 +19,11 @@ import os
 import threading
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from salt_kiosk import config
-from salt_kiosk.errors import KioskStoreError
+from salt_kiosk.errors import KioskSchemaError, KioskStoreError
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +198,21 @@ release_kiosks = sa.Table(
     **_MYSQL_TABLE,
 )
 
+# The schedule engine's APScheduler jobs, one JSON document of plain data per
+# job (see salt_kiosk.scheduler.PlainJobStore); never a pickle.
+scheduler_jobs = sa.Table(
+    "kiosk_scheduler_jobs",
+    metadata,
+    sa.Column("id", sa.String(191), primary_key=True),
+    sa.Column("next_run_time", sa.Double, nullable=True, index=True),
+    sa.Column("job", sa.Text().with_variant(mysql_dialect.LONGTEXT(), "mysql", "mariadb"), nullable=False),
+    **_MYSQL_TABLE,
+)
+
+#: APScheduler's SQLAlchemy job store table of releases before schema 9: its
+#: rows are pickles, so it is dropped without being read.
+_PICKLED_JOBS_TABLE = "kiosk_apscheduler_jobs"
+
 
 def _create(*tables):
     def step(conn):
@@ -222,6 +240,13 @@ def _create_asset_tables(conn):
     _create(*assets.TABLES)(conn)
 
 
+def _plain_scheduler_jobs(conn):
+    scheduler_jobs.create(conn, checkfirst=True)
+    # Never converted (that would mean unpickling): the engine re-plans its
+    # transitions from the rules when it starts.
+    sa.Table(_PICKLED_JOBS_TABLE, sa.MetaData()).drop(conn, checkfirst=True)
+
+
 #: (version, description, step(connection)) in the order they are applied.
 MIGRATIONS = (
     (1, "campuses and kiosks", _create(campuses, kiosks)),
@@ -232,6 +257,7 @@ MIGRATIONS = (
     (6, "job results: jobs, job minions, returns, events", _create_job_tables),
     (7, "unit-split tasks and their per-minion results", _create_task_tables),
     (8, "assets collected from grains and their change history", _create_asset_tables),
+    (9, "scheduler jobs as plain JSON data; the pickled APScheduler job table dropped", _plain_scheduler_jobs),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -291,6 +317,30 @@ def upgrade(engine):
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": _LOCK_NAME})
                 conn.commit()
     return applied
+
+
+def ensure_schema(engine, migrate):
+    """
+    Make sure the schema of ``engine`` is at least :data:`SCHEMA_VERSION`.
+
+    ``migrate`` (the schema owner, see :func:`salt_kiosk.config.schema_owner`):
+    apply what is missing and return the versions applied. Otherwise only
+    read the version: a database that is behind raises
+    :class:`~salt_kiosk.errors.KioskSchemaError` saying to run the migration
+    on the master of masters; nothing is created or altered.
+    """
+    if migrate:
+        return upgrade(engine)
+    with engine.connect() as conn:
+        have = current_version(conn)
+    if have < SCHEMA_VERSION:
+        raise KioskSchemaError(
+            f"kiosk database {engine.url.render_as_string(hide_password=True)} has schema version {have}, "
+            f"this salt-kiosk needs {SCHEMA_VERSION}: run the migration on the master of masters "
+            "(salt-call state.single kiosk_store.schema_current kiosk, or any kiosk runner there); "
+            "this process never migrates (it is not the schema owner: kiosk:schema_owner)"
+        )
+    return []
 
 
 def _sqlite_pragmas(dbapi_conn, _record):
@@ -389,19 +439,27 @@ _lock = threading.Lock()
 
 def open_store(opts):
     """
-    Open the kiosk database configured in ``opts`` (master or minion options):
-    create or upgrade the schema on first use in this process and mirror the
-    configured campuses. Engines are cached per URL.
+    Open the kiosk database configured in ``opts`` (master or minion options)
+    and mirror the configured campuses. On first use in this process the
+    schema owner (the master of masters, see
+    :func:`salt_kiosk.config.schema_owner`) creates or upgrades the schema;
+    every other process only checks its version and refuses a database that
+    is behind. Engines are cached per URL.
     """
     url = config.db_url(opts)
     campus_config = config.campuses(opts)
+    owner = config.schema_owner(opts, url)
     key = url.render_as_string(hide_password=False)
     with _lock:
         engine = _engines.get(key)
         try:
             if engine is None:
                 engine = make_engine(url)
-                upgrade(engine)
+                try:
+                    ensure_schema(engine, migrate=owner)
+                except KioskSchemaError:
+                    engine.dispose()
+                    raise
                 _engines[key] = engine
             store = Store(engine, campus_config)
             store.sync_campuses()

@@ -3,7 +3,8 @@ Liveness sweeps with nmap: ONE nmap process for the whole list of kiosks.
 
 Hosts must be IPv4 addresses or CIDR blocks; anything else (nmap options, file
 names, host names, shell characters) is refused before nmap starts, as are
-lists larger than ``max_hosts`` addresses and timeouts under one second.
+lists larger than ``max_hosts`` addresses (or entries), more than 64 ports,
+and timeouts outside 1-3600 seconds (NaN and infinity included).
 Host discovery is ``nmap -sn -n``; with ``ports``, TCP SYN probes to those ports
 are added (``-PE -PS<ports>``) for kiosks that drop ICMP.
 """
@@ -18,22 +19,29 @@ from salt_kiosk.errors import KioskInputError
 
 DEFAULT_MAX_HOSTS = 4096
 DEFAULT_TIMEOUT = 60
+MAX_TIMEOUT = 3600
+#: TCP ports probed per sweep (``-PS``): a few are enough to find kiosks that
+#: drop ICMP; 64 keeps the nmap command line short.
+MAX_PORTS = 64
 HOSTS_ACCEPTED = "IPv4 addresses such as 10.1.0.21 or CIDR blocks such as 10.1.0.0/24"
 
 
 def parse_hosts(hosts, max_hosts=DEFAULT_MAX_HOSTS):
     """
     Return ``(targets, addresses)``: the collapsed networks to hand to nmap and
-    the sorted list of every address they cover.
+    the sorted list of every address they cover. At most ``max_hosts``
+    entries and addresses.
     """
     if isinstance(hosts, str):
         items = [h for h in hosts.replace(",", " ").split() if h]
     elif isinstance(hosts, (list, tuple, set)):
         items = list(hosts)
     else:
-        raise KioskInputError(f"hosts must be a list of {HOSTS_ACCEPTED}, not {hosts!r}")
+        raise KioskInputError(f"hosts must be a list of {HOSTS_ACCEPTED}, not {validate.show(hosts)}")
     if not items:
         raise KioskInputError(f"hosts is empty (accepted: {HOSTS_ACCEPTED})")
+    # Every entry covers at least one address: a longer list is over the limit.
+    validate.check_count(items, "hosts", max_hosts, note=" (kiosk:sweep_max_hosts)", suffix="; nmap was not started")
     networks = []
     total = 0
     for item in items:
@@ -43,7 +51,9 @@ def parse_hosts(hosts, max_hosts=DEFAULT_MAX_HOSTS):
                 str(ipaddress.IPv4Address(text))
             )
         except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError):
-            raise KioskInputError(f"host {item!r} is not acceptable (accepted: {HOSTS_ACCEPTED}); nmap was not started") from None
+            raise KioskInputError(
+                f"host {validate.show(item)} is not acceptable (accepted: {HOSTS_ACCEPTED}); nmap was not started"
+            ) from None
         total += network.num_addresses
         if total > max_hosts:
             raise KioskInputError(
@@ -59,22 +69,21 @@ def parse_hosts(hosts, max_hosts=DEFAULT_MAX_HOSTS):
 
 
 def parse_ports(ports):
+    """The TCP ports to probe (a list or comma-separated, at most 64), sorted and unique."""
     if ports in (None, "", []):
         return []
     items = ports if isinstance(ports, (list, tuple)) else str(ports).split(",")
+    validate.check_count(items, "ports", MAX_PORTS, suffix="; nmap was not started")
     return sorted({validate.port(p) for p in items})
 
 
 def parse_timeout(timeout):
+    """Seconds nmap may take: a finite number from 1 to 3600 (default 60)."""
     if timeout in (None, ""):
         return DEFAULT_TIMEOUT
-    try:
-        value = float(timeout)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or isinstance(timeout, bool) or value < 1 or value > 3600:
-        raise KioskInputError(f"timeout {timeout!r} is out of range (accepted: 1-3600 seconds); nmap was not started")
-    return value
+    return validate.finite_number(
+        timeout, "timeout", 1, MAX_TIMEOUT, accepted=f"1-{MAX_TIMEOUT} seconds", suffix="; nmap was not started"
+    )
 
 
 def arguments(ports=None):

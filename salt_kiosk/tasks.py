@@ -82,20 +82,34 @@ def _positive(name, value, upper):
     return number
 
 
-def resolve(kstore, tgt):
+#: Most minion ids a list target may name.
+MAX_LIST_TARGET = 10000
+
+
+def resolve(kstore, tgt, allow_unknown=False):
     """
     The kiosks of ``tgt``: an inventory target (``*``, ``campus:``, ``group:``,
-    ``id:<glob>``) or a list of minion ids. ``[(minion_id, ip)]``; matching
-    nothing is an error.
+    ``id:<glob>``) or a list of minion ids (also as one comma-separated string). ``[(minion_id, ip)]``; matching
+    nothing is an error. Listed ids that are not kiosks of the inventory are
+    refused unless ``allow_unknown``.
     """
     known = {k["minion_id"]: k for k in inventory.list_kiosks(kstore, "*")}
     if isinstance(tgt, (list, tuple)):
+        if len(tgt) > MAX_LIST_TARGET:
+            raise KioskInputError(f"tgt lists {len(tgt)} minion ids: at most {MAX_LIST_TARGET} are accepted")
         ids = [validate.minion_id(m) for m in tgt]
         if not ids:
             raise KioskInputError("tgt is an empty list: expected minion ids or an inventory target")
+        unknown = [m for m in dict.fromkeys(ids) if m not in known]
+        if unknown and not allow_unknown:
+            shown = ", ".join(repr(m) for m in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+            raise KioskInputError(
+                f"tgt names minion(s) that are not kiosks of the inventory: {shown} "
+                "(accepted: inventory kiosks; pass allow_unknown=True to target other minions); nothing was run"
+            )
         return [(m, (known.get(m) or {}).get("ip")) for m in dict.fromkeys(ids)]
-    if isinstance(tgt, str) and "," in tgt and ":" not in tgt:
-        return resolve(kstore, [part.strip() for part in tgt.split(",") if part.strip()])
+    if isinstance(tgt, str) and tgt != "*" and ":" not in tgt:  # one id or a comma-separated list
+        return resolve(kstore, [part.strip() for part in tgt.split(",") if part.strip()], allow_unknown=allow_unknown)
     inventory.parse_target(tgt)
     kiosks = inventory.list_kiosks(kstore, tgt)
     if not kiosks:
@@ -103,8 +117,13 @@ def resolve(kstore, tgt):
     return [(k["minion_id"], k.get("ip")) for k in kiosks]
 
 
-def create(kstore, tgt, fun, arg=None, unit=30, timeout=60, concurrency=4):
-    """Validate, resolve and record a task with every minion pending; return its id."""
+def create(kstore, tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, allow_unknown=False, authorize=None):
+    """
+    Validate, resolve and record a task with every minion pending; return its id.
+
+    ``authorize(fun, arg, minion_ids, known_ids)``, when given, runs after the
+    target is resolved and before anything is recorded; it raises to refuse.
+    """
     unit = _positive("unit", unit, 10000)
     timeout = _positive("timeout", timeout, 86400)
     concurrency = _positive("concurrency", concurrency, 64)
@@ -114,7 +133,10 @@ def create(kstore, tgt, fun, arg=None, unit=30, timeout=60, concurrency=4):
         arg = []
     elif not isinstance(arg, (list, tuple)):
         arg = [arg]
-    minions = resolve(kstore, tgt)
+    minions = resolve(kstore, tgt, allow_unknown=allow_unknown)
+    if authorize is not None:
+        known = [k["minion_id"] for k in inventory.list_kiosks(kstore, "*")]
+        authorize(fun, list(arg), [m for m, _ip in minions], known)
     task_id = uuid.uuid4().hex
     now = kstore_mod.utcnow()
     with kstore.begin() as conn:

@@ -152,6 +152,18 @@ def fleet(salt_factories, mysql_url):
     mom_overrides = topology.mom("127.0.0.1", mom_pub, mom_ret, auto_accept=True)
     wol_port = ports.get_unused_localhost_port()
     mom_overrides["kiosk"] = {"db": mysql_url, "campuses": campus_config(), "wol_port": wol_port}
+    # Releases are published only from this directory (kiosk:release_sources)
+    # and served to the relays on the master's loopback address.
+    release_sources = os.path.join(str(salt_factories.root_dir), "release-sources")
+    os.makedirs(release_sources, exist_ok=True)
+    mom_overrides["kiosk"].update(release_sources=[release_sources], release_serve_address="127.0.0.1")
+    # Inventory CSVs are read only from kiosk:import_dirs: the session's pytest
+    # base directory, where every test's tmp_path lives. Token files go only
+    # into kiosk:vnc_token_dir.
+    vnc_token_dir = os.path.join(str(salt_factories.root_dir), "websockify-tokens")
+    os.makedirs(vnc_token_dir, exist_ok=True)
+    mom_overrides["kiosk"].update(import_dirs=[os.path.dirname(str(salt_factories.root_dir))],
+                                  vnc_token_dir=vnc_token_dir)
     # Sensor readings and alerts from the relays' kiosk_env beacons reach the
     # central database through the master of masters' event return.
     mom_overrides["event_return"] = "kiosk_mysql"
@@ -160,10 +172,26 @@ def fleet(salt_factories, mysql_url):
     mom_overrides["engines"] = [
         {"kiosk_scheduler": {"tick": 2, "grace": 120, "sweep_delays": [2, 4, 6], "shutdown_delay": 0}}
     ]
+    # The formula's power alert reactor (srv/salt served by this master) with
+    # both hooks in the master config: mail through the central minion, and a
+    # stand-in zabbix_sender that logs its arguments (one JSON list per line).
+    zabbix_log = os.path.join(str(salt_factories.root_dir), "zabbix-sender.jsonl")
+    zabbix_sender = os.path.join(str(salt_factories.root_dir), "zabbix_sender")
+    with open(zabbix_sender, "w", encoding="utf-8") as handle:
+        handle.write(f"#!{sys.executable}\nimport json, sys\nwith open({zabbix_log!r}, 'a') as log:\n"
+                     "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    os.chmod(zabbix_sender, 0o755)
+    mom_overrides["file_roots"] = {"base": [os.path.join(REPO_ROOT, "srv", "salt")]}
+    mom_overrides["reactor"] = [{"kiosk/alert/power/*": ["salt://reactor/power_alert.sls"]}]
+    mom_overrides["kiosk"]["alerts"] = {
+        "mail": {"to": "ops@hospital.example", "minion": "central"},
+        "zabbix_sender": {"server": "127.0.0.1", "host": "kiosk-fleet", "key": "kiosk.power.alert",
+                          "command": zabbix_sender},
+    }
     api_port = ports.get_unused_localhost_port()
     eauth_file = os.path.join(str(salt_factories.root_dir), "eauth-users")
     with open(eauth_file, "w", encoding="utf-8") as handle:
-        handle.write("kiosk-ops:ops-secret\nviewer:viewer-secret\n")
+        handle.write("kiosk-ops:ops-secret\nviewer:viewer-secret\njobs-ops:jobs-secret\n")
     mom_overrides.update(
         rest_cherrypy={"host": "127.0.0.1", "port": api_port, "disable_ssl": True},
         netapi_enable_clients=["runner"],
@@ -172,6 +200,8 @@ def fleet(salt_factories, mysql_url):
                 "^filename": eauth_file,
                 "kiosk-ops": [{"@runner": ["kiosk_power.*"]}],
                 "viewer": [{"@runner": ["jobs.list_jobs"]}],
+                # May run unit-split jobs, but publish only test.ping / test.echo to kiosks.
+                "jobs-ops": [{"@runner": ["kiosk_jobs.*"]}, {"kiosk-*": ["test.ping", "test.echo"]}],
             }
         },
     )
@@ -179,6 +209,8 @@ def fleet(salt_factories, mysql_url):
     fleet = Fleet(mom)
     fleet.wol_port = wol_port
     fleet.api_port = api_port
+    fleet.zabbix_log = zabbix_log
+    fleet.release_sources = release_sources
     with contextlib.ExitStack() as stack:
         stack.enter_context(mom.started())
         # The central master's own minion: applies the central states (rules from pillar).
@@ -247,6 +279,23 @@ def fleet(salt_factories, mysql_url):
                 fleet.kiosks[kiosk_id] = kiosk
                 fleet.campus_of[kiosk_id] = campus
         yield fleet
+
+
+@pytest.fixture(scope="module")
+def salt_api(fleet):
+    """salt-api (rest_cherrypy, file eauth) on the master of masters for one test module; its base URL."""
+    daemon = fleet.mom.salt_api_daemon()
+    with daemon.started():
+        yield f"http://127.0.0.1:{fleet.api_port}"
+
+
+def api_login(api, user, password):
+    """Log in to salt-api with the ``file`` eauth backend; return the token."""
+    import requests  # pylint: disable=import-outside-toplevel
+
+    resp = requests.post(f"{api}/login", json={"username": user, "password": password, "eauth": "file"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["return"][0]["token"]
 
 
 def fleet_inventory_csv():

@@ -8,20 +8,14 @@ are refused.
 import pytest
 import requests
 
+from tests.conftest import api_login as login
+
 pytestmark = pytest.mark.fleet
 
 
 @pytest.fixture(scope="module")
-def api(fleet):
-    daemon = fleet.mom.salt_api_daemon()
-    with daemon.started():
-        yield f"http://127.0.0.1:{fleet.api_port}"
-
-
-def login(api, user, password):
-    resp = requests.post(f"{api}/login", json={"username": user, "password": password, "eauth": "file"}, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return resp.json()["return"][0]["token"]
+def api(salt_api):
+    return salt_api
 
 
 def call(api, token, fun, *args, **kwargs):

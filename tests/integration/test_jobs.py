@@ -56,7 +56,7 @@ def test_unit_with_a_stopped_minion_ends_within_its_timeout(fleet, fleet_invento
     try:
         started = time.monotonic()
         ret = run(fleet, "kiosk_jobs.run", "kiosk-e1,kiosk-e2,kiosk-w1,kiosk-w2,ghost-kiosk", "test.ping",
-                  "unit=2", "timeout=6", "concurrency=3", "wait=True")
+                  "unit=2", "timeout=6", "concurrency=3", "allow_unknown=True", "wait=True")
         elapsed = time.monotonic() - started
     finally:
         stopped.start()
@@ -100,6 +100,7 @@ def test_async_task_and_failures(fleet, fleet_inventory):
         (("kiosk_jobs.run", "*", "test.ping", "unit=0"), "unit 0 is out of range"),
         (("kiosk_jobs.run", "*", "test.ping", "timeout=0"), "timeout 0 is out of range"),
         (("kiosk_jobs.run", "campus:nowhere", "test.ping"), "matches no kiosk"),
+        (("kiosk_jobs.run", "kiosk-e1,ghost-kiosk", "test.ping"), "not kiosks of the inventory: 'ghost-kiosk'"),
         (("kiosk_jobs.status", "no-such-task"), "task 'no-such-task' is unknown"),
         (("kiosk_jobs.progress", "20000101000000000000"), "is unknown to the kiosk_mysql job store"),
     ],

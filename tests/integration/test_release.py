@@ -12,8 +12,10 @@ refuse it), then a rollback, then a release published while kiosk-w2 is down.
 import hashlib
 import io
 import os
+import socket
 import tarfile
 import time
+import urllib.parse
 
 import pytest
 
@@ -44,8 +46,9 @@ def installed_app(fleet, kiosk):
 
 
 @pytest.fixture(scope="module")
-def release_files(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("releases"))
+def release_files(fleet):
+    # The master of masters publishes only from kiosk:release_sources.
+    folder = fleet.release_sources
     return {
         "1.0.0": make_release(folder, "kiosk-ui.tar.gz", b"ui version one"),
         "1.1.0": make_release(folder, "kiosk-ui-1.1.tar.gz", b"ui version two"),
@@ -100,6 +103,12 @@ def test_release_reaches_every_kiosk_with_both_checks(fleet, fleet_inventory, re
     assert rel["md5"] == md5 and rel["version"] == "1.0.0"
     assert sorted(rel["staging"]["staged"]) == sorted(fleet.relay_minions), rel["staging"]
     assert sorted(rel["rollout"]["installed"]) == sorted(fleet.kiosks), rel["rollout"]
+    # The relays fetched from the configured address (kiosk:release_serve_address);
+    # the server is gone once staging is over.
+    served = urllib.parse.urlsplit(rel["staging"]["served_from"])
+    assert served.hostname == "127.0.0.1"
+    with pytest.raises(OSError):
+        socket.create_connection((served.hostname, served.port), timeout=2).close()
     for relay, root in fleet.release_root.items():
         with open(os.path.join(root, "kiosk_releases", "1.0.0", "kiosk-ui.tar.gz"), "rb") as handle:
             assert md5_of(handle.read()) == md5, relay

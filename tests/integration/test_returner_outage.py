@@ -34,7 +34,8 @@ def outage_master(salt_factories, mariadb):
         topology.mom("127.0.0.1", pub, ret, master_id="outage-master", auto_accept=True),
         order_masters=False,
         master_job_cache="kiosk_mysql",
-        kiosk_mysql={"db": mariadb.url},
+        # The only master on this database: it owns (creates) the schema.
+        kiosk_mysql={"db": mariadb.url, "schema_owner": True},
         loop_interval=2,  # the maintenance loop replays the spool (clean_old_jobs)
     )
     master = salt_factories.salt_master_daemon("outage-master", overrides=overrides)

@@ -17,7 +17,8 @@ def opts(request, tmp_path):
         store.dispose_all()
     else:
         with throwaway_database("kiosk_u") as url:
-            yield {"cachedir": str(tmp_path), "kiosk": {"db": url, "campuses": CAMPUSES}}
+            # The master of masters' options: it owns (creates and upgrades) the schema.
+            yield {"cachedir": str(tmp_path), "order_masters": True, "kiosk": {"db": url, "campuses": CAMPUSES}}
 
 
 @pytest.fixture

@@ -1,16 +1,21 @@
 """
-The schedule engine over the real store and real APScheduler (SQLAlchemy job
-store in the same database). The publisher stands in for the daemon tree and
-the clock is fixed; the engine in a real master is covered by
-tests/integration/test_schedule.py.
+The schedule engine over the real store and real APScheduler (the plain-data
+job store in the same database). The publisher stands in for the daemon tree
+and the clock is fixed; the engine in a real master is covered by
+tests/integration/test_schedule.py, a poisoned database by
+tests/security/test_no_code_from_db.py.
 """
 
 import datetime
+import json
+import logging
+import os
+import pickle
 
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk import inventory, rules, scheduler
+from salt_kiosk import inventory, rules, scheduler, store
 
 UTC = datetime.timezone.utc
 CSV = (
@@ -168,3 +173,163 @@ def test_status_reads_rule_names_with_colons(opts, loaded):
     finally:
         engine.stop()
     assert {"at": "2026-12-01T14:00:00+00:00", "state": "on", "rule": "campus:east-night"} in upcoming
+
+
+class Touch:
+    """Unpickling this creates ``path``: the stand-in for code run from the database."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def job_fields(job):
+    trigger = job.trigger
+    fields = {name: getattr(trigger, name, None) for name in ("run_date", "start_date", "end_date", "interval", "jitter")}
+    if hasattr(trigger, "timezone"):
+        fields["timezone"] = trigger.timezone.utcoffset(None)
+    return {
+        "id": job.id, "name": job.name, "func": job.func, "func_ref": job.func_ref, "args": list(job.args),
+        "kwargs": job.kwargs, "executor": job.executor, "misfire_grace_time": job.misfire_grace_time,
+        "coalesce": job.coalesce, "max_instances": job.max_instances, "next_run_time": job.next_run_time,
+        "trigger": (type(trigger).__name__, fields),
+    }
+
+
+def stored_rows(kstore):
+    with kstore.connect() as conn:
+        return {row.id: row for row in conn.execute(sa.select(store.scheduler_jobs))}
+
+
+def test_job_store_round_trips_the_engines_jobs(opts, loaded):
+    engine = make_engine(opts, AT + datetime.timedelta(seconds=5), Publisher())
+    engine.start()
+    try:
+        done = engine.execute(AT, "on", "morning", ["kiosk-e1"])  # schedules its three sweeps
+        added = {
+            job.id: job_fields(job) for job in (
+                engine.scheduler.add_job(scheduler.run_transition, "date", run_date=AT + datetime.timedelta(days=1),
+                                         id="kiosk-power:rt", args=[engine.key, AT.isoformat(), "off", None, ["kiosk-e1", "kiosk-w1"]]),
+                engine.scheduler.add_job(scheduler.run_sweep, "date", run_date=AT + datetime.timedelta(days=1),
+                                         id="kiosk-sweep:rt", args=[engine.key, 7, 2, False]),
+                engine.scheduler.add_job(scheduler.run_tick, "interval", seconds=12.5, id="tick-rt", args=[engine.key],
+                                         misfire_grace_time=None, coalesce=False, max_instances=2),
+            )
+        }
+        running = {job.id: job_fields(job) for job in engine.scheduler.get_jobs()}
+        fresh = scheduler.PlainJobStore(loaded.engine, key=engine.key)
+        reloaded = {job.id: job_fields(job) for job in fresh.get_all_jobs()}
+        looked_up = {job_id: job_fields(fresh.lookup_job(job_id)) for job_id in added}
+    finally:
+        engine.stop()
+    assert looked_up == added
+    assert reloaded == running
+    kinds = {fields["func"] for fields in reloaded.values()}
+    assert kinds == {scheduler.run_transition, scheduler.run_sweep, scheduler.run_tick}
+    assert {f"{scheduler.SWEEP_PREFIX}{done['event']}:{n}" for n in (1, 2, 3)} <= set(reloaded)
+    # What is stored is JSON naming one of the engine's own functions.
+    rows = stored_rows(loaded)
+    assert set(rows) == set(reloaded)
+    for row in rows.values():
+        document = json.loads(row.job)
+        assert document["func"] in scheduler.JOB_FUNCTIONS and document["id"] == row.id
+        assert document["trigger"]["type"] in ("date", "interval")
+    assert json.loads(rows["tick-rt"].job)["trigger"] == {
+        "type": "interval", "seconds": 12.5, "start_date": json.loads(rows["tick-rt"].job)["trigger"]["start_date"],
+        "end_date": None, "timezone": "UTC", "jitter": None,
+    }
+
+
+def test_job_store_refuses_anything_but_the_engines_functions(opts, loaded):
+    engine = make_engine(opts, AT - datetime.timedelta(hours=1), Publisher())
+    engine.start()
+    try:
+        with pytest.raises(ValueError, match="not one of the engine's job functions"):
+            engine.scheduler.add_job(os.getcwd, "date", run_date=AT, id="not-ours")
+        with pytest.raises(ValueError, match="only date and interval triggers"):
+            engine.scheduler.add_job(scheduler.run_tick, "cron", minute="*", id="cron-tick", args=[engine.key])
+        assert "not-ours" not in stored_rows(loaded) and "cron-tick" not in stored_rows(loaded)
+    finally:
+        engine.stop()
+
+
+def bad_rows(key, marker):
+    """Stored jobs the engine must refuse: (id, job text)."""
+    good = {
+        "version": 1, "id": None, "name": "run_transition", "func": "salt_kiosk.scheduler:run_transition",
+        "args": [key, AT.isoformat(), "on", "morning", ["kiosk-e1"]],
+        "trigger": {"type": "date", "run_date": AT.isoformat()},
+        "executor": "default", "misfire_grace_time": 600, "coalesce": True, "max_instances": 1,
+    }
+
+    def doc(job_id, **changes):
+        return job_id, json.dumps({**good, "id": job_id, **changes})
+
+    return [
+        ("kiosk-power:pickled", pickle.dumps(Touch(marker), protocol=0).decode("ascii")),
+        doc("kiosk-power:os-system", func="os:system", args=[f"touch {marker}"]),
+        doc("kiosk-power:posix-system", func="posix:system", args=[key, f"touch {marker}"]),
+        doc("kiosk-power:library-function", func="salt_kiosk.power:wake", args=[key]),
+        doc("kiosk-power:engine-class", func="salt_kiosk.scheduler:Engine", args=[key]),
+        doc("kiosk-power:bad-state", args=[key, AT.isoformat(), "reboot", None, ["kiosk-e1"]]),
+        doc("kiosk-power:no-minions", args=[key, AT.isoformat(), "on", None, []]),
+        doc("kiosk-power:naive-time", args=[key, "2026-12-01T00:00:00", "on", None, ["kiosk-e1"]]),
+        doc("kiosk-power:other-engine", args=["elsewhere", AT.isoformat(), "on", None, ["kiosk-e1"]]),
+        doc("kiosk-power:cron", trigger={"type": "cron", "minute": "*"}),
+        doc("kiosk-power:kwargs", kwargs={"x": 1}),
+        doc("kiosk-power:executor", executor="processpool"),
+        doc("kiosk-power:id-mismatch", id="kiosk-power:other"),
+        doc("kiosk-sweep:bad-event", func="salt_kiosk.scheduler:run_sweep", args=[key, "1; drop", 1, True]),
+        doc("kiosk-power:nan", misfire_grace_time=float("nan")),
+        ("kiosk-power:not-json", "{'func': 'os:system'}"),
+        ("kiosk-power:json-list", "[]"),
+    ]
+
+
+def test_job_store_drops_invalid_rows_without_running_them(opts, loaded, tmp_path, caplog):
+    marker = tmp_path / "ran-from-db"
+    pub = Publisher()
+    engine = make_engine(opts, AT - datetime.timedelta(hours=1), pub)
+    engine.start()
+    try:
+        valid = stored_rows(loaded)
+        past = (datetime.datetime.now(UTC) - datetime.timedelta(minutes=1)).timestamp()
+        with loaded.begin() as conn:
+            for job_id, text in bad_rows(engine.key, str(marker)):
+                conn.execute(store.scheduler_jobs.insert().values(id=job_id, next_run_time=past, job=text))
+        # Status shows none of them, even before the engine dropped them.
+        status = scheduler.status(loaded, limit=50)
+        assert {(t["state"], t["rule"]) for t in status["next_transitions"]} == {("on", "morning"), ("off", None)}
+        caplog.set_level(logging.ERROR, logger=scheduler.__name__)
+        fresh = scheduler.PlainJobStore(loaded.engine, key=engine.key)
+        assert fresh.lookup_job("kiosk-power:os-system") is None
+        assert fresh.get_due_jobs(datetime.datetime.now(UTC)) == []
+        assert {job.id for job in engine.scheduler.get_jobs()} == set(valid)
+    finally:
+        engine.stop()
+    assert not marker.exists()
+    assert pub.calls == [] and runs(loaded) == []
+    assert set(stored_rows(loaded)) == set(valid)  # the bad rows are deleted, the engine's kept
+    # Each refusal is logged (the running scheduler may get to a row first, or as well).
+    refused = [r.getMessage() for r in caplog.records if "is not a valid engine job" in r.getMessage()]
+    assert {m.split("'")[1] for m in refused} == {job_id for job_id, _text in bad_rows(engine.key, str(marker))}
+    assert any("'kiosk-power:os-system'" in m and "'os:system' is not one of the engine's job functions" in m
+               for m in refused)
+
+
+def test_migration_drops_the_pickled_job_table_unread(kstore, tmp_path):
+    marker = tmp_path / "ran-from-db"
+    with kstore.begin() as conn:
+        conn.execute(store.schema_table.delete().where(store.schema_table.c.version == 9))
+    old = sa.Table("kiosk_apscheduler_jobs", sa.MetaData(), sa.Column("id", sa.Unicode(191), primary_key=True),
+                   sa.Column("next_run_time", sa.Float(25), index=True), sa.Column("job_state", sa.LargeBinary, nullable=False))
+    old.create(kstore.engine)
+    with kstore.begin() as conn:
+        conn.execute(old.insert().values(id=scheduler.TICK_JOB, next_run_time=0.0, job_state=pickle.dumps(Touch(str(marker)))))
+    assert store.upgrade(kstore.engine) == [9]
+    with kstore.connect() as conn:
+        assert not sa.inspect(conn).has_table("kiosk_apscheduler_jobs")
+        assert sa.inspect(conn).has_table(scheduler.JOBSTORE_TABLE)
+    assert not marker.exists()

@@ -66,9 +66,17 @@ def test_bad_arguments_refused(kwargs, message):
 
 def test_broadcast_forms():
     assert wol.parse_broadcast(None) == "255.255.255.255"
-    assert wol.parse_broadcast("10.1.255.255") == "10.1.255.255"
-    assert wol.parse_broadcast("10.1.0.0/16") == "10.1.255.255"
-    assert wol.parse_broadcast("10.1.2.3/24") == "10.1.2.255"
+    assert wol.parse_broadcast("255.255.255.255") == "255.255.255.255"
+    # This node's loopback network 127.0.0.0/8: its broadcast, as an address or a CIDR block.
+    assert "127.255.255.255" in wol.local_broadcasts()
+    assert wol.parse_broadcast("127.255.255.255") == "127.255.255.255"
+    assert wol.parse_broadcast("127.0.0.0/8") == "127.255.255.255"
+    # Networks this node is not on: only when the caller says so.
+    with pytest.raises(KioskInputError, match="not the broadcast address of any network of this node"):
+        wol.parse_broadcast("10.1.255.255")
+    assert wol.parse_broadcast("10.1.255.255", allow_unicast=True) == "10.1.255.255"
+    assert wol.parse_broadcast("10.1.0.0/16", allow_unicast=True) == "10.1.255.255"
+    assert wol.parse_broadcast("10.1.2.3/24", allow_unicast=True) == "10.1.2.255"
 
 
 def test_parse_macs_forms():

@@ -1,6 +1,11 @@
 {#- A campus relay (Raspberry Pi): salt-master + salt-syndic under the central
     master, its own minion with the kiosk_env beacon, nmap, the returner on
-    the syndic master and the file root releases are staged into. -#}
+    the syndic master and the file root releases are staged into.
+
+    Pillar (see srv/pillar/kiosk/relay.sls): kiosk:db is the relay database
+    account (not the owner's); it becomes the syndic master's kiosk_mysql
+    returner setting. The syndic config is written with show_changes: False,
+    so no state return carries the database settings. -#}
 {%- from 'kiosk/map.jinja' import kiosk, master_d, minion_d, srv_salt, release_root, publish_port, ret_port, missing_state with context %}
 {%- set me = grains['id'] %}
 {%- set campus = [] %}
@@ -10,7 +15,7 @@
 {%- set missing = [] %}
 {%- if not kiosk.get('central_address') %}{% do missing.append('kiosk:central_address') %}{% endif %}
 {%- if not kiosk.get('db') %}{% do missing.append('kiosk:db') %}{% endif %}
-{%- if not campus %}{% do missing.append('kiosk:campuses:<campus>:relays entry for ' ~ me) %}{% endif %}
+{%- if not campus %}{% do missing.append('kiosk:campuses:<campus>:relays entry for ' ~ me|string) %}{% endif %}
 {%- if missing %}
 {{ missing_state(missing) }}
 {%- else %}
@@ -22,7 +27,7 @@
 
 kiosk-syndic-config:
   file.serialize:
-    - name: {{ master_d }}/kiosk-syndic.conf
+    - name: {{ (master_d ~ '/kiosk-syndic.conf')|tojson }}
     - dataset: {{ {
         'transport': 'tcp',
         'interface': address,
@@ -32,21 +37,22 @@ kiosk-syndic-config:
         'master_job_cache': 'kiosk_mysql',
         'kiosk_mysql': {'db': kiosk.db, 'master_id': me},
         'file_roots': {'base': [srv_salt, release_root]},
-      } | json }}
+      }|tojson }}
     - serializer: yaml
     - makedirs: True
     - mode: "0640"
+    - show_changes: False
 
 kiosk-relay-minion-config:
   file.serialize:
-    - name: {{ minion_d }}/kiosk.conf
-    - dataset: {{ minion_config | json }}
+    - name: {{ (minion_d ~ '/kiosk.conf')|tojson }}
+    - dataset: {{ minion_config|tojson }}
     - serializer: yaml
     - makedirs: True
 
 kiosk-release-root:
   file.directory:
-    - name: {{ release_root }}
+    - name: {{ release_root|tojson }}
     - makedirs: True
     - mode: "0755"
 
