@@ -13,12 +13,11 @@ import tempfile
 
 import pytest
 
-from salt_kiosk import inventory, store
+from salt_kiosk import inventory
 from salt_kiosk.errors import KioskInputError
 from tests.conftest import fleet_inventory_csv
 
 SECRET = "kiosk-db-password-9f3e1c27-NEVER-PRINTED"
-CAMPUSES = {"east": {"timezone": "Asia/Shanghai", "broadcast": "10.1.255.255", "relays": ["relay-e1"]}}
 HEADER = "code,minion_id,campus,groups,ip,mac,vnc_port\n"
 
 REFUSED = "Passed invalid arguments"
@@ -113,12 +112,6 @@ def test_salt_url_from_the_masters_file_server(fleet, fleet_inventory, tmp_path)
 
 
 # --- the library ---------------------------------------------------------------
-
-
-@pytest.fixture
-def kstore(tmp_path):
-    yield store.open_store({"cachedir": str(tmp_path / "cache"), "kiosk": {"campuses": CAMPUSES}})
-    store.dispose_all()
 
 
 def test_import_dirs_must_be_configured(kstore, tmp_path):

@@ -10,10 +10,9 @@ import os
 
 import pytest
 
-from salt_kiosk import store, vnc
+from salt_kiosk import vnc
 from salt_kiosk.errors import KioskInputError
 
-CAMPUSES = {"east": {"timezone": "Asia/Shanghai", "broadcast": "10.1.255.255", "relays": ["relay-e1"]}}
 
 REFUSED = "Passed invalid arguments"
 
@@ -74,12 +73,6 @@ def test_out_dir_must_resolve_inside_the_configured_base(fleet, fleet_inventory,
         for name in _conf_files(inside):
             os.remove(os.path.join(inside, name))
         os.rmdir(inside)
-
-
-@pytest.fixture
-def kstore(tmp_path):
-    yield store.open_store({"cachedir": str(tmp_path / "cache"), "kiosk": {"campuses": CAMPUSES}})
-    store.dispose_all()
 
 
 def test_base_inside_a_salt_config_dir_is_refused(kstore, tmp_path):
