@@ -10,7 +10,7 @@ checkout so that a checkout listed in ``file_roots`` works with
 
 import os
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOADER_DIRS = ("_modules", "_states", "_runners", "_returners", "_grains", "_beacons", "_engines")
@@ -36,7 +36,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["salt_kiosk"] + [f"salt_kiosk.{d}" for d in SHIPPED],
+    packages=find_packages(include=["salt_kiosk", "salt_kiosk.*"]) + [f"salt_kiosk.{d}" for d in SHIPPED],
     package_dir={f"salt_kiosk.{d}": d for d in SHIPPED},
     install_requires=[
         "salt>=3008.4,<3009",

@@ -30,7 +30,7 @@ the central database, where ``salt-run kiosk_env.report`` reads them.
 import logging
 
 try:
-    from salt_kiosk import sensors
+    from salt_kiosk.node import sensors
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

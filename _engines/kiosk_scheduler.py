@@ -5,7 +5,7 @@ Runs APScheduler with its job store in the kiosk database (``kiosk:db``; the
 embedded SQLite file by default), materialises the upcoming power transitions
 of every kiosk and executes each through Wake-on-LAN / shutdown (the same paths
 as ``kiosk_power.wake`` and ``kiosk_power.shutdown``). See
-:mod:`salt_kiosk.scheduler` for the exactly-once and catch-up rules.
+:mod:`salt_kiosk.power.engine` for the exactly-once and catch-up rules.
 
 The jobs are stored as plain JSON data in ``kiosk_scheduler_jobs`` (never
 pickles): a stored job may only name one of the engine's own job functions,
@@ -50,7 +50,7 @@ try:
     import salt.utils.event
 
     from salt_kiosk import events as kevents
-    from salt_kiosk import scheduler
+    from salt_kiosk.power import engine as scheduler
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

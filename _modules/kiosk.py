@@ -37,10 +37,13 @@ from salt.exceptions import CommandExecutionError
 
 try:
     import salt_kiosk
-    from salt_kiosk import delivery, files, releases, sensors
-    from salt_kiosk import shutdown as kshutdown
-    from salt_kiosk import sweep as ksweep
-    from salt_kiosk import wol
+    from salt_kiosk import files
+    from salt_kiosk.node import delivery
+    from salt_kiosk.releases import catalogue as releases
+    from salt_kiosk.node import sensors
+    from salt_kiosk.node import shutdown as kshutdown
+    from salt_kiosk.node import sweep as ksweep
+    from salt_kiosk.node import wol
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

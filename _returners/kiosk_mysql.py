@@ -54,7 +54,7 @@ import logging
 try:
     import salt.utils.jid
 
-    from salt_kiosk import jobresults
+    from salt_kiosk.jobs import writer as jobresults
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

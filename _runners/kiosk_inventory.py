@@ -37,7 +37,8 @@ import logging
 
 try:
     from salt_kiosk import events as kevents
-    from salt_kiosk import assets, inventory, store
+    from salt_kiosk import assets, inventory
+    from salt_kiosk.db import store
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

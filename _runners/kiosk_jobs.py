@@ -26,8 +26,8 @@ Events fired: none.
 
 try:
     from salt_kiosk import acl
-    from salt_kiosk import store
-    from salt_kiosk import tasks as ktasks
+    from salt_kiosk.db import store
+    from salt_kiosk.jobs import tasks as ktasks
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

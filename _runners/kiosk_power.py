@@ -11,7 +11,7 @@ event (who, when, target, action, per-kiosk outcome).
 Configuration (master config, ``kiosk:`` key; see :mod:`salt_kiosk.config`):
 ``db``, ``campuses`` (``relays``, ``broadcast``, ``timezone`` per campus).
 
-Power rules are windows of desired state (see ``salt_kiosk.rules``); ``plan``
+Power rules are windows of desired state (see ``salt_kiosk.power.rules``); ``plan``
 and ``state_at`` show what every kiosk will do before anything runs, and the
 ``kiosk_scheduler`` engine executes the transitions.
 
@@ -30,8 +30,11 @@ import logging
 
 try:
     from salt_kiosk import events as kevents
-    from salt_kiosk import inventory, power, rules, store
-    from salt_kiosk import scheduler as kengine
+    from salt_kiosk import inventory
+    from salt_kiosk.power import actions as power
+    from salt_kiosk.power import rules
+    from salt_kiosk.db import store
+    from salt_kiosk.power import engine as kengine
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

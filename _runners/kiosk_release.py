@@ -52,8 +52,8 @@ Events fired on the master bus:
 
 try:
     from salt_kiosk import events as kevents
-    from salt_kiosk import releases
-    from salt_kiosk import store
+    from salt_kiosk.releases import catalogue as releases
+    from salt_kiosk.db import store
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

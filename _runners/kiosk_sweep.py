@@ -4,7 +4,7 @@ expected power state.
 
 The relays of each campus sweep their own kiosks with nmap (``kiosk.sweep``),
 and each kiosk's minion is pinged as a second signal (see
-:mod:`salt_kiosk.verify`). The ``kiosk_scheduler`` engine runs ``verify`` for
+:mod:`salt_kiosk.power.verify`). The ``kiosk_scheduler`` engine runs ``verify`` for
 every power event it executes, at the engine's ``sweep_delays``.
 
 Configuration (master config, ``kiosk:`` key): ``db``, ``campuses``,
@@ -22,8 +22,8 @@ Events fired on the master bus (by ``verify`` with ``final=True``):
 
 try:
     from salt_kiosk import events as kevents
-    from salt_kiosk import store
-    from salt_kiosk import verify as kverify
+    from salt_kiosk.db import store
+    from salt_kiosk.power import verify as kverify
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

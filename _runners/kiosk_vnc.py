@@ -24,7 +24,7 @@ Events fired: none.
 
 try:
     from salt_kiosk import config as kconfig
-    from salt_kiosk import store
+    from salt_kiosk.db import store
     from salt_kiosk import vnc
 
     HAS_LIB = True

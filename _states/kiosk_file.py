@@ -25,7 +25,7 @@ Events fired: none.
 try:
     from salt.exceptions import SaltException
 
-    from salt_kiosk import delivery
+    from salt_kiosk.node import delivery
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

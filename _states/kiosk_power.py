@@ -39,7 +39,8 @@ import logging
 try:
     from salt.exceptions import SaltException
 
-    from salt_kiosk import rules, store
+    from salt_kiosk.power import rules
+    from salt_kiosk.db import store
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

@@ -41,7 +41,7 @@ Events fired: none.
 try:
     from salt.exceptions import SaltException
 
-    from salt_kiosk import releases
+    from salt_kiosk.releases import catalogue as releases
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all

@@ -20,7 +20,7 @@ to create users and grant, e.g. root on the database host):
     kiosk-db-relay-account:
       kiosk_store.account_present:
         - name: kiosk_relay
-        - role: relay                    # owner | relay (see salt_kiosk.accounts)
+        - role: relay                    # owner | relay (see salt_kiosk.db.accounts)
         - host: "10.1.%"                 # where the relays connect from
         - password_file: /etc/salt/kiosk-db-relay.secret
         - require:
@@ -36,9 +36,9 @@ try:
     import sqlalchemy as sa
     from salt.exceptions import SaltException
 
-    from salt_kiosk import accounts
-    from salt_kiosk import config as kconfig
-    from salt_kiosk import store
+    from salt_kiosk.db import migrations
+    from salt_kiosk.db import accounts
+    from salt_kiosk.db import store
     from salt_kiosk.errors import KioskInputError
 
     HAS_LIB = True
@@ -73,27 +73,27 @@ def schema_current(name="kiosk", **_job_data):
         settings["db"] = pillar_kiosk["db"]
     opts["kiosk"] = settings
     try:
-        engine = store.make_engine(kconfig.db_url(opts))
+        engine = store.make_engine(store.db_url(opts))
         try:
             with engine.connect() as conn:
-                have = store.current_version(conn)
-            if have >= store.SCHEMA_VERSION:
+                have = migrations.current_version(conn)
+            if have >= migrations.SCHEMA_VERSION:
                 ret["comment"] = f"schema is at version {have}"
                 return ret
             if __opts__.get("test"):
                 ret["result"] = None
-                ret["comment"] = f"schema would be upgraded from version {have} to {store.SCHEMA_VERSION}"
-                ret["changes"] = {"version": {"old": have, "new": store.SCHEMA_VERSION}}
+                ret["comment"] = f"schema would be upgraded from version {have} to {migrations.SCHEMA_VERSION}"
+                ret["changes"] = {"version": {"old": have, "new": migrations.SCHEMA_VERSION}}
                 return ret
-            applied = store.upgrade(engine)
+            applied = migrations.upgrade(engine)
         finally:
             engine.dispose()
     except (SaltException, sa.exc.SQLAlchemyError) as exc:
         ret["result"] = False
         ret["comment"] = f"kiosk database: {str(exc).splitlines()[0]}"
         return ret
-    ret["changes"] = {"version": {"old": have, "new": store.SCHEMA_VERSION}, "applied": applied}
-    ret["comment"] = f"schema upgraded to version {store.SCHEMA_VERSION}"
+    ret["changes"] = {"version": {"old": have, "new": migrations.SCHEMA_VERSION}, "applied": applied}
+    ret["comment"] = f"schema upgraded to version {migrations.SCHEMA_VERSION}"
     return ret
 
 
@@ -132,9 +132,9 @@ def account_present(name, role, password_file, host="%", database=None, **_job_d
         admin = settings.get("db_admin") or settings.get("db")
         if not admin:
             raise KioskInputError("kiosk:db_admin (or kiosk:db) is not set: nothing to create the account with")
-        admin_url = kconfig.db_url({"cachedir": __opts__.get("cachedir", "/tmp"), "kiosk": {"db": admin}})
+        admin_url = store.db_url({"cachedir": __opts__.get("cachedir", "/tmp"), "kiosk": {"db": admin}})
         if database is None and settings.get("db"):
-            database = kconfig.db_url({"cachedir": __opts__.get("cachedir", "/tmp"), "kiosk": {"db": settings["db"]}}).database
+            database = store.db_url({"cachedir": __opts__.get("cachedir", "/tmp"), "kiosk": {"db": settings["db"]}}).database
         result = accounts.ensure_account(admin_url, name, password, role, host=host, database=database,
                                          test=bool(__opts__.get("test")))
     except (SaltException, sa.exc.SQLAlchemyError) as exc:

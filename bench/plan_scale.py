@@ -4,7 +4,7 @@ Benchmark: a 7-day plan for every kiosk of a large fleet.
 10,000 kiosks in 4 campuses (4 time zones) and 200 groups, 1,000 rules
 (weekday hours per campus and group, holidays, group and per-kiosk overrides,
 some crossing midnight), planned for 7 days with the library the runner uses
-(``salt_kiosk.schedule.plan``, rules loaded from the embedded SQLite store).
+(``salt_kiosk.power.schedule.plan``, rules loaded from the embedded SQLite store).
 Prints wall time and peak RSS for 10,000 kiosks, and the time for 20,000.
 Goal: under 2 s and 500 MB for 10,000 kiosks; 20,000 at most 2.2x the 10,000 time.
 
@@ -17,7 +17,9 @@ import sys
 import tempfile
 import time
 
-from salt_kiosk import rules, schedule, store
+from salt_kiosk.power import rules
+from salt_kiosk.power import schedule
+from salt_kiosk.db import store
 
 CAMPUSES = {
     "north": {"timezone": "Asia/Shanghai"},

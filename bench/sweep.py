@@ -5,7 +5,7 @@ Creates a network namespace with 1,024 addresses of 198.18.0.0/21 (every other
 one present) on the far
 side of a veth pair, and times, in the same run:
 
-* ``kiosk.sweep`` (salt_kiosk.sweep: python-nmap, one ``nmap -sn -n`` for the list),
+* ``kiosk.sweep`` (salt_kiosk.node.sweep: python-nmap, one ``nmap -sn -n`` for the list),
 * a bare ``nmap -sn -n`` over the same list (``-iL`` from a file),
 * python-nmap's ``PortScannerAsync``, one scan per host (32 in flight).
 
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import nmap  # noqa: E402
 
-from salt_kiosk import sweep  # noqa: E402
+from salt_kiosk.node import sweep  # noqa: E402
 from tests.netns import namespace  # noqa: E402
 
 COUNT = 1024

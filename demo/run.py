@@ -33,7 +33,7 @@ import zoneinfo
 from capture import PacketCapture
 from fleet import LocalFleet, free_port
 
-from salt_kiosk import wol
+from salt_kiosk.node import wol
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAMPUSES = {

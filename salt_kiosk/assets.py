@@ -33,8 +33,9 @@ import unicodedata
 
 import sqlalchemy as sa
 
+from salt_kiosk.db import schema
+from salt_kiosk import clock
 from salt_kiosk import fanout
-from salt_kiosk import store as kstore_mod
 from salt_kiosk import validate
 from salt_kiosk.errors import KioskInputError
 from salt_kiosk.inventory import safe_message
@@ -44,36 +45,6 @@ log = logging.getLogger(__name__)
 
 ROLES = ("kiosk", "relay", "central")
 
-assets = sa.Table(
-    "kiosk_assets",
-    kstore_mod.metadata,
-    sa.Column("minion_id", sa.String(255), primary_key=True),
-    sa.Column("code", sa.String(64), nullable=True),
-    sa.Column("role", sa.String(16), nullable=True),
-    sa.Column("campus", sa.String(64), nullable=True),
-    sa.Column("hostname", sa.String(255), nullable=True),
-    sa.Column("ip", sa.String(45), nullable=True),
-    sa.Column("mac", sa.String(17), nullable=True),
-    sa.Column("release", sa.String(64), nullable=True),
-    sa.Column("facts", sa.Text, nullable=False),
-    sa.Column("first_seen", sa.DateTime, nullable=False),
-    sa.Column("last_seen", sa.DateTime, nullable=False),
-    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
-)
-
-asset_history = sa.Table(
-    "kiosk_asset_history",
-    kstore_mod.metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("minion_id", sa.String(255), nullable=False, index=True),
-    sa.Column("field", sa.String(64), nullable=False),
-    sa.Column("old", sa.Text, nullable=True),
-    sa.Column("new", sa.Text, nullable=True),
-    sa.Column("changed_at", sa.DateTime, nullable=False),
-    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
-)
-
-TABLES = (assets, asset_history)
 
 #: Fields compared between refreshes (a change writes one history row each).
 TRACKED = ("code", "role", "campus", "hostname", "ip", "mac", "release", "serial", "vendor", "model", "cpu",
@@ -179,7 +150,7 @@ def collect(opts):
     _probe(facts, "disk_gb", lambda: round(shutil.disk_usage("/").total / 1e9, 1))
 
     def release():
-        from salt_kiosk import releases  # pylint: disable=import-outside-toplevel
+        from salt_kiosk.releases import catalogue as releases  # pylint: disable=import-outside-toplevel
 
         return releases.current(opts)["version"]
 
@@ -231,7 +202,7 @@ def _hostname(value):
 
 
 def _release(value):
-    from salt_kiosk import releases  # pylint: disable=import-outside-toplevel
+    from salt_kiosk.releases import catalogue as releases  # pylint: disable=import-outside-toplevel
 
     if isinstance(value, bool) or not isinstance(value, (str, int, float)) or len(str(value)) > 64:
         raise KioskInputError(f"{shown(value)} is not a release version (accepted: PEP 440, e.g. 1.4.0)")
@@ -357,13 +328,13 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
     per changed field, update the inventory's IP/MAC of known kiosks, and
     report identity changes and kiosks not seen for ``not_seen_days``.
     """
-    now = now or kstore_mod.utcnow()
+    now = now or clock.utcnow()
     days = validate_days(not_seen_days)
     report = {"seen": 0, "new": [], "changed": {}, "identity_changed": {}, "conflicts": {}, "not_seen": {}}
     with kstore.begin() as conn:
-        stored = {row.minion_id: row for row in conn.execute(sa.select(assets)).all()}
+        stored = {row.minion_id: row for row in conn.execute(sa.select(schema.assets)).all()}
         facts_of = {m: _stored_facts(r.facts) for m, r in stored.items()}
-        inventory_rows = {row.minion_id: row for row in conn.execute(sa.select(kstore_mod.kiosks)).all()}
+        inventory_rows = {row.minion_id: row for row in conn.execute(sa.select(schema.kiosks)).all()}
         code_owner = {row.code: row.minion_id for row in inventory_rows.values()}
         for minion, grain in sorted(grains.items()):
             if not isinstance(grain, dict) or not grain:
@@ -409,11 +380,11 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
                 before.update(code=inv.code, ip=inv.ip, mac=inv.mac)
             before = _before(before)
             if minion not in stored:
-                conn.execute(assets.insert().values(minion_id=minion, first_seen=now, **values))
+                conn.execute(schema.assets.insert().values(minion_id=minion, first_seen=now, **values))
                 report["new"].append(minion)
                 compared = ("ip", "mac") if inv is not None else ()
             else:
-                conn.execute(assets.update().where(assets.c.minion_id == minion).values(**values))
+                conn.execute(schema.assets.update().where(schema.assets.c.minion_id == minion).values(**values))
                 compared = TRACKED
             changes = {
                 field: (before.get(field), new.get(field))
@@ -421,7 +392,7 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
                 if new.get(field) is not None and before.get(field) != new.get(field)
             }
             if changes:
-                conn.execute(asset_history.insert(), [
+                conn.execute(schema.asset_history.insert(), [
                     {"minion_id": minion, "field": field, "old": _text(old_v), "new": _text(new_v), "changed_at": now}
                     for field, (old_v, new_v) in sorted(changes.items())
                 ])
@@ -433,10 +404,10 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
                 if new.get("mac") and new["mac"] != inv.mac:
                     update["mac"] = new["mac"]
                 if update:
-                    conn.execute(kstore_mod.kiosks.update().where(kstore_mod.kiosks.c.minion_id == minion)
+                    conn.execute(schema.kiosks.update().where(schema.kiosks.c.minion_id == minion)
                                  .values(updated_at=now, **update))
         cutoff = now - datetime.timedelta(days=days)
-        for row in conn.execute(sa.select(assets.c.minion_id, assets.c.last_seen)).all():
+        for row in conn.execute(sa.select(schema.assets.c.minion_id, schema.assets.c.last_seen)).all():
             if row.last_seen < cutoff:
                 report["not_seen"][row.minion_id] = row.last_seen.isoformat() + "Z"
         for minion in inventory_rows:
@@ -479,17 +450,17 @@ def refresh(opts, kstore, not_seen_days=7, timeout=30):
 
 def history(kstore, minion=None, code=None, limit=100):
     """Change history of one kiosk (by minion id or code), newest first."""
-    query = sa.select(asset_history).order_by(asset_history.c.id.desc()).limit(int(limit))
+    query = sa.select(schema.asset_history).order_by(schema.asset_history.c.id.desc()).limit(int(limit))
     if code is not None and minion is None:
         with kstore.connect() as conn:
-            row = conn.execute(sa.select(kstore_mod.kiosks.c.minion_id).where(kstore_mod.kiosks.c.code == code)).first()
+            row = conn.execute(sa.select(schema.kiosks.c.minion_id).where(schema.kiosks.c.code == code)).first()
             if row is None:
-                row = conn.execute(sa.select(assets.c.minion_id).where(assets.c.code == code)).first()
+                row = conn.execute(sa.select(schema.assets.c.minion_id).where(schema.assets.c.code == code)).first()
         if row is None:
             raise KioskInputError(f"kiosk {code!r} is unknown (neither an inventory code nor a reported one)")
         minion = row.minion_id
     if minion is not None:
-        query = query.where(asset_history.c.minion_id == minion)
+        query = query.where(schema.asset_history.c.minion_id == minion)
     with kstore.connect() as conn:
         rows = conn.execute(query).all()
     return [

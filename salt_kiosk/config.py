@@ -3,20 +3,9 @@ The ``kiosk:`` section of the master/minion configuration (or pillar).
 
 Keys:
 
-``db``
-    Where the kiosk database lives. Either an SQLAlchemy URL string such as
-    ``mysql+pymysql://kiosk:SECRET@db.example/kiosk`` or a mapping with
-    ``host``, ``port`` (3306), ``user``, ``password`` or ``password_file`` (a file
-    holding the password, so the secret stays out of the config), ``database``
-    and ``driver`` (``mysql+pymysql``). Default: an embedded SQLite file
-    ``<cachedir>/kiosk/kiosk.sqlite3`` (single-box trials, the demo).
-
-``schema_owner``
-    ``true`` where this process may create and upgrade the kiosk schema.
-    Default: true on the master of masters (``order_masters: True``) and for
-    the embedded SQLite store, false everywhere else (relay masters, minions):
-    those only check the schema version and fail with a message to run the
-    migration on the master of masters when it is behind.
+``db`` and ``schema_owner``
+    Where the kiosk database lives and who migrates it: see
+    :mod:`salt_kiosk.db.store`.
 
 ``default_state``
     ``on`` or ``off`` (default ``off``): the desired power state outside every
@@ -44,11 +33,7 @@ Keys:
 """
 
 import ipaddress
-import os
 import zoneinfo
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
 from salt_kiosk import validate
 from salt_kiosk.errors import KioskInputError
@@ -132,77 +117,3 @@ def default_state(opts):
     """
     section = (opts or {}).get("kiosk") or {}
     return validate.power_state(section.get("default_state", "off"))
-
-
-def sqlite_path(opts):
-    """
-    Path of the embedded SQLite database under the daemon's cachedir.
-    """
-    return os.path.join(opts["cachedir"], "kiosk", "kiosk.sqlite3")
-
-
-def schema_owner(opts, url=None):
-    """
-    True when this process may create and upgrade the kiosk schema:
-    ``kiosk:schema_owner`` when set, otherwise the master of masters
-    (``order_masters: True``) and the embedded SQLite store. Relay masters,
-    minions and salt-call never migrate by default.
-    """
-    section = (opts or {}).get("kiosk") or {}
-    if "schema_owner" in section:
-        value = section["schema_owner"]
-        if not isinstance(value, bool):
-            raise KioskInputError(f"kiosk:schema_owner {value!r} is not a boolean (accepted: true or false)")
-        return value
-    if url is not None and url.get_backend_name() == "sqlite":
-        return True
-    return bool((opts or {}).get("order_masters"))
-
-
-def db_url(opts):
-    """
-    Return the SQLAlchemy :class:`~sqlalchemy.engine.URL` of the kiosk database.
-    """
-    section = (opts or {}).get("kiosk") or {}
-    db = section.get("db")
-    if db in (None, ""):
-        return URL.create("sqlite", database=sqlite_path(opts))
-    if isinstance(db, str):
-        try:
-            return make_url(db)
-        except ArgumentError:
-            raise KioskInputError(
-                "kiosk:db is not a database URL (accepted: mysql+pymysql://user:pass@host/db, "
-                "sqlite:////path/file, or a mapping with host, user, database)"
-            ) from None
-    if isinstance(db, dict):
-        unknown = set(db) - {"driver", "host", "port", "user", "password", "password_file", "database", "query"}
-        if unknown:
-            raise KioskInputError(
-                f"kiosk:db has unknown key(s) {sorted(unknown)} (accepted: driver, host, port, "
-                "user, password, password_file, database, query)"
-            )
-        missing = [key for key in ("host", "database") if not db.get(key)]
-        if missing:
-            raise KioskInputError(f"kiosk:db is missing {', '.join(missing)}")
-        password = db.get("password")
-        if db.get("password_file"):
-            try:
-                with open(db["password_file"], encoding="utf-8") as handle:
-                    password = handle.read().strip()
-            except OSError as exc:
-                raise KioskInputError(
-                    f"kiosk:db:password_file {db['password_file']!r} cannot be read: {exc.strerror}"
-                ) from None
-        query = {"charset": "utf8mb4"}
-        query.update(db.get("query") or {})
-        return URL.create(
-            db.get("driver", "mysql+pymysql"),
-            username=db.get("user"),
-            password=password,
-            host=db["host"],
-            port=int(db.get("port", 3306)),
-            database=db["database"],
-            query=query,
-        )
-    raise KioskInputError(f"kiosk:db must be a URL string or a mapping, not {type(db).__name__}")

@@ -10,7 +10,8 @@ import re
 
 import sqlalchemy as sa
 
-from salt_kiosk import jobresults
+from salt_kiosk.db import schema
+from salt_kiosk.jobs import writer as jobresults
 from salt_kiosk.config import campuses as campus_config
 from salt_kiosk.errors import KioskInputError
 
@@ -50,7 +51,7 @@ def report(opts, campus=None, hours=24, now=None):
     since = now - datetime.timedelta(hours=hours)
     results = jobresults.JobResults.get(opts)
     results._ensure_schema()  # pylint: disable=protected-access
-    table = jobresults.events
+    table = schema.events
     with results.engine.connect() as conn:
         rows = conn.execute(
             sa.select(table.c.tag, table.c.data, table.c.alter_time)

@@ -30,7 +30,8 @@ import tempfile
 
 import sqlalchemy as sa
 
-from salt_kiosk import store as kstore
+from salt_kiosk.db import schema
+from salt_kiosk import clock
 from salt_kiosk import validate
 from salt_kiosk.validate import show as shown
 from salt_kiosk.errors import KioskInputError
@@ -388,9 +389,9 @@ def import_text(store, text, label, skip_bad=False, replace=False):
     known = set(store.campus_rows())
     rows, errors = parse_csv(text, known)
     summary = {"added": [], "updated": [], "unchanged": [], "removed": [], "rejected": []}
-    now = kstore.utcnow()
+    now = clock.utcnow()
     with store.begin() as conn:
-        existing = {row.code: row for row in conn.execute(sa.select(kstore.kiosks))}
+        existing = {row.code: row for row in conn.execute(sa.select(schema.kiosks))}
         owner = {row.minion_id: row.code for row in existing.values()}
         incoming = {row["code"] for row in rows}
         accepted = []
@@ -417,18 +418,18 @@ def import_text(store, text, label, skip_bad=False, replace=False):
         if replace:
             gone = sorted(set(existing) - incoming)
             if gone:
-                conn.execute(kstore.kiosks.delete().where(kstore.kiosks.c.code.in_(gone)))
+                conn.execute(schema.kiosks.delete().where(schema.kiosks.c.code.in_(gone)))
             summary["removed"] = gone
         for row in accepted:
             values = {k: row[k] for k in COLUMNS}
             old = existing.get(row["code"])
             if old is None:
-                conn.execute(kstore.kiosks.insert().values(created_at=now, updated_at=now, **values))
+                conn.execute(schema.kiosks.insert().values(created_at=now, updated_at=now, **values))
                 summary["added"].append(row["code"])
             elif _kiosk_dict(old) != values:
                 conn.execute(
-                    kstore.kiosks.update()
-                    .where(kstore.kiosks.c.code == row["code"])
+                    schema.kiosks.update()
+                    .where(schema.kiosks.c.code == row["code"])
                     .values(updated_at=now, **values)
                 )
                 summary["updated"].append(row["code"])
@@ -440,7 +441,7 @@ def import_text(store, text, label, skip_bad=False, replace=False):
 
 
 def _bump_revision(conn):
-    meta = kstore.meta
+    meta = schema.meta
     current = conn.execute(sa.select(meta.c.value).where(meta.c.key == "inventory_revision")).scalar()
     value = str(int(current or 0) + 1)
     if current is None:
@@ -474,9 +475,9 @@ def list_kiosks(store, target="*"):
     Return the kiosks matching ``target`` as dicts, ordered by campus and code.
     """
     kind, value = parse_target(target)
-    query = sa.select(kstore.kiosks).order_by(kstore.kiosks.c.campus, kstore.kiosks.c.code)
+    query = sa.select(schema.kiosks).order_by(schema.kiosks.c.campus, schema.kiosks.c.code)
     if kind == "campus":
-        query = query.where(kstore.kiosks.c.campus == value)
+        query = query.where(schema.kiosks.c.campus == value)
     with store.connect() as conn:
         found = [_kiosk_dict(row) for row in conn.execute(query)]
     if kind == "group":

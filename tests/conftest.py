@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 from pytestshellutils.utils import ports
 
-from salt_kiosk import store, topology
+from salt_kiosk import topology
+from salt_kiosk.db import store
 
 MYSQL_HOST = os.environ.get("KIOSK_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("KIOSK_TEST_MYSQL_PORT", "3306"))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from salt_kiosk import jobresults
+from salt_kiosk.jobs import writer as jobresults
 from tests.conftest import fleet_inventory_csv
 
 pytestmark = pytest.mark.fleet

@@ -42,7 +42,7 @@ def test_job_over_all_kiosks_lands_with_both_master_ids(fleet, fleet_inventory):
     assert prog["masters"] == ["relay-e1", "relay-w1"]
     assert prog["expected"] == 4 and prog["waiting"] == [] and prog["progress"] == 1.0
     # Stored verbatim in MariaDB by the syndic masters' returner.
-    from salt_kiosk import jobresults
+    from salt_kiosk.jobs import writer as jobresults
 
     opts = {"cachedir": "/nonexistent", "kiosk_mysql": {"db": fleet.mom.config["kiosk"]["db"], "master_id": "test"}}
     stored = jobresults.get_jid(opts, jid)
@@ -115,7 +115,7 @@ def test_minion_side_return_through_the_returner(fleet):
     marker = "written by the minion's own returner"
     ret = fleet.salt_cli().run("test.echo", marker, "--return", "kiosk_mysql", minion_tgt="central")
     assert ret.returncode == 0 and ret.data == marker, ret
-    from salt_kiosk import jobresults
+    from salt_kiosk.jobs import writer as jobresults
 
     opts = {"cachedir": "/nonexistent", "kiosk_mysql": {"db": fleet.mom.config["kiosk"]["db"], "master_id": "test"}}
     try:

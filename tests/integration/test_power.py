@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from salt_kiosk import wol
+from salt_kiosk.node import wol
 from tests.conftest import KIOSK_NET
 
 pytestmark = pytest.mark.fleet

@@ -12,7 +12,7 @@ import zoneinfo
 
 import pytest
 
-from salt_kiosk import wol
+from salt_kiosk.node import wol
 from tests.conftest import KIOSK_NET
 
 pytestmark = pytest.mark.fleet

@@ -2,7 +2,7 @@
 
 import pytest
 
-from salt_kiosk import store
+from salt_kiosk.db import store
 
 #: One campus with one relay: enough for the library-level security tests.
 CAMPUSES = {"east": {"timezone": "Asia/Shanghai", "broadcast": "10.1.255.255", "relays": ["relay-e1"]}}

@@ -19,7 +19,12 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk import accounts, jobresults, store
+from salt_kiosk.db import schema
+from salt_kiosk.db import migrations
+from salt_kiosk import clock
+from salt_kiosk.db import accounts
+from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.db import store
 from salt_kiosk.errors import KioskInputError, KioskSchemaError
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, _mysql_admin
 
@@ -30,7 +35,7 @@ pytestmark = pytest.mark.mysql
 def relay_account(mysql_db):
     """A relay account on a database whose schema the owner created."""
     engine = store.make_engine(mysql_db)
-    store.upgrade(engine)
+    migrations.upgrade(engine)
     engine.dispose()
     user = f"kr_{uuid.uuid4().hex[:10]}"
     password = secrets.token_urlsafe(18)
@@ -111,9 +116,9 @@ def test_relay_returner_never_migrates_and_says_where_to(mysql_db, tmp_path, cap
     # The owner created an older schema (version 1 only).
     engine = store.make_engine(mysql_db)
     with engine.begin() as conn:
-        store.schema_table.create(conn)
-        store.MIGRATIONS[0][2](conn)
-        conn.execute(store.schema_table.insert().values(version=1, description="old", applied_at=store.utcnow()))
+        schema.schema_table.create(conn)
+        migrations.MIGRATIONS[0][2](conn)
+        conn.execute(schema.schema_table.insert().values(version=1, description="old", applied_at=clock.utcnow()))
     opts = relay_opts(mysql_db, tmp_path)  # even with the owner's credentials: a relay does not migrate
     results = jobresults.JobResults.get(opts)
     ret = {"jid": "20261125000000000043", "id": "kiosk-e1", "fun": "test.ping", "return": True, "retcode": 0}
@@ -121,14 +126,14 @@ def test_relay_returner_never_migrates_and_says_where_to(mysql_db, tmp_path, cap
         assert results.write("return", results.return_row(ret)) == "spooled"
     assert "run the migration on the master of masters" in caplog.text
     with engine.connect() as conn:
-        assert store.current_version(conn) == 1
+        assert migrations.current_version(conn) == 1
         assert not sa.inspect(conn).has_table("kiosk_returns")
     jobresults.JobResults.dispose_all()
     # Nor does a minion or any master that is not the master of masters opening the store.
     with pytest.raises(KioskSchemaError, match="run the migration on the master of masters"):
         store.open_store({"cachedir": str(tmp_path), "kiosk": {"db": mysql_db}})
     with engine.connect() as conn:
-        assert store.current_version(conn) == 1
+        assert migrations.current_version(conn) == 1
     # The owner does; then the relay's spooled return reaches the database.
     store.open_store({"cachedir": str(tmp_path), "order_masters": True, "kiosk": {"db": mysql_db}})
     results = jobresults.JobResults.get(opts)

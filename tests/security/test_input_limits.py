@@ -25,8 +25,14 @@ import time
 import nmap
 import pytest
 
-from salt_kiosk import config, delivery, inventory, power, rules, store, sweep, validate, wol
-from salt_kiosk import shutdown as kshutdown
+from salt_kiosk import config, inventory, validate
+from salt_kiosk.node import delivery
+from salt_kiosk.power import actions as power
+from salt_kiosk.power import rules
+from salt_kiosk.db import store
+from salt_kiosk.node import sweep
+from salt_kiosk.node import wol
+from salt_kiosk.node import shutdown as kshutdown
 from salt_kiosk.errors import KioskInputError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -120,7 +126,7 @@ def test_shutdown_message_refuses_control_and_bidi_characters(stand_in_shutdown,
 
 WAKE_CHILD = r"""
 import json, socket, sys
-from salt_kiosk import wol
+from salt_kiosk.node import wol
 case = json.loads(sys.argv[1])
 listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 listener.bind(("0.0.0.0", 0))

@@ -18,7 +18,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk import assets, inventory, store, topology, vnc
+from salt_kiosk.db import schema
+from salt_kiosk import assets, inventory, topology, vnc
+from salt_kiosk.db import store
 from tests.conftest import fleet_inventory_csv, throwaway_database
 
 FORGED_IP = "x\nauto_accept: True\n#"
@@ -43,7 +45,7 @@ def _asset_row(fleet, minion):
     engine = sa.create_engine(fleet.mom.config["kiosk"]["db"])
     try:
         with engine.connect() as conn:
-            return conn.execute(sa.select(assets.assets).where(assets.assets.c.minion_id == minion)).first()
+            return conn.execute(sa.select(schema.assets).where(schema.assets.c.minion_id == minion)).first()
     finally:
         engine.dispose()
 
@@ -52,8 +54,8 @@ def _forget_asset(fleet, minion):
     engine = sa.create_engine(fleet.mom.config["kiosk"]["db"])
     try:
         with engine.begin() as conn:
-            conn.execute(assets.assets.delete().where(assets.assets.c.minion_id == minion))
-            conn.execute(assets.asset_history.delete().where(assets.asset_history.c.minion_id == minion))
+            conn.execute(schema.assets.delete().where(schema.assets.c.minion_id == minion))
+            conn.execute(schema.asset_history.delete().where(schema.asset_history.c.minion_id == minion))
     finally:
         engine.dispose()
 
@@ -194,7 +196,7 @@ def test_every_stored_field_is_checked_and_a_bad_one_stored_nowhere(inv):
         assert f"kiosk:{field} grain" in conflict, (field, conflict)
     assert not any(ch in conflict for ch in "\n\r\x1b\x07\u202e"), conflict
     assert "kiosk-e1" not in report["changed"]  # nothing bad became a change
-    row = _rows(inv, assets.assets, "kiosk-e1")[0]
+    row = _rows(inv, schema.assets, "kiosk-e1")[0]
     # The last good values stay where a bad one was reported.
     assert (row.ip, row.mac, row.campus, row.hostname, row.release, row.role) == (
         "10.1.0.11", "02:00:00:00:0e:01", "east", "kiosk-e1", "1.0.0", "kiosk")
@@ -202,7 +204,7 @@ def test_every_stored_field_is_checked_and_a_bad_one_stored_nowhere(inv):
     for field in BAD:
         assert facts.get(field) != BAD[field], (field, facts)
     assert facts["serial"] == "SN1" and facts["cpu_count"] == 4 and "vendor" not in facts
-    assert _rows(inv, assets.asset_history, "kiosk-e1") == []
+    assert _rows(inv, schema.asset_history, "kiosk-e1") == []
     kiosk = inventory.list_kiosks(inv, "id:kiosk-e1")[0]
     assert (kiosk["ip"], kiosk["mac"]) == ("10.1.0.11", "02:00:00:00:0e:01")
 
@@ -211,7 +213,7 @@ def test_bad_code_is_a_conflict_and_not_stored(inv):
     report = assets.apply_grains(inv, {"kiosk-new": good_grain(code="E0\nauto_accept: True", ip="10.1.0.50",
                                                                 mac="02:00:00:00:0e:50")})
     assert "kiosk:code grain" in report["conflicts"]["kiosk-new"]
-    row = _rows(inv, assets.assets, "kiosk-new")[0]
+    row = _rows(inv, schema.assets, "kiosk-new")[0]
     assert row.code is None and row.ip == "10.1.0.50"
     assert "auto_accept" not in row.facts
 
@@ -229,20 +231,20 @@ def test_facts_are_capped(inv):
                                    for i in range(200)})
     report = assets.apply_grains(inv, {"kiosk-e1": grain})
     assert "only its checked fields are kept" in report["conflicts"]["kiosk-e1"]
-    row = _rows(inv, assets.assets, "kiosk-e1")[0]
+    row = _rows(inv, schema.assets, "kiosk-e1")[0]
     assert len(row.facts) <= assets.FACTS_MAX
     facts = json.loads(row.facts)
     assert facts["facts_truncated"] is True and facts["ip"] == "10.1.0.11" and "interfaces" not in facts
     # A grain under the cap is kept whole, as JSON data.
     assets.apply_grains(inv, {"kiosk-e2": good_grain(code="E02", ip="10.1.0.12", mac="02:00:00:00:0e:02",
                                                      interfaces={"eth0": {"ipv4": ["10.1.0.12"]}})})
-    assert json.loads(_rows(inv, assets.assets, "kiosk-e2")[0].facts)["interfaces"] == {"eth0": {"ipv4": ["10.1.0.12"]}}
+    assert json.loads(_rows(inv, schema.assets, "kiosk-e2")[0].facts)["interfaces"] == {"eth0": {"ipv4": ["10.1.0.12"]}}
 
 
 def test_token_lines_are_checked_again_when_written(inv, tmp_path):
     # A row written before the inventory was validated.
     with inv.begin() as conn:
-        conn.execute(store.kiosks.update().where(store.kiosks.c.code == "E02").values(ip=FORGED_IP))
+        conn.execute(schema.kiosks.update().where(schema.kiosks.c.code == "E02").values(ip=FORGED_IP))
     out = tmp_path / "tokens"
     out.mkdir()
     ret = vnc.write_tokens(inv, str(out))

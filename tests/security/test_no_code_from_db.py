@@ -22,7 +22,11 @@ import pytest
 import sqlalchemy as sa
 from pytestshellutils.utils import ports
 
-from salt_kiosk import inventory, rules, scheduler, store, topology
+from salt_kiosk.db import schema
+from salt_kiosk import inventory, topology
+from salt_kiosk.power import rules
+from salt_kiosk.power import engine as scheduler
+from salt_kiosk.db import store
 from tests.conftest import campus_config, fleet_inventory_csv
 
 pytestmark = pytest.mark.fleet
@@ -60,7 +64,7 @@ def utcnow():
 
 def meta(engine):
     with engine.connect() as conn:
-        return dict(conn.execute(sa.select(store.meta.c.key, store.meta.c.value)).all())
+        return dict(conn.execute(sa.select(schema.meta.c.key, schema.meta.c.value)).all())
 
 
 def moment(value):
@@ -234,7 +238,7 @@ def test_engine_loads_no_code_from_the_database(salt_factories, mysql_db, kiosk_
         # stored job is a plain-data document, and the runner reads them.
         assert sorted(j for j in power_jobs() if j.startswith(scheduler.POWER_PREFIX)) == planned
         with engine.connect() as conn:
-            for row in conn.execute(sa.select(store.scheduler_jobs)):
+            for row in conn.execute(sa.select(schema.scheduler_jobs)):
                 scheduler.decode_document(row.id, row.job, key="kiosk")
         status = master.salt_run_cli(timeout=60).run("kiosk_power.engine_status")
         assert status.returncode == 0, status

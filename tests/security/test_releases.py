@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from salt_kiosk import releases
+from salt_kiosk.releases import catalogue as releases
 from salt_kiosk.errors import KioskInputError
 
 

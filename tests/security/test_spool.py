@@ -17,7 +17,7 @@ import pytest
 import salt.config
 import salt.loader
 
-from salt_kiosk import jobresults
+from salt_kiosk.jobs import writer as jobresults
 from salt_kiosk.errors import KioskInputError
 
 ITEM = 100_000

@@ -1,6 +1,6 @@
 import pytest
 
-from salt_kiosk import store
+from salt_kiosk.db import store
 from tests.conftest import throwaway_database
 
 CAMPUSES = {

@@ -1,11 +1,12 @@
 import pytest
 
+from salt_kiosk.db import store
 from salt_kiosk import config
 from salt_kiosk.errors import KioskInputError
 
 
 def test_default_db_is_sqlite_under_cachedir(tmp_path):
-    url = config.db_url({"cachedir": str(tmp_path)})
+    url = store.db_url({"cachedir": str(tmp_path)})
     assert url.get_backend_name() == "sqlite"
     assert url.database == str(tmp_path / "kiosk" / "kiosk.sqlite3")
 
@@ -13,7 +14,7 @@ def test_default_db_is_sqlite_under_cachedir(tmp_path):
 def test_db_mapping_with_password_file(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("s3cr:t@\n")
-    url = config.db_url(
+    url = store.db_url(
         {"kiosk": {"db": {"host": "db.example", "user": "kiosk", "password_file": str(secret), "database": "kiosk"}}}
     )
     assert url.drivername == "mysql+pymysql"
@@ -25,13 +26,13 @@ def test_db_mapping_with_password_file(tmp_path):
 
 def test_db_mapping_errors_name_the_key(tmp_path):
     with pytest.raises(KioskInputError, match="missing host"):
-        config.db_url({"kiosk": {"db": {"database": "kiosk"}}})
+        store.db_url({"kiosk": {"db": {"database": "kiosk"}}})
     with pytest.raises(KioskInputError, match="unknown key"):
-        config.db_url({"kiosk": {"db": {"host": "h", "database": "d", "passwd": "x"}}})
+        store.db_url({"kiosk": {"db": {"host": "h", "database": "d", "passwd": "x"}}})
     with pytest.raises(KioskInputError, match="password_file"):
-        config.db_url({"kiosk": {"db": {"host": "h", "database": "d", "password_file": str(tmp_path / "nope")}}})
+        store.db_url({"kiosk": {"db": {"host": "h", "database": "d", "password_file": str(tmp_path / "nope")}}})
     with pytest.raises(KioskInputError, match="not a database URL"):
-        config.db_url({"kiosk": {"db": "not a url"}})
+        store.db_url({"kiosk": {"db": "not a url"}})
 
 
 def test_campuses_validated():

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from salt_kiosk import delivery
+from salt_kiosk.node import delivery
 from salt_kiosk.errors import KioskInputError
 
 

@@ -8,13 +8,17 @@ import socket
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk import jobresults, store
+from salt_kiosk.db import schema
+from salt_kiosk.db import migrations
+from salt_kiosk import clock
+from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.db import store
 
 
 def owner_creates_schema(url):
     """The master of masters creates the schema; relays' returners never migrate."""
     engine = store.make_engine(url)
-    store.upgrade(engine)
+    migrations.upgrade(engine)
     engine.dispose()
 
 
@@ -56,7 +60,7 @@ def test_same_jid_from_two_masters_is_one_job_and_no_error(master):
     west.write("return", west.return_row(ret("20261125000000000001", "kiosk-w1", True)))
     west.write("return", west.return_row(ret("20261125000000000001", "kiosk-e1", True)))  # duplicate
     opts = master("relay-e1")
-    assert count(opts, jobresults.jobs) == 1
+    assert count(opts, schema.jobs) == 1
     got = jobresults.get_jid(opts, "20261125000000000001")
     assert sorted(got) == ["kiosk-e1", "kiosk-w1"]
     assert got["kiosk-e1"]["master_id"] == "relay-e1" and got["kiosk-w1"]["master_id"] == "relay-w1"
@@ -80,10 +84,10 @@ def test_event_batch_in_one_write(master):
     results = jobresults.JobResults.get(opts)
     batch = [{"tag": f"kiosk/test/{i}", "data": {"i": i, "q": "'\\\""}} for i in range(500)]
     assert results.write("events", results.event_rows(batch)) == "written"
-    assert count(opts, jobresults.events) == 500
+    assert count(opts, schema.events) == 500
     with results.engine.connect() as conn:
-        stored = conn.execute(sa.select(jobresults.events.c.tag, jobresults.events.c.data)
-                              .where(jobresults.events.c.tag == "kiosk/test/7")).one()
+        stored = conn.execute(sa.select(schema.events.c.tag, schema.events.c.data)
+                              .where(schema.events.c.tag == "kiosk/test/7")).one()
     assert json.loads(stored.data) == {"i": 7, "q": "'\\\""}
 
 
@@ -112,7 +116,7 @@ def test_unreachable_database_spools_and_replays_in_order_without_duplicates(mys
     assert len(online.spool) == 0
     opts = master("relay-e1")
     assert sorted(jobresults.get_jid(opts, "20261125000000000003")) == [f"kiosk-{i}" for i in range(6)]
-    assert count(opts, jobresults.events) == 1
+    assert count(opts, schema.events) == 1
     assert online.flush() == 0  # nothing left, nothing twice
 
 
@@ -134,8 +138,8 @@ def test_filters_and_cleanup(master):
     assert [j["jid"] for j in jobresults.get_jids_filter(opts, 10)] == ["20261125000000000010"]
     assert len(jobresults.get_jids_filter(opts, 10, filter_find_job=False)) == 2
     with results.engine.begin() as conn:
-        conn.execute(jobresults.jobs.update().where(jobresults.jobs.c.jid == "20261125000000000010")
-                     .values(created_at=store.utcnow().replace(year=2020)))
+        conn.execute(schema.jobs.update().where(schema.jobs.c.jid == "20261125000000000010")
+                     .values(created_at=clock.utcnow().replace(year=2020)))
     assert jobresults.clean_old_jobs(opts) == 1
     assert list(jobresults.get_jids(opts)) == ["20261125000000000011"]
 

@@ -6,7 +6,8 @@ publishing path is covered in tests/integration/test_power.py.
 
 import pytest
 
-from salt_kiosk import inventory, power
+from salt_kiosk import inventory
+from salt_kiosk.power import actions as power
 from salt_kiosk.errors import KioskInputError
 
 CSV = (
@@ -118,7 +119,7 @@ def test_shutdown_per_kiosk_and_test_mode(loaded):
 
 
 def test_bad_event_ids_and_sweep_timeouts_are_clear_errors(loaded):
-    from salt_kiosk import verify
+    from salt_kiosk.power import verify
 
     for bad in ("abc", 0, -3, None):
         with pytest.raises(KioskInputError, match="is not a power event id"):

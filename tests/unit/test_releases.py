@@ -8,7 +8,8 @@ import tarfile
 
 import pytest
 
-from salt_kiosk import delivery, releases
+from salt_kiosk.node import delivery
+from salt_kiosk.releases import catalogue as releases
 from salt_kiosk.errors import KioskInputError
 
 
@@ -94,7 +95,7 @@ def test_rollback_without_history_is_refused(opts, kstore):
 
 
 def test_publish_without_relays_changes_nothing(tmp_path):
-    from salt_kiosk import store
+    from salt_kiosk.db import store
 
     opts = {"cachedir": str(tmp_path), "kiosk": {}}
     path = tmp_path / "a.bin"

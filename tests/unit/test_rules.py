@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from salt_kiosk import rules
+from salt_kiosk.power import rules
 from salt_kiosk.errors import KioskInputError
 
 BASE = {"state": "on", "days": "mon-fri", "start": "07:30", "end": "18:00"}
@@ -89,7 +89,7 @@ def test_priority_range(kstore):
 
 
 def test_editing_a_rule_does_not_make_it_outrank_newer_rules(kstore):
-    from salt_kiosk import schedule
+    from salt_kiosk.power import schedule
 
     rules.add(kstore, "weekday", **BASE)
     rules.add(kstore, "closure", state="off", days="mon-fri", start="00:00", end="24:00")

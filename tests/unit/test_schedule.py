@@ -2,9 +2,9 @@ import datetime
 
 import pytest
 
-from salt_kiosk import schedule
+from salt_kiosk.power import schedule
 from salt_kiosk.errors import KioskInputError
-from salt_kiosk.rules import Rule
+from salt_kiosk.power.rules import Rule
 
 CAMPUSES = {"east": {"timezone": "Asia/Shanghai"}, "west": {"timezone": "Europe/Berlin"}}
 W1 = {"minion_id": "kiosk-w1", "code": "W1", "campus": "west", "groups": ["opd"]}

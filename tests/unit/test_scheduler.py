@@ -15,7 +15,11 @@ import pickle
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk import inventory, rules, scheduler, store
+from salt_kiosk.db import schema
+from salt_kiosk.db import migrations
+from salt_kiosk import inventory
+from salt_kiosk.power import rules
+from salt_kiosk.power import engine as scheduler
 
 UTC = datetime.timezone.utc
 CSV = (
@@ -67,7 +71,7 @@ def set_last_tick(kstore, moment):
 
 def runs(kstore):
     with kstore.connect() as conn:
-        return [(r.minion_id, r.state, r.status) for r in conn.execute(sa.select(scheduler.kstore_mod.schedule_runs).order_by("at"))]
+        return [(r.minion_id, r.state, r.status) for r in conn.execute(sa.select(scheduler.schema.schedule_runs).order_by("at"))]
 
 
 def test_plan_is_materialised_in_the_database_job_store(opts, loaded):
@@ -200,7 +204,7 @@ def job_fields(job):
 
 def stored_rows(kstore):
     with kstore.connect() as conn:
-        return {row.id: row for row in conn.execute(sa.select(store.scheduler_jobs))}
+        return {row.id: row for row in conn.execute(sa.select(schema.scheduler_jobs))}
 
 
 def test_job_store_round_trips_the_engines_jobs(opts, loaded):
@@ -258,7 +262,7 @@ def test_job_store_refuses_anything_but_the_engines_functions(opts, loaded):
 def bad_rows(key, marker):
     """Stored jobs the engine must refuse: (id, job text)."""
     good = {
-        "version": 1, "id": None, "name": "run_transition", "func": "salt_kiosk.scheduler:run_transition",
+        "version": 1, "id": None, "name": "run_transition", "func": "salt_kiosk.power.engine:run_transition",
         "args": [key, AT.isoformat(), "on", "morning", ["kiosk-e1"]],
         "trigger": {"type": "date", "run_date": AT.isoformat()},
         "executor": "default", "misfire_grace_time": 600, "coalesce": True, "max_instances": 1,
@@ -271,8 +275,8 @@ def bad_rows(key, marker):
         ("kiosk-power:pickled", pickle.dumps(Touch(marker), protocol=0).decode("ascii")),
         doc("kiosk-power:os-system", func="os:system", args=[f"touch {marker}"]),
         doc("kiosk-power:posix-system", func="posix:system", args=[key, f"touch {marker}"]),
-        doc("kiosk-power:library-function", func="salt_kiosk.power:wake", args=[key]),
-        doc("kiosk-power:engine-class", func="salt_kiosk.scheduler:Engine", args=[key]),
+        doc("kiosk-power:library-function", func="salt_kiosk.power.actions:wake", args=[key]),
+        doc("kiosk-power:engine-class", func="salt_kiosk.power.engine:Engine", args=[key]),
         doc("kiosk-power:bad-state", args=[key, AT.isoformat(), "reboot", None, ["kiosk-e1"]]),
         doc("kiosk-power:no-minions", args=[key, AT.isoformat(), "on", None, []]),
         doc("kiosk-power:naive-time", args=[key, "2026-12-01T00:00:00", "on", None, ["kiosk-e1"]]),
@@ -281,7 +285,7 @@ def bad_rows(key, marker):
         doc("kiosk-power:kwargs", kwargs={"x": 1}),
         doc("kiosk-power:executor", executor="processpool"),
         doc("kiosk-power:id-mismatch", id="kiosk-power:other"),
-        doc("kiosk-sweep:bad-event", func="salt_kiosk.scheduler:run_sweep", args=[key, "1; drop", 1, True]),
+        doc("kiosk-sweep:bad-event", func="salt_kiosk.power.engine:run_sweep", args=[key, "1; drop", 1, True]),
         doc("kiosk-power:nan", misfire_grace_time=float("nan")),
         ("kiosk-power:not-json", "{'func': 'os:system'}"),
         ("kiosk-power:json-list", "[]"),
@@ -298,7 +302,7 @@ def test_job_store_drops_invalid_rows_without_running_them(opts, loaded, tmp_pat
         past = (datetime.datetime.now(UTC) - datetime.timedelta(minutes=1)).timestamp()
         with loaded.begin() as conn:
             for job_id, text in bad_rows(engine.key, str(marker)):
-                conn.execute(store.scheduler_jobs.insert().values(id=job_id, next_run_time=past, job=text))
+                conn.execute(schema.scheduler_jobs.insert().values(id=job_id, next_run_time=past, job=text))
         # Status shows none of them, even before the engine dropped them.
         status = scheduler.status(loaded, limit=50)
         assert {(t["state"], t["rule"]) for t in status["next_transitions"]} == {("on", "morning"), ("off", None)}
@@ -322,14 +326,38 @@ def test_job_store_drops_invalid_rows_without_running_them(opts, loaded, tmp_pat
 def test_migration_drops_the_pickled_job_table_unread(kstore, tmp_path):
     marker = tmp_path / "ran-from-db"
     with kstore.begin() as conn:
-        conn.execute(store.schema_table.delete().where(store.schema_table.c.version == 9))
+        conn.execute(schema.schema_table.delete().where(schema.schema_table.c.version >= 9))
     old = sa.Table("kiosk_apscheduler_jobs", sa.MetaData(), sa.Column("id", sa.Unicode(191), primary_key=True),
                    sa.Column("next_run_time", sa.Float(25), index=True), sa.Column("job_state", sa.LargeBinary, nullable=False))
     old.create(kstore.engine)
     with kstore.begin() as conn:
         conn.execute(old.insert().values(id=scheduler.TICK_JOB, next_run_time=0.0, job_state=pickle.dumps(Touch(str(marker)))))
-    assert store.upgrade(kstore.engine) == [9]
+    assert migrations.upgrade(kstore.engine) == [9, 10]
     with kstore.connect() as conn:
         assert not sa.inspect(conn).has_table("kiosk_apscheduler_jobs")
         assert sa.inspect(conn).has_table(scheduler.JOBSTORE_TABLE)
     assert not marker.exists()
+
+
+def test_migration_renames_the_engine_functions_of_stored_jobs(kstore):
+    """Jobs stored before the engine moved to salt_kiosk.power.engine still load after schema 10."""
+    key = "kiosk"
+    document = {
+        "version": 1, "id": "kiosk-power:moved", "name": "run_transition",
+        "func": "salt_kiosk.scheduler:run_transition",
+        "args": [key, AT.isoformat(), "on", "morning", ["kiosk-e1"]],
+        "trigger": {"type": "date", "run_date": AT.isoformat()},
+        "executor": "default", "misfire_grace_time": 600, "coalesce": True, "max_instances": 1,
+    }
+    with kstore.begin() as conn:
+        conn.execute(schema.scheduler_jobs.insert().values(id="kiosk-power:moved", next_run_time=0.0,
+                                                           job=json.dumps(document)))
+        conn.execute(schema.schema_table.delete().where(schema.schema_table.c.version == 10))
+    with pytest.raises(scheduler.InvalidJobRow):  # the old reference is not an engine function any more
+        scheduler.decode_document("kiosk-power:moved", json.dumps(document), key=key)
+    assert migrations.upgrade(kstore.engine) == [10]
+    with kstore.connect() as conn:
+        text = conn.execute(sa.select(schema.scheduler_jobs.c.job)).scalar_one()
+    assert json.loads(text)["func"] == "salt_kiosk.power.engine:run_transition"
+    func_ref, _document = scheduler.decode_document("kiosk-power:moved", text, key=key)
+    assert scheduler.JOB_FUNCTIONS[func_ref] is scheduler.run_transition

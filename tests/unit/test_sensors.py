@@ -2,7 +2,8 @@
 
 import pytest
 
-from salt_kiosk import jobresults, sensors
+from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.node import sensors
 from salt_kiosk.envreport import report
 from salt_kiosk.errors import KioskInputError
 

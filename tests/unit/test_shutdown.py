@@ -1,6 +1,6 @@
 import pytest
 
-from salt_kiosk import shutdown
+from salt_kiosk.node import shutdown
 from salt_kiosk.errors import KioskInputError
 
 

@@ -1,29 +1,31 @@
 import sqlalchemy as sa
 
-from salt_kiosk import store
+from salt_kiosk.db import schema
+from salt_kiosk.db import migrations
+from salt_kiosk.db import store
 
 
 def test_schema_created_and_versioned(kstore):
     with kstore.connect() as conn:
-        assert store.current_version(conn) == store.SCHEMA_VERSION
+        assert migrations.current_version(conn) == migrations.SCHEMA_VERSION
         names = set(sa.inspect(conn).get_table_names())
     assert {"kiosk_schema", "kiosk_campuses", "kiosk_kiosks"} <= names
 
 
 def test_upgrade_is_idempotent(kstore):
-    assert store.upgrade(kstore.engine) == []
-    assert store.upgrade(kstore.engine) == []
+    assert migrations.upgrade(kstore.engine) == []
+    assert migrations.upgrade(kstore.engine) == []
     with kstore.connect() as conn:
-        rows = conn.execute(sa.select(store.schema_table.c.version)).scalars().all()
-    assert rows == [v for v, _d, _s in store.MIGRATIONS]
+        rows = conn.execute(sa.select(schema.schema_table.c.version)).scalars().all()
+    assert rows == [v for v, _d, _s in migrations.MIGRATIONS]
 
 
 def test_upgrade_applies_only_new_steps(kstore, monkeypatch):
     calls = []
-    extra = (store.SCHEMA_VERSION + 1, "test step", lambda conn: calls.append(conn.dialect.name))
-    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS + (extra,))
-    assert store.upgrade(kstore.engine) == [store.SCHEMA_VERSION + 1]
-    assert store.upgrade(kstore.engine) == []
+    extra = (migrations.SCHEMA_VERSION + 1, "test step", lambda conn: calls.append(conn.dialect.name))
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + (extra,))
+    assert migrations.upgrade(kstore.engine) == [migrations.SCHEMA_VERSION + 1]
+    assert migrations.upgrade(kstore.engine) == []
     assert len(calls) == 1
 
 

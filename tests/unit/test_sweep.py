@@ -6,7 +6,7 @@ this test creates (198.18.0.0/22, some present, some absent).
 import nmap
 import pytest
 
-from salt_kiosk import sweep
+from salt_kiosk.node import sweep
 from salt_kiosk.errors import KioskInputError
 from tests.netns import namespace
 

@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from salt_kiosk import wol
+from salt_kiosk.node import wol
 from salt_kiosk.errors import KioskInputError
 
 

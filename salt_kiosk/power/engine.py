@@ -3,8 +3,8 @@ The power schedule engine: APScheduler with its job store in the kiosk
 database.
 
 The engine materialises the upcoming transitions of every kiosk (see
-:mod:`salt_kiosk.schedule`) as APScheduler date jobs, one per (instant, new
-state, deciding rule), and executes each through :func:`salt_kiosk.power.wake`
+:mod:`salt_kiosk.power.schedule`) as APScheduler date jobs, one per (instant, new
+state, deciding rule), and executes each through :func:`salt_kiosk.power.actions.wake`
 or :func:`salt_kiosk.power.shutdown` for the kiosks it concerns. It re-plans
 when rules or the inventory change and, as a safety net, whenever the rule or
 inventory revision in the database moved or the plan is older than
@@ -68,13 +68,16 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import IntegrityError
 
-from salt_kiosk import config, fanout, inventory, power, rules, schedule
-from salt_kiosk import store as kstore_mod
+from salt_kiosk.db import schema
+from salt_kiosk import config, fanout, inventory
+from salt_kiosk.power import actions as power
+from salt_kiosk.power import rules
+from salt_kiosk.power import schedule
 
 log = logging.getLogger(__name__)
 
 UTC = datetime.timezone.utc
-JOBSTORE_TABLE = kstore_mod.scheduler_jobs.name
+JOBSTORE_TABLE = schema.scheduler_jobs.name
 POWER_PREFIX = "kiosk-power:"
 SWEEP_PREFIX = "kiosk-sweep:"
 TICK_JOB = "kiosk-engine-tick"
@@ -125,12 +128,12 @@ def _naive(moment):
 
 
 def _get_meta(conn, key):
-    return conn.execute(sa.select(kstore_mod.meta.c.value).where(kstore_mod.meta.c.key == key)).scalar()
+    return conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.key == key)).scalar()
 
 
 def _set_meta(conn, key, value):
-    if not conn.execute(kstore_mod.meta.update().where(kstore_mod.meta.c.key == key).values(value=value)).rowcount:
-        conn.execute(kstore_mod.meta.insert().values(key=key, value=value))
+    if not conn.execute(schema.meta.update().where(schema.meta.c.key == key).values(value=value)).rowcount:
+        conn.execute(schema.meta.insert().values(key=key, value=value))
 
 
 # -- the job store: plain data, no pickle ------------------------------------
@@ -367,7 +370,7 @@ class PlainJobStore(BaseJobStore):
         super().__init__()
         self.engine = engine
         self.key = key
-        self.table = kstore_mod.scheduler_jobs
+        self.table = schema.scheduler_jobs
 
     # -- rows <-> jobs ---------------------------------------------------
 
@@ -473,10 +476,10 @@ class PlainJobStore(BaseJobStore):
 
 def default_sweep_hook(engine, event_id, index, final):
     """
-    Run verification sweep ``index`` of a power event (see :mod:`salt_kiosk.verify`);
+    Run verification sweep ``index`` of a power event (see :mod:`salt_kiosk.power.verify`);
     announce it on the master bus as ``kiosk/power/sweep`` with its counts.
     """
-    from salt_kiosk import verify  # pylint: disable=import-outside-toplevel
+    from salt_kiosk.power import verify  # pylint: disable=import-outside-toplevel
 
     try:
         summary = verify.verify(engine.kstore, engine.opts, event_id, sweep=index, final=final,
@@ -517,7 +520,7 @@ class Engine:
 
     def start(self):
         """Open the store, catch up on missed transitions, plan and start APScheduler."""
-        from salt_kiosk import store  # pylint: disable=import-outside-toplevel
+        from salt_kiosk.db import store  # pylint: disable=import-outside-toplevel
 
         self.kstore = store.open_store(self.opts)
         self.scheduler = BackgroundScheduler(
@@ -650,7 +653,7 @@ class Engine:
         for minion in minions:
             try:
                 with self.kstore.begin() as conn:
-                    conn.execute(kstore_mod.schedule_runs.insert().values(
+                    conn.execute(schema.schedule_runs.insert().values(
                         at=naive_at, minion_id=minion, state=state, rule=rule, status=status,
                         recorded_at=_naive(self.clock()),
                     ))
@@ -703,9 +706,9 @@ class Engine:
     def _finish(self, at, minions, status, event_id):
         with self.kstore.begin() as conn:
             conn.execute(
-                kstore_mod.schedule_runs.update()
-                .where(kstore_mod.schedule_runs.c.at == _naive(at))
-                .where(kstore_mod.schedule_runs.c.minion_id.in_(minions))
+                schema.schedule_runs.update()
+                .where(schema.schedule_runs.c.at == _naive(at))
+                .where(schema.schedule_runs.c.minion_id.in_(minions))
                 .values(status=status, event_id=event_id)
             )
 
@@ -738,14 +741,14 @@ def status(kstore, limit=10, key="kiosk"):
         meta = {key: _get_meta(conn, key) for key in ("engine_started_at", "engine_last_tick", "engine_last_plan",
                                                      "rules_revision", "inventory_revision")}
         counts = dict(conn.execute(
-            sa.select(kstore_mod.schedule_runs.c.status, sa.func.count()).group_by(kstore_mod.schedule_runs.c.status)
+            sa.select(schema.schedule_runs.c.status, sa.func.count()).group_by(schema.schedule_runs.c.status)
         ).all())
         missed = conn.execute(
-            sa.select(kstore_mod.schedule_runs).where(kstore_mod.schedule_runs.c.status == "missed")
-            .order_by(kstore_mod.schedule_runs.c.at.desc()).limit(limit)
+            sa.select(schema.schedule_runs).where(schema.schedule_runs.c.status == "missed")
+            .order_by(schema.schedule_runs.c.at.desc()).limit(limit)
         ).all()
         upcoming = []
-        jobs = kstore_mod.scheduler_jobs
+        jobs = schema.scheduler_jobs
         rows = conn.execute(
             sa.select(jobs.c.id, jobs.c.next_run_time, jobs.c.job)
             .where(jobs.c.id.like(POWER_PREFIX + "%")).where(jobs.c.next_run_time.is_not(None))

@@ -15,8 +15,11 @@ fired for each kiosk still wrong, and one summary ``kiosk/power/verified``.
 
 import sqlalchemy as sa
 
-from salt_kiosk import fanout, inventory, power, sweep as ksweep, validate
-from salt_kiosk import store as kstore_mod
+from salt_kiosk.db import schema
+from salt_kiosk import clock
+from salt_kiosk import fanout, inventory, validate
+from salt_kiosk.power import actions as power
+from salt_kiosk.node import sweep as ksweep
 from salt_kiosk.errors import KioskInputError
 
 EXPECTED = {"wake": "on", "shutdown": "off", "reboot": "on"}
@@ -114,10 +117,10 @@ def verify(kstore, opts, event_id, sweep=1, final=True, fire=None, ports=None, t
         raise KioskInputError(f"event: power event {event_id} has action {event['action']!r}, which cannot be verified")
     minions = sorted(event["kiosks"])
     results = check(kstore, opts, expect=expected, minions=minions, ports=ports, timeout=timeout, publish=publish)
-    now = kstore_mod.utcnow()
+    now = clock.utcnow()
     with kstore.begin() as conn:
         conn.execute(
-            kstore_mod.sweep_results.insert(),
+            schema.sweep_results.insert(),
             [
                 {"event_id": event["id"], "sweep": int(sweep), "minion_id": minion, "expected": r["expected"],
                  "observed": r["observed"], "network": r["network"], "salt": r["salt"], "ok": r["ok"],
@@ -154,7 +157,7 @@ def verify(kstore, opts, event_id, sweep=1, final=True, fire=None, ports=None, t
 
 def results_for(kstore, event_id):
     """Stored sweep outcomes of one power event, per sweep and kiosk."""
-    table = kstore_mod.sweep_results
+    table = schema.sweep_results
     event_id = power.check_event_id(event_id)
     with kstore.connect() as conn:
         rows = conn.execute(

@@ -21,7 +21,9 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from salt_kiosk import inventory, store as kstore_mod, validate
+from salt_kiosk.db import schema
+from salt_kiosk import clock
+from salt_kiosk import inventory, validate
 from salt_kiosk.errors import KioskInputError
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -277,29 +279,29 @@ def desired(name, **fields):
 
 
 def _next_revision(conn):
-    current = conn.execute(sa.select(sa.func.max(kstore_mod.rules.c.revision))).scalar() or 0
-    counter = conn.execute(sa.select(kstore_mod.meta.c.value).where(kstore_mod.meta.c.key == "rules_revision")).scalar()
+    current = conn.execute(sa.select(sa.func.max(schema.rules.c.revision))).scalar() or 0
+    counter = conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.key == "rules_revision")).scalar()
     return max(current, int(counter or 0)) + 1
 
 
 def _bump(conn, revision):
     updated = conn.execute(
-        kstore_mod.meta.update().where(kstore_mod.meta.c.key == "rules_revision").values(value=str(revision))
+        schema.meta.update().where(schema.meta.c.key == "rules_revision").values(value=str(revision))
     ).rowcount
     if not updated:
-        conn.execute(kstore_mod.meta.insert().values(key="rules_revision", value=str(revision)))
+        conn.execute(schema.meta.insert().values(key="rules_revision", value=str(revision)))
 
 
 def rules_revision(kstore):
     """The revision counter of the rule set: changes whenever a rule is added, updated or removed."""
     with kstore.connect() as conn:
-        value = conn.execute(sa.select(kstore_mod.meta.c.value).where(kstore_mod.meta.c.key == "rules_revision")).scalar()
+        value = conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.key == "rules_revision")).scalar()
     return int(value or 0)
 
 
 def get(kstore, name):
     with kstore.connect() as conn:
-        row = conn.execute(sa.select(kstore_mod.rules).where(kstore_mod.rules.c.name == parse_name(name))).first()
+        row = conn.execute(sa.select(schema.rules).where(schema.rules.c.name == parse_name(name))).first()
     return _row_dict(row) if row else None
 
 
@@ -308,13 +310,13 @@ def add(kstore, name, **fields):
     name = parse_name(name)
     values = normalise(fields)
     check_whole(values)
-    now = kstore_mod.utcnow()
+    now = clock.utcnow()
     try:
         with kstore.begin() as conn:
-            if conn.execute(sa.select(kstore_mod.rules.c.name).where(kstore_mod.rules.c.name == name)).first():
+            if conn.execute(sa.select(schema.rules.c.name).where(schema.rules.c.name == name)).first():
                 raise KioskInputError(f"name: a rule named {name!r} already exists (use rule_update to change it)")
             revision = _next_revision(conn)
-            conn.execute(kstore_mod.rules.insert().values(
+            conn.execute(schema.rules.insert().values(
                 name=name, revision=revision, created_revision=revision, created_at=now, updated_at=now, **values
             ))
             _bump(conn, revision)
@@ -330,7 +332,7 @@ def update(kstore, name, **fields):
         raise KioskInputError(f"nothing to update for rule {name!r} (accepted fields: {', '.join(FIELDS)})")
     changes = normalise(fields, partial=True)
     with kstore.begin() as conn:
-        row = conn.execute(sa.select(kstore_mod.rules).where(kstore_mod.rules.c.name == name)).first()
+        row = conn.execute(sa.select(schema.rules).where(schema.rules.c.name == name)).first()
         if row is None:
             raise KioskInputError(f"name: no rule named {name!r}")
         merged = {key: getattr(row, key) for key in ("state", "start_min", "end_min", "days", "dates", "valid_from", "valid_until", "target", "priority")}
@@ -341,8 +343,8 @@ def update(kstore, name, **fields):
             return old, old
         revision = _next_revision(conn)
         conn.execute(
-            kstore_mod.rules.update().where(kstore_mod.rules.c.name == name)
-            .values(revision=revision, updated_at=kstore_mod.utcnow(), **changes)
+            schema.rules.update().where(schema.rules.c.name == name)
+            .values(revision=revision, updated_at=clock.utcnow(), **changes)
         )
         _bump(conn, revision)
     return old, get(kstore, name)
@@ -352,19 +354,19 @@ def remove(kstore, name):
     """Delete a rule; return it. A missing rule is refused."""
     name = parse_name(name)
     with kstore.begin() as conn:
-        row = conn.execute(sa.select(kstore_mod.rules).where(kstore_mod.rules.c.name == name)).first()
+        row = conn.execute(sa.select(schema.rules).where(schema.rules.c.name == name)).first()
         if row is None:
             raise KioskInputError(f"name: no rule named {name!r}")
-        conn.execute(kstore_mod.rules.delete().where(kstore_mod.rules.c.name == name))
+        conn.execute(schema.rules.delete().where(schema.rules.c.name == name))
         _bump(conn, _next_revision(conn))
     return _row_dict(row)
 
 
 def list_rules(kstore, target=None):
     """All rules (or those with exactly this target), highest priority first."""
-    query = sa.select(kstore_mod.rules).order_by(kstore_mod.rules.c.priority.desc(), kstore_mod.rules.c.name)
+    query = sa.select(schema.rules).order_by(schema.rules.c.priority.desc(), schema.rules.c.name)
     if target is not None:
-        query = query.where(kstore_mod.rules.c.target == parse_target(target)[0])
+        query = query.where(schema.rules.c.target == parse_target(target)[0])
     with kstore.connect() as conn:
         return [_row_dict(row) for row in conn.execute(query)]
 
@@ -372,7 +374,7 @@ def list_rules(kstore, target=None):
 def load(kstore):
     """Rules as :class:`Rule` objects for schedule computation."""
     with kstore.connect() as conn:
-        return [Rule.from_row(row) for row in conn.execute(sa.select(kstore_mod.rules))]
+        return [Rule.from_row(row) for row in conn.execute(sa.select(schema.rules))]
 
 
 class Rule:

@@ -17,7 +17,7 @@ Where things live:
 Hop 1 runs over HTTP: while ``stage`` runs, the master of masters serves the
 one release file, on one configured address, under one random path per relay
 that answers a single GET; each relay's minion fetches it with
-:func:`salt_kiosk.delivery.deliver` (md5 checked while streaming) and the server
+:func:`salt_kiosk.node.delivery.deliver` (md5 checked while streaming) and the server
 stops when staging ends. Hop 2 uses the same function with a ``salt://`` source
 and the md5 recorded centrally.
 
@@ -85,9 +85,11 @@ import urllib.request
 import sqlalchemy as sa
 from packaging.version import InvalidVersion, Version
 
-from salt_kiosk import delivery, fanout
-from salt_kiosk import power as kpower
-from salt_kiosk import store as kstore_mod
+from salt_kiosk.db import schema
+from salt_kiosk import clock
+from salt_kiosk import fanout
+from salt_kiosk.node import delivery
+from salt_kiosk.power import actions as kpower
 from salt_kiosk.config import campuses as campus_config
 from salt_kiosk.errors import KioskInputError
 from salt_kiosk.files import CHUNK, fsync_dir, md5_file, write_atomically
@@ -193,7 +195,7 @@ def _row(row):
 def list_releases(kstore):
     """Every release, oldest first (publishing order)."""
     with kstore.connect() as conn:
-        rows = conn.execute(sa.select(kstore_mod.releases).order_by(kstore_mod.releases.c.seq)).all()
+        rows = conn.execute(sa.select(schema.releases).order_by(schema.releases.c.seq)).all()
     return [_row(row) for row in rows]
 
 
@@ -560,11 +562,11 @@ def all_relays(opts):
 
 
 def _record_stages(kstore, version, outcome):
-    table = kstore_mod.release_stages
+    table = schema.release_stages
     with kstore.begin() as conn:
         conn.execute(table.delete().where(table.c.version == version))
         rows = [
-            {"version": version, "relay": relay, "ok": ok, "error": error, "staged_at": kstore_mod.utcnow()}
+            {"version": version, "relay": relay, "ok": ok, "error": error, "staged_at": clock.utcnow()}
             for relay, (ok, error) in outcome.items()
         ]
         if rows:
@@ -647,11 +649,11 @@ def _stream_to_scratch(store_dir, chunks):
 
 def _record(kstore, release_row):
     """Insert the release row; return the row that exists afterwards (ours or a concurrent one)."""
-    table = kstore_mod.releases
+    table = schema.releases
     try:
         with kstore.begin() as conn:
             seq = (conn.execute(sa.select(sa.func.max(table.c.seq))).scalar() or 0) + 1
-            conn.execute(table.insert().values(seq=seq, created_at=kstore_mod.utcnow(), **release_row))
+            conn.execute(table.insert().values(seq=seq, created_at=clock.utcnow(), **release_row))
     except sa.exc.IntegrityError:
         pass  # published concurrently: compare with what is there
     return get_release(kstore, release_row["version"])
@@ -788,8 +790,8 @@ def _state_outcome(ret):
 
 
 def record_kiosk(kstore, minion_id, **values):
-    table = kstore_mod.release_kiosks
-    values["seen_at"] = kstore_mod.utcnow()
+    table = schema.release_kiosks
+    values["seen_at"] = clock.utcnow()
     with kstore.begin() as conn:
         updated = conn.execute(table.update().where(table.c.minion_id == minion_id).values(**values)).rowcount
         if not updated:
@@ -854,7 +856,7 @@ def status(opts, kstore, target="*", timeout=30):
     latest = latest_release(kstore)
     jobs = {"release": {"tgt": [k["minion_id"] for k in kiosks], "fun": "kiosk.release"}}
     answers = fanout.run_jobs(opts, jobs, timeout)["release"]
-    table = kstore_mod.release_kiosks
+    table = schema.release_kiosks
     with kstore.connect() as conn:
         known = {row.minion_id: row for row in conn.execute(sa.select(table)).all()}
     report = {
@@ -887,7 +889,7 @@ def status(opts, kstore, target="*", timeout=30):
     if latest:
         with kstore.connect() as conn:
             rows = conn.execute(
-                sa.select(kstore_mod.release_stages).where(kstore_mod.release_stages.c.version == latest["version"])
+                sa.select(schema.release_stages).where(schema.release_stages.c.version == latest["version"])
             ).all()
         report["stages"] = {row.relay: ("staged" if row.ok else row.error) for row in rows}
     return report

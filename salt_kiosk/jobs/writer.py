@@ -41,9 +41,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from salt_kiosk import config as kconfig
-from salt_kiosk import store as kstore_mod
-from salt_kiosk.errors import KioskInputError, KioskSchemaError
+from salt_kiosk.db import schema
+from salt_kiosk.db import migrations
+from salt_kiosk import clock
+from salt_kiosk.db import store
+from salt_kiosk.errors import KioskInputError, KioskSchemaError, KioskStoreError
 from salt_kiosk.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -52,61 +54,10 @@ DEFAULT_SPOOL_MAX = 100_000
 DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_RETRY_AFTER = 10
 
-_BIG = sa.Text().with_variant(mysql_dialect.LONGTEXT(), "mysql", "mariadb")
-
-jobs = sa.Table(
-    "kiosk_jobs",
-    kstore_mod.metadata,
-    sa.Column("jid", sa.String(32), primary_key=True),
-    sa.Column("fun", sa.String(255), nullable=True, index=True),
-    sa.Column("tgt", sa.Text, nullable=True),
-    sa.Column("load", _BIG, nullable=False),
-    sa.Column("master_id", sa.String(255), nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
-    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
-)
-
-job_minions = sa.Table(
-    "kiosk_job_minions",
-    kstore_mod.metadata,
-    sa.Column("jid", sa.String(32), primary_key=True),
-    sa.Column("minion_id", sa.String(255), primary_key=True),
-    sa.Column("master_id", sa.String(255), nullable=False),
-    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
-)
-
-returns = sa.Table(
-    "kiosk_returns",
-    kstore_mod.metadata,
-    sa.Column("jid", sa.String(32), primary_key=True),
-    sa.Column("minion_id", sa.String(255), primary_key=True),
-    sa.Column("fun", sa.String(255), nullable=True, index=True),
-    sa.Column("success", sa.Boolean, nullable=True),
-    sa.Column("retcode", sa.Integer, nullable=True),
-    sa.Column("ret", _BIG, nullable=False),
-    sa.Column("master_id", sa.String(255), nullable=False),
-    sa.Column("alter_time", sa.DateTime, nullable=False, index=True),
-    sa.Index("ix_kiosk_returns_minion", "minion_id"),
-    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
-)
-
-events = sa.Table(
-    "kiosk_events",
-    kstore_mod.metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("uid", sa.String(36), nullable=False, unique=True),
-    sa.Column("tag", sa.String(255), nullable=False, index=True),
-    sa.Column("data", _BIG, nullable=False),
-    sa.Column("master_id", sa.String(255), nullable=False),
-    sa.Column("alter_time", sa.DateTime, nullable=False, index=True),
-    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
-)
-
-TABLES = (jobs, job_minions, returns, events)
 
 #: Errors that mean "the database is not reachable now": spool and retry later.
 UNREACHABLE = (
-    sa.exc.OperationalError, sa.exc.InterfaceError, kstore_mod.KioskStoreError,
+    sa.exc.OperationalError, sa.exc.InterfaceError, KioskStoreError,
     pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError,
 )
 
@@ -130,14 +81,14 @@ def settings(opts):
     spool_max = _positive_int(section, "spool_max", DEFAULT_SPOOL_MAX, "items")
     spool_max_bytes = _positive_int(section, "spool_max_bytes", DEFAULT_SPOOL_MAX_BYTES, "bytes")
     retry_after = float(section.get("retry_after", DEFAULT_RETRY_AFTER))
-    url = kconfig.db_url({"cachedir": opts.get("cachedir", "/var/cache/salt/master"), "kiosk": {"db": db}})
+    url = store.db_url({"cachedir": opts.get("cachedir", "/var/cache/salt/master"), "kiosk": {"db": db}})
     owner_opts = {"order_masters": opts.get("order_masters"), "kiosk": {}}
     for where in (opts.get("kiosk") or {}, section):
         if "schema_owner" in where:
             owner_opts["kiosk"]["schema_owner"] = where["schema_owner"]
     return {"url": url, "master_id": str(master_id), "spool_dir": spool_dir, "spool_max": spool_max,
             "spool_max_bytes": spool_max_bytes, "retry_after": retry_after,
-            "schema_owner": kconfig.schema_owner(owner_opts, url)}
+            "schema_owner": store.schema_owner(owner_opts, url)}
 
 
 def _positive_int(section, key, default, unit):
@@ -299,7 +250,7 @@ class JobResults:
     def _make_engine(url):
         url = sa.engine.make_url(url)
         if url.get_backend_name() != "mysql":
-            return kstore_mod.make_engine(url)
+            return store.make_engine(url)
         # One round trip per write: autocommit (every write is one idempotent
         # statement), no ping before use and no rollback on return to the pool;
         # a connection lost to a database restart is replaced by write()'s retry.
@@ -331,7 +282,7 @@ class JobResults:
         # Only the schema owner (the master of masters) migrates; a relay's
         # account may not, and waits for the owner (its items are spooled).
         if not self.ready:
-            kstore_mod.ensure_schema(self.engine, migrate=self.conf.get("schema_owner", False))
+            migrations.ensure_schema(self.engine, migrate=self.conf.get("schema_owner", False))
             self.ready = True
 
     # --- writing ---------------------------------------------------------------
@@ -347,7 +298,7 @@ class JobResults:
         name = conn.dialect.name
         if name in ("mysql", "mariadb"):
             stmt = mysql_dialect.insert(table)
-            first = table.primary_key.columns.values()[0] if table is not events else table.c.uid
+            first = table.primary_key.columns.values()[0] if table is not schema.events else table.c.uid
             stmt = stmt.on_duplicate_key_update({first.name: stmt.inserted[first.name]})
         else:
             stmt = sqlite_dialect.insert(table).on_conflict_do_nothing()
@@ -389,7 +340,7 @@ class JobResults:
             except pymysql.err.ProgrammingError as exc:
                 log.info("kiosk_mysql: JSON_TABLE unavailable (%s); writing events with executemany", exc)
                 type(self).json_table = False
-        self._mysql_write(conn, events, [dict(row, data=dumps(row["data"])) for row in rows])
+        self._mysql_write(conn, schema.events, [dict(row, data=dumps(row["data"])) for row in rows])
 
     def _mysql_write(self, conn, table, rows):
         """One INSERT ... ON DUPLICATE KEY UPDATE for all rows (PyMySQL sends multi-row VALUES)."""
@@ -426,12 +377,12 @@ class JobResults:
             try:
                 conn = raw.cursor()
                 if kind == "load":
-                    self._mysql_write(conn, jobs, [payload["job"]])
-                    self._mysql_write(conn, job_minions, payload["minions"])
+                    self._mysql_write(conn, schema.jobs, [payload["job"]])
+                    self._mysql_write(conn, schema.job_minions, payload["minions"])
                 elif kind == "minions":
-                    self._mysql_write(conn, job_minions, payload)
+                    self._mysql_write(conn, schema.job_minions, payload)
                 elif kind == "return":
-                    self._mysql_write(conn, returns, [payload])
+                    self._mysql_write(conn, schema.returns, [payload])
                 elif kind == "events":
                     self._mysql_events(conn, payload)
                 else:
@@ -445,14 +396,14 @@ class JobResults:
             return
         with self.engine.begin() as conn:
             if kind == "load":
-                self._upsert(conn, jobs, [payload["job"]])
-                self._upsert(conn, job_minions, payload["minions"])
+                self._upsert(conn, schema.jobs, [payload["job"]])
+                self._upsert(conn, schema.job_minions, payload["minions"])
             elif kind == "minions":
-                self._upsert(conn, job_minions, payload)
+                self._upsert(conn, schema.job_minions, payload)
             elif kind == "return":
-                self._upsert(conn, returns, [payload])
+                self._upsert(conn, schema.returns, [payload])
             elif kind == "events":
-                self._upsert(conn, events, [dict(row, data=dumps(row["data"])) for row in payload])
+                self._upsert(conn, schema.events, [dict(row, data=dumps(row["data"])) for row in payload])
             else:
                 raise ValueError(f"unknown spool item kind {kind!r}")
 
@@ -557,7 +508,7 @@ class JobResults:
             "retcode": ret.get("retcode") if isinstance(ret.get("retcode"), int) else None,
             "ret": dumps(full),
             "master_id": self.master_id,
-            "alter_time": kstore_mod.utcnow().isoformat(),
+            "alter_time": clock.utcnow().isoformat(),
         }
 
     def load_item(self, jid, load, minions=None):
@@ -567,7 +518,7 @@ class JobResults:
             "tgt": dumps(load.get("tgt")) if isinstance(load, dict) else None,
             "load": dumps(load),
             "master_id": self.master_id,
-            "created_at": kstore_mod.utcnow().isoformat(),
+            "created_at": clock.utcnow().isoformat(),
         }
         return {"job": job, "minions": self.minion_rows(jid, minions or [])}
 
@@ -575,7 +526,7 @@ class JobResults:
         return [{"jid": str(jid), "minion_id": str(m), "master_id": self.master_id} for m in minions]
 
     def event_rows(self, batch):
-        stamp = kstore_mod.utcnow().isoformat()
+        stamp = clock.utcnow().isoformat()
         prefix = uuid.uuid4().hex[:20]
         return [
             {
@@ -606,8 +557,8 @@ def get_load(opts, jid):
     as Salt's local job cache reports it), or ``{}``.
     """
     with _read(opts).engine.connect() as conn:
-        row = conn.execute(sa.select(jobs.c.load).where(jobs.c.jid == str(jid))).first()
-        minions = conn.execute(sa.select(job_minions.c.minion_id).where(job_minions.c.jid == str(jid))
+        row = conn.execute(sa.select(schema.jobs.c.load).where(schema.jobs.c.jid == str(jid))).first()
+        minions = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid))
                                .distinct()).all()
     if not row:
         return {}
@@ -619,7 +570,7 @@ def get_load(opts, jid):
 def get_jid(opts, jid):
     """``{minion: {"return": ..., "retcode": ..., "success": ...}}`` for one job."""
     with _read(opts).engine.connect() as conn:
-        rows = conn.execute(sa.select(returns).where(returns.c.jid == str(jid))).all()
+        rows = conn.execute(sa.select(schema.returns).where(schema.returns.c.jid == str(jid))).all()
     out = {}
     for row in rows:
         full = json.loads(row.ret)
@@ -632,8 +583,8 @@ def get_fun(opts, fun):
     """``{minion: fun}`` for the minions whose latest return ran ``fun``."""
     with _read(opts).engine.connect() as conn:
         rows = conn.execute(
-            sa.select(returns.c.minion_id, sa.func.max(returns.c.jid).label("jid"))
-            .where(returns.c.fun == fun).group_by(returns.c.minion_id)
+            sa.select(schema.returns.c.minion_id, sa.func.max(schema.returns.c.jid).label("jid"))
+            .where(schema.returns.c.fun == fun).group_by(schema.returns.c.minion_id)
         ).all()
     return {row.minion_id: fun for row in rows}
 
@@ -641,15 +592,15 @@ def get_fun(opts, fun):
 def get_jids(opts):
     """``{jid: load}`` of every job recorded."""
     with _read(opts).engine.connect() as conn:
-        rows = conn.execute(sa.select(jobs.c.jid, jobs.c.load).order_by(jobs.c.jid)).all()
+        rows = conn.execute(sa.select(schema.jobs.c.jid, schema.jobs.c.load).order_by(schema.jobs.c.jid)).all()
     return {row.jid: json.loads(row.load) for row in rows}
 
 
 def get_jids_filter(opts, count, filter_find_job=True):
     """The newest ``count`` jobs as ``[{"jid", "load"}]``, newest first."""
-    query = sa.select(jobs.c.jid, jobs.c.load).order_by(jobs.c.jid.desc()).limit(int(count))
+    query = sa.select(schema.jobs.c.jid, schema.jobs.c.load).order_by(schema.jobs.c.jid.desc()).limit(int(count))
     if filter_find_job:
-        query = query.where(sa.or_(jobs.c.fun.is_(None), jobs.c.fun != "saltutil.find_job"))
+        query = query.where(sa.or_(schema.jobs.c.fun.is_(None), schema.jobs.c.fun != "saltutil.find_job"))
     with _read(opts).engine.connect() as conn:
         rows = conn.execute(query).all()
     return [{"jid": row.jid, "load": json.loads(row.load)} for row in rows]
@@ -658,13 +609,13 @@ def get_jids_filter(opts, count, filter_find_job=True):
 def get_minions(opts):
     """Every minion id that returned something."""
     with _read(opts).engine.connect() as conn:
-        return [row.minion_id for row in conn.execute(sa.select(returns.c.minion_id).distinct()).all()]
+        return [row.minion_id for row in conn.execute(sa.select(schema.returns.c.minion_id).distinct()).all()]
 
 
 def job_minions_of(opts, jid):
     """The minions a job was published to, as recorded by every master."""
     with _read(opts).engine.connect() as conn:
-        rows = conn.execute(sa.select(job_minions.c.minion_id).where(job_minions.c.jid == str(jid)).distinct()).all()
+        rows = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid)).distinct()).all()
     return sorted(row.minion_id for row in rows)
 
 
@@ -677,12 +628,12 @@ def clean_old_jobs(opts):
     keep = int(opts.get("keep_jobs_seconds") or int(opts.get("keep_jobs", 24)) * 3600)
     if keep <= 0 or not settings(opts)["schema_owner"]:
         return 0
-    cutoff = kstore_mod.utcnow() - datetime.timedelta(seconds=keep)
+    cutoff = clock.utcnow() - datetime.timedelta(seconds=keep)
     results = _read(opts)
     with results.engine.begin() as conn:
-        old = sa.select(jobs.c.jid).where(jobs.c.created_at < cutoff).scalar_subquery()
-        deleted = conn.execute(returns.delete().where(returns.c.alter_time < cutoff)).rowcount
-        conn.execute(job_minions.delete().where(job_minions.c.jid.in_(old)))
-        deleted += conn.execute(jobs.delete().where(jobs.c.created_at < cutoff)).rowcount
-        deleted += conn.execute(events.delete().where(events.c.alter_time < cutoff)).rowcount
+        old = sa.select(schema.jobs.c.jid).where(schema.jobs.c.created_at < cutoff).scalar_subquery()
+        deleted = conn.execute(schema.returns.delete().where(schema.returns.c.alter_time < cutoff)).rowcount
+        conn.execute(schema.job_minions.delete().where(schema.job_minions.c.jid.in_(old)))
+        deleted += conn.execute(schema.jobs.delete().where(schema.jobs.c.created_at < cutoff)).rowcount
+        deleted += conn.execute(schema.events.delete().where(schema.events.c.alter_time < cutoff)).rowcount
     return deleted

@@ -12,9 +12,13 @@ import datetime
 
 import sqlalchemy as sa
 
-from salt_kiosk import config, fanout, inventory, rules, schedule, validate, wol
-from salt_kiosk import shutdown as kshutdown
-from salt_kiosk import store as kstore_mod
+from salt_kiosk.db import schema
+from salt_kiosk import clock
+from salt_kiosk import config, fanout, inventory, validate
+from salt_kiosk.power import rules
+from salt_kiosk.power import schedule
+from salt_kiosk.node import wol
+from salt_kiosk.node import shutdown as kshutdown
 from salt_kiosk.errors import KioskInputError
 
 DEFAULT_TIMEOUT = 10
@@ -198,8 +202,8 @@ def record_event(kstore, action, target, user, source, params, results, rule=Non
     """Store one power event and its per-kiosk outcome; return the event id."""
     with kstore.begin() as conn:
         event_id = conn.execute(
-            kstore_mod.power_events.insert().values(
-                created_at=kstore_mod.utcnow(),
+            schema.power_events.insert().values(
+                created_at=clock.utcnow(),
                 username=str(user or "unknown")[:128],
                 source=source,
                 action=action,
@@ -212,7 +216,7 @@ def record_event(kstore, action, target, user, source, params, results, rule=Non
         ).inserted_primary_key[0]
         if results:
             conn.execute(
-                kstore_mod.power_event_kiosks.insert(),
+                schema.power_event_kiosks.insert(),
                 [
                     {
                         "event_id": event_id,
@@ -250,7 +254,7 @@ def list_events(kstore, limit=20, kiosk=None, event=None):
     ``kiosk`` keeps the events that concerned that minion id; ``event`` selects one.
     """
     limit = validate.whole_number(limit, "limit", 1, 1000)
-    ev, evk = kstore_mod.power_events, kstore_mod.power_event_kiosks
+    ev, evk = schema.power_events, schema.power_event_kiosks
     query = sa.select(ev).order_by(ev.c.id.desc()).limit(limit)
     if event is not None:
         query = query.where(ev.c.id == check_event_id(event))

@@ -24,9 +24,11 @@ import uuid
 
 import sqlalchemy as sa
 
+from salt_kiosk.db import schema
+from salt_kiosk import clock
 from salt_kiosk import inventory
-from salt_kiosk import jobresults
-from salt_kiosk import store as kstore_mod
+from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.db import store
 from salt_kiosk import validate
 from salt_kiosk.errors import KioskInputError
 
@@ -34,41 +36,6 @@ log = logging.getLogger(__name__)
 
 STATUSES = ("success", "failed", "timeout", "absent")
 
-tasks = sa.Table(
-    "kiosk_tasks",
-    kstore_mod.metadata,
-    sa.Column("task_id", sa.String(32), primary_key=True),
-    sa.Column("tgt", sa.Text, nullable=False),
-    sa.Column("fun", sa.String(255), nullable=False),
-    sa.Column("arg", sa.Text, nullable=False),
-    sa.Column("unit", sa.Integer, nullable=False),
-    sa.Column("timeout", sa.Integer, nullable=False),
-    sa.Column("concurrency", sa.Integer, nullable=False),
-    sa.Column("total", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("finished_at", sa.DateTime, nullable=True),
-    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
-)
-
-task_results = sa.Table(
-    "kiosk_task_results",
-    kstore_mod.metadata,
-    sa.Column("task_id", sa.String(32), primary_key=True),
-    sa.Column("minion_id", sa.String(255), primary_key=True),
-    sa.Column("unit", sa.Integer, nullable=False),
-    sa.Column("ip", sa.String(45), nullable=True, index=True),
-    sa.Column("jid", sa.String(32), nullable=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("retcode", sa.Integer, nullable=True),
-    sa.Column("ret", jobresults._BIG, nullable=True),  # pylint: disable=protected-access
-    sa.Column("updated_at", sa.DateTime, nullable=False),
-    sa.Index("ix_kiosk_task_results_minion", "minion_id"),
-    **kstore_mod._MYSQL_TABLE,  # pylint: disable=protected-access
-)
-
-TABLES = (tasks, task_results)
 
 
 
@@ -138,13 +105,13 @@ def create(kstore, tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, allow
         known = [k["minion_id"] for k in inventory.list_kiosks(kstore, "*")]
         authorize(fun, list(arg), [m for m, _ip in minions], known)
     task_id = uuid.uuid4().hex
-    now = kstore_mod.utcnow()
+    now = clock.utcnow()
     with kstore.begin() as conn:
-        conn.execute(tasks.insert().values(
+        conn.execute(schema.tasks.insert().values(
             task_id=task_id, tgt=json.dumps(tgt), fun=fun, arg=json.dumps(list(arg)), unit=unit, timeout=timeout,
             concurrency=concurrency, total=len(minions), state="pending", created_at=now,
         ))
-        conn.execute(task_results.insert(), [
+        conn.execute(schema.task_results.insert(), [
             {"task_id": task_id, "minion_id": minion, "unit": index // unit, "ip": ip, "status": "pending",
              "updated_at": now}
             for index, (minion, ip) in enumerate(minions)
@@ -211,9 +178,9 @@ def run_unit(opts, minions, fun, arg, timeout):
 def execute(opts, kstore, task_id):
     """Run a recorded task to the end (in this process)."""
     with kstore.connect() as conn:
-        task = conn.execute(sa.select(tasks).where(tasks.c.task_id == task_id)).first()
-        rows = conn.execute(sa.select(task_results.c.minion_id, task_results.c.unit)
-                            .where(task_results.c.task_id == task_id)).all()
+        task = conn.execute(sa.select(schema.tasks).where(schema.tasks.c.task_id == task_id)).first()
+        rows = conn.execute(sa.select(schema.task_results.c.minion_id, schema.task_results.c.unit)
+                            .where(schema.task_results.c.task_id == task_id)).all()
     if task is None:
         raise KioskInputError(f"task {task_id!r} is unknown")
     units = {}
@@ -221,7 +188,7 @@ def execute(opts, kstore, task_id):
         units.setdefault(row.unit, []).append(row.minion_id)
     arg = json.loads(task.arg)
     with kstore.begin() as conn:
-        conn.execute(tasks.update().where(tasks.c.task_id == task_id).values(state="running"))
+        conn.execute(schema.tasks.update().where(schema.tasks.c.task_id == task_id).values(state="running"))
 
     def one(number):
         try:
@@ -234,10 +201,10 @@ def execute(opts, kstore, task_id):
         with kstore.begin() as conn:
             for minion, (status, retcode, ret) in outcome.items():
                 conn.execute(
-                    task_results.update()
-                    .where(task_results.c.task_id == task_id, task_results.c.minion_id == minion)
+                    schema.task_results.update()
+                    .where(schema.task_results.c.task_id == task_id, schema.task_results.c.minion_id == minion)
                     .values(status=status, retcode=retcode if isinstance(retcode, int) else None,
-                            ret=jobresults.dumps(ret), jid=jid, updated_at=kstore_mod.utcnow())
+                            ret=jobresults.dumps(ret), jid=jid, updated_at=clock.utcnow())
                 )
         return number
 
@@ -250,8 +217,8 @@ def execute(opts, kstore, task_id):
                 log.exception("kiosk_jobs task %s: a unit failed", task_id)
                 error = str(exc)
     with kstore.begin() as conn:
-        conn.execute(tasks.update().where(tasks.c.task_id == task_id)
-                     .values(state="failed" if error else "done", error=error, finished_at=kstore_mod.utcnow()))
+        conn.execute(schema.tasks.update().where(schema.tasks.c.task_id == task_id)
+                     .values(state="failed" if error else "done", error=error, finished_at=clock.utcnow()))
     return status(kstore, task=task_id)
 
 
@@ -264,7 +231,7 @@ def start_background(opts, task_id):
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "ab") as out:
         subprocess.Popen(  # pylint: disable=consider-using-with
-            [sys.executable, "-m", "salt_kiosk.tasks", conf_file, task_id],
+            [sys.executable, "-m", "salt_kiosk.jobs.tasks", conf_file, task_id],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     return log_path
@@ -313,11 +280,11 @@ def status(kstore, task=None, minions=None, ip=None):
     """
     with kstore.connect() as conn:
         if task is not None:
-            row = conn.execute(sa.select(tasks).where(tasks.c.task_id == str(task))).first()
+            row = conn.execute(sa.select(schema.tasks).where(schema.tasks.c.task_id == str(task))).first()
             if row is None:
                 raise KioskInputError(f"task {task!r} is unknown: see kiosk_jobs.status for the recent tasks")
-            rows = conn.execute(sa.select(task_results).where(task_results.c.task_id == row.task_id)
-                                .order_by(task_results.c.unit, task_results.c.minion_id)).all()
+            rows = conn.execute(sa.select(schema.task_results).where(schema.task_results.c.task_id == row.task_id)
+                                .order_by(schema.task_results.c.unit, schema.task_results.c.minion_id)).all()
             summary = _task_summary(row, rows)
             if minions is not None or ip is not None:
                 wanted_m = set([minions] if isinstance(minions, str) else minions or [])
@@ -326,14 +293,14 @@ def status(kstore, task=None, minions=None, ip=None):
                                       if m in wanted_m or r["ip"] in wanted_ip}
             return summary
         if minions is not None or ip is not None:
-            query = sa.select(task_results, tasks.c.fun, tasks.c.created_at).join(
-                tasks, tasks.c.task_id == task_results.c.task_id)
+            query = sa.select(schema.task_results, schema.tasks.c.fun, schema.tasks.c.created_at).join(
+                schema.tasks, schema.tasks.c.task_id == schema.task_results.c.task_id)
             conds = []
             if minions is not None:
-                conds.append(task_results.c.minion_id.in_([minions] if isinstance(minions, str) else list(minions)))
+                conds.append(schema.task_results.c.minion_id.in_([minions] if isinstance(minions, str) else list(minions)))
             if ip is not None:
-                conds.append(task_results.c.ip.in_([ip] if isinstance(ip, str) else list(ip)))
-            rows = conn.execute(query.where(sa.or_(*conds)).order_by(tasks.c.created_at.desc())).all()
+                conds.append(schema.task_results.c.ip.in_([ip] if isinstance(ip, str) else list(ip)))
+            rows = conn.execute(query.where(sa.or_(*conds)).order_by(schema.tasks.c.created_at.desc())).all()
             out = {}
             for row in rows:
                 entry = _result(row)
@@ -342,11 +309,11 @@ def status(kstore, task=None, minions=None, ip=None):
             if not out:
                 raise KioskInputError(f"no task result for minions={minions!r} ip={ip!r}")
             return out
-        recent = conn.execute(sa.select(tasks).order_by(tasks.c.created_at.desc()).limit(20)).all()
+        recent = conn.execute(sa.select(schema.tasks).order_by(schema.tasks.c.created_at.desc()).limit(20)).all()
         listing = []
         for row in recent:
-            rows = conn.execute(sa.select(task_results.c.status, task_results.c.unit)
-                                .where(task_results.c.task_id == row.task_id)).all()
+            rows = conn.execute(sa.select(schema.task_results.c.status, schema.task_results.c.unit)
+                                .where(schema.task_results.c.task_id == row.task_id)).all()
             listing.append(_task_summary(row, rows, with_results=False))
         return listing
 
@@ -383,7 +350,7 @@ def _main(argv):
     conf_file, task_id = argv
     opts = salt.config.master_config(conf_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    kstore = kstore_mod.open_store(opts)
+    kstore = store.open_store(opts)
     execute(opts, kstore, task_id)
 
 
