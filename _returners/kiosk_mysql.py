@@ -54,7 +54,8 @@ import logging
 try:
     import salt.utils.jid
 
-    from salt_kiosk.jobs import writer as jobresults
+    from salt_kiosk.errors import KioskSchemaError
+    from salt_kiosk.jobs import cache, writer
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -73,7 +74,7 @@ def __virtual__():
 
 
 def _results():
-    return jobresults.JobResults.get(__opts__)
+    return writer.JobResults.get(__opts__)
 
 
 def _read(func, empty, *args):
@@ -86,7 +87,7 @@ def _read(func, empty, *args):
         return empty
     try:
         return func(__opts__, *args)
-    except jobresults.UNREACHABLE as exc:
+    except writer.UNREACHABLE as exc:
         results._mark_down(exc)  # pylint: disable=protected-access
         return empty
 
@@ -143,7 +144,7 @@ def get_load(jid):
 
         salt-run jobs.print_job 20261125093000123456
     """
-    return _read(jobresults.get_load, {}, jid)
+    return _read(cache.get_load, {}, jid)
 
 
 def get_jid(jid):
@@ -156,7 +157,7 @@ def get_jid(jid):
 
         salt-run jobs.lookup_jid 20261125093000123456
     """
-    return _read(jobresults.get_jid, {}, jid)
+    return _read(cache.get_jid, {}, jid)
 
 
 def get_fun(fun):
@@ -169,7 +170,7 @@ def get_fun(fun):
 
         salt-call ret.get_fun kiosk_mysql test.ping
     """
-    return _read(jobresults.get_fun, {}, fun)
+    return _read(cache.get_fun, {}, fun)
 
 
 def get_jids():
@@ -184,7 +185,7 @@ def get_jids():
     """
     return {
         jid: salt.utils.jid.format_jid_instance(jid, load)
-        for jid, load in _read(jobresults.get_jids, {}).items()
+        for jid, load in _read(cache.get_jids, {}).items()
     }
 
 
@@ -200,7 +201,7 @@ def get_jids_filter(count, filter_find_job=True):
     """
     return [
         salt.utils.jid.format_jid_instance_ext(item["jid"], item["load"])
-        for item in _read(jobresults.get_jids_filter, [], count, filter_find_job)
+        for item in _read(cache.get_jids_filter, [], count, filter_find_job)
     ]
 
 
@@ -214,7 +215,7 @@ def get_minions():
 
         salt-call ret.get_minions kiosk_mysql
     """
-    return _read(jobresults.get_minions, [])
+    return _read(cache.get_minions, [])
 
 
 def prep_jid(nocache=False, passed_jid=None):  # pylint: disable=unused-argument
@@ -266,9 +267,9 @@ def clean_old_jobs():
         return
     try:
         results.flush()
-        jobresults.clean_old_jobs(__opts__)
-    except jobresults.UNREACHABLE as exc:
+        cache.clean_old_jobs(__opts__)
+    except writer.UNREACHABLE as exc:
         log.debug("kiosk_mysql: database still unreachable (%s); %d item(s) spooled", exc, len(results.spool))
-    except jobresults.KioskSchemaError as exc:
+    except KioskSchemaError as exc:
         # Only the master of masters migrates; until it has, items stay spooled.
         log.error("kiosk_mysql: %s; %d item(s) spooled", exc, len(results.spool))

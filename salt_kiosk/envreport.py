@@ -11,7 +11,7 @@ import re
 import sqlalchemy as sa
 
 from salt_kiosk.db import schema
-from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.jobs import writer
 from salt_kiosk.config import campuses as campus_config
 from salt_kiosk.errors import KioskInputError
 
@@ -49,8 +49,8 @@ def report(opts, campus=None, hours=24, now=None):
     relay_campus = {relay: name for name, spec in campuses.items() for relay in spec["relays"]}
     now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
     since = now - datetime.timedelta(hours=hours)
-    results = jobresults.JobResults.get(opts)
-    results._ensure_schema()  # pylint: disable=protected-access
+    results = writer.JobResults.get(opts)
+    results.ensure_schema()
     table = schema.events
     with results.engine.connect() as conn:
         rows = conn.execute(

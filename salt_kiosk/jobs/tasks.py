@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from salt_kiosk.db import schema
 from salt_kiosk import clock
 from salt_kiosk import inventory
-from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.jobs import cache, spool
 from salt_kiosk.db import store
 from salt_kiosk import validate
 from salt_kiosk.errors import KioskInputError
@@ -204,7 +204,7 @@ def execute(opts, kstore, task_id):
                     schema.task_results.update()
                     .where(schema.task_results.c.task_id == task_id, schema.task_results.c.minion_id == minion)
                     .values(status=status, retcode=retcode if isinstance(retcode, int) else None,
-                            ret=jobresults.dumps(ret), jid=jid, updated_at=clock.utcnow())
+                            ret=spool.dumps(ret), jid=jid, updated_at=clock.utcnow())
                 )
         return number
 
@@ -321,9 +321,9 @@ def status(kstore, task=None, minions=None, ip=None):
 def progress(opts, jid):
     """Progress of any job from what the ``kiosk_mysql`` returner recorded."""
     jid = str(jid)
-    expected = jobresults.job_minions_of(opts, jid)
-    got = jobresults.get_jid(opts, jid)
-    load = jobresults.get_load(opts, jid)
+    expected = cache.job_minions_of(opts, jid)
+    got = cache.get_jid(opts, jid)
+    load = cache.get_load(opts, jid)
     if not expected and not got and not load:
         raise KioskInputError(f"job {jid!r} is unknown to the kiosk_mysql job store")
     succeeded = sorted(m for m, r in got.items() if r["success"] is not False and r["retcode"] in (0, None))

@@ -11,27 +11,16 @@ writers change nothing and raise nothing. Each row records the ``master_id``
 that wrote it. ``event_return`` writes a whole batch with one executemany
 (PyMySQL sends it as multi-row INSERTs).
 
-Nothing is lost when the database is unreachable: the item goes to a durable
-spool (one fsynced file per item under ``<cachedir>/kiosk_mysql_spool``) and the
-spool is replayed in order, under a file lock, before the next write that
-reaches the database. Replays are idempotent (natural keys for returns, a
-unique id per event), so a replay interrupted half-way duplicates nothing. The
-spool is bounded in items (``kiosk_mysql:spool_max``) and in bytes
-(``kiosk_mysql:spool_max_bytes``), and items the database refused (kept as
-``.json.bad`` for inspection) count against both bounds: when an item would
-exceed either, it is dropped (a refused item is not kept) with an ERROR log
-line saying so. Each file's size is part of its name, so the bound costs one
-directory listing, not a stat per file. Several master processes may each add
-one item past the bound at the same instant; no more.
+Nothing is lost when the database is unreachable: the item goes to the durable
+spool (:mod:`salt_kiosk.jobs.spool`), which is replayed in order before the next
+write that reaches the database. Replays are idempotent (natural keys for
+returns, a unique id per event), so a replay interrupted half-way duplicates
+nothing. The job cache reads are in :mod:`salt_kiosk.jobs.cache`.
 """
 
 import datetime
-import fcntl
-import itertools
-import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -41,35 +30,20 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from salt_kiosk.db import schema
-from salt_kiosk.db import migrations
 from salt_kiosk import clock
-from salt_kiosk.db import store
+from salt_kiosk.db import migrations, schema, store
 from salt_kiosk.errors import KioskInputError, KioskSchemaError, KioskStoreError
-from salt_kiosk.files import write_atomically
+from salt_kiosk.jobs.spool import DEFAULT_SPOOL_MAX, DEFAULT_SPOOL_MAX_BYTES, Spool, dumps
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPOOL_MAX = 100_000
-DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_RETRY_AFTER = 10
-
 
 #: Errors that mean "the database is not reachable now": spool and retry later.
 UNREACHABLE = (
     sa.exc.OperationalError, sa.exc.InterfaceError, KioskStoreError,
     pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError,
 )
-
-
-def _default(obj):
-    return obj.decode("utf-8", "replace") if isinstance(obj, bytes) else str(obj)
-
-
-def dumps(value):
-    """JSON for anything Salt returns (bytes and odd types become text)."""
-    return json.dumps(value, default=_default)
-
 
 
 def settings(opts):
@@ -103,132 +77,6 @@ def _positive_int(section, key, default, unit):
             f"default {default})"
         )
     return number
-
-
-class Spool:
-    """
-    Durable FIFO of items that could not be written yet (one JSON file per
-    item), bounded in items (``limit``) and bytes (``max_bytes``); items put
-    aside as ``.json.bad`` count against both.
-    """
-
-    _counter = itertools.count(1)
-    #: ``<time_ns>-<pid>-<counter>-<size>.json[.bad]``; names without the size
-    #: (written before sizes were recorded) are stat'ed.
-    _SIZED = re.compile(r"^\d{20}-\d{7}-\d{9}-(\d{12})\.json(?:\.bad)?$")
-
-    def __init__(self, folder, limit, max_bytes=DEFAULT_SPOOL_MAX_BYTES):
-        self.folder = folder
-        self.limit = limit
-        self.max_bytes = max_bytes
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-
-    def entries(self):
-        return sorted(name for name in os.listdir(self.folder) if name.endswith(".json"))
-
-    def __len__(self):
-        return len(self.entries())
-
-    def usage(self):
-        """``(items, bytes)`` held in the spool directory, waiting and refused (``.bad``) alike."""
-        items = size = 0
-        for name in os.listdir(self.folder):
-            if not name.endswith((".json", ".json.bad")):
-                continue
-            items += 1
-            match = self._SIZED.match(name)
-            if match:
-                size += int(match.group(1))
-                continue
-            try:
-                size += os.stat(os.path.join(self.folder, name)).st_size
-            except FileNotFoundError:
-                items -= 1  # replayed meanwhile
-        return items, size
-
-    def _room(self, kind, data, what):
-        """True when ``data`` fits under both bounds; log the drop otherwise."""
-        items, size = self.usage()
-        if items + 1 <= self.limit and size + len(data) <= self.max_bytes:
-            return True
-        log.error(
-            "kiosk_mysql spool %s is FULL (%d items of kiosk_mysql:spool_max %d, %d bytes of "
-            "kiosk_mysql:spool_max_bytes %d, refused .bad items included): dropping %s %s item of %d bytes; "
-            "restore the database connection and inspect or delete the .json.bad files",
-            self.folder, items, self.limit, size, self.max_bytes, what, kind, len(data),
-        )
-        return False
-
-    def _name(self, size, suffix):
-        # Wall-clock order across the master's processes, then a per-process counter.
-        return f"{time.time_ns():020d}-{os.getpid():07d}-{next(self._counter):09d}-{size:012d}{suffix}"
-
-    def _encode(self, kind, payload):
-        text = dumps({"kind": kind, "payload": payload})
-        return text, text.encode("utf-8")
-
-    def put(self, kind, payload):
-        text, data = self._encode(kind, payload)
-        if not self._room(kind, data, "a"):
-            return False
-        write_atomically(os.path.join(self.folder, self._name(len(data), ".json")), text, mode=0o600)
-        return True
-
-    def put_aside(self, kind, payload, reason):
-        """
-        Keep an item the database refuses (not a connection problem) for
-        inspection, when the spool's bounds allow; return True when kept.
-        """
-        text, data = self._encode(kind, payload)
-        if not self._room(kind, data, "a refused"):
-            log.error("kiosk_mysql: the database refused a %s item (%s); not kept (spool full)", kind, reason)
-            return False
-        name = self._name(len(data), ".json.bad")
-        write_atomically(os.path.join(self.folder, name), text, mode=0o600)
-        log.error("kiosk_mysql: the database refused a %s item (%s); kept as %s", kind, reason,
-                  os.path.join(self.folder, name))
-        return True
-
-    def replay(self, apply, is_poison=lambda exc: False, block=True):
-        """
-        Apply every spooled item in order and remove it. Stop (keeping the
-        rest) when the database is unreachable; an item the database itself
-        refuses (``is_poison``) is moved aside as ``.bad`` so it cannot block
-        the spool. Return the number of items written, or None when another
-        process holds the replay lock and ``block`` is False.
-        """
-        lock_path = os.path.join(self.folder, ".lock")
-        with open(lock_path, "w", encoding="utf-8") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
-            except BlockingIOError:
-                return None
-            done = 0
-            for name in self.entries():
-                path = os.path.join(self.folder, name)
-                try:
-                    with open(path, encoding="utf-8") as handle:
-                        item = json.load(handle)
-                except FileNotFoundError:
-                    continue  # replayed by another process
-                except ValueError:
-                    log.error("kiosk_mysql spool item %s is unreadable; moved aside", path)
-                    os.replace(path, path + ".bad")
-                    continue
-                try:
-                    apply(item["kind"], item["payload"])
-                except Exception as exc:  # pylint: disable=broad-except
-                    if not is_poison(exc):
-                        raise
-                    log.error("kiosk_mysql: the database refuses spooled item %s (%s); moved aside", path,
-                              str(exc).splitlines()[0][:200])
-                    os.replace(path, path + ".bad")
-                    continue
-                os.unlink(path)
-                done += 1
-            if done:
-                log.warning("kiosk_mysql replayed %d spooled item(s) from %s", done, self.folder)
-            return done
 
 
 class JobResults:
@@ -278,7 +126,7 @@ class JobResults:
                 inst.engine.dispose()
             cls._instances.clear()
 
-    def _ensure_schema(self):
+    def ensure_schema(self):
         # Only the schema owner (the master of masters) migrates; a relay's
         # account may not, and waits for the owner (its items are spooled).
         if not self.ready:
@@ -369,7 +217,7 @@ class JobResults:
 
     def apply(self, kind, payload):
         """Write one item (``load``, ``minions``, ``return`` or ``events``)."""
-        self._ensure_schema()
+        self.ensure_schema()
         if self.mysql:
             # The DBAPI connection straight from the pool: with autocommit and
             # no reset on return, a return costs exactly one round trip.
@@ -487,7 +335,7 @@ class JobResults:
 
     def flush(self):
         """Replay the spool now; return the number of items written."""
-        self._ensure_schema()
+        self.ensure_schema()
         try:
             done = self.spool.replay(self.apply, is_poison=self._is_poison)
         except UNREACHABLE as exc:
@@ -540,100 +388,3 @@ class JobResults:
             }
             for index, event in enumerate(batch)
         ]
-
-
-# --- reading (the job cache interface) ---------------------------------------------
-
-
-def _read(opts):
-    results = JobResults.get(opts)
-    results._ensure_schema()  # pylint: disable=protected-access
-    return results
-
-
-def get_load(opts, jid):
-    """
-    The job's load with ``Minions`` (every minion any master published it to,
-    as Salt's local job cache reports it), or ``{}``.
-    """
-    with _read(opts).engine.connect() as conn:
-        row = conn.execute(sa.select(schema.jobs.c.load).where(schema.jobs.c.jid == str(jid))).first()
-        minions = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid))
-                               .distinct()).all()
-    if not row:
-        return {}
-    load = json.loads(row.load)
-    load["Minions"] = sorted({m.minion_id for m in minions} | set(load.get("Minions") or []))
-    return load
-
-
-def get_jid(opts, jid):
-    """``{minion: {"return": ..., "retcode": ..., "success": ...}}`` for one job."""
-    with _read(opts).engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.returns).where(schema.returns.c.jid == str(jid))).all()
-    out = {}
-    for row in rows:
-        full = json.loads(row.ret)
-        out[row.minion_id] = {"return": full.get("return"), "retcode": row.retcode, "success": row.success,
-                              "master_id": row.master_id}
-    return out
-
-
-def get_fun(opts, fun):
-    """``{minion: fun}`` for the minions whose latest return ran ``fun``."""
-    with _read(opts).engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(schema.returns.c.minion_id, sa.func.max(schema.returns.c.jid).label("jid"))
-            .where(schema.returns.c.fun == fun).group_by(schema.returns.c.minion_id)
-        ).all()
-    return {row.minion_id: fun for row in rows}
-
-
-def get_jids(opts):
-    """``{jid: load}`` of every job recorded."""
-    with _read(opts).engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.jobs.c.jid, schema.jobs.c.load).order_by(schema.jobs.c.jid)).all()
-    return {row.jid: json.loads(row.load) for row in rows}
-
-
-def get_jids_filter(opts, count, filter_find_job=True):
-    """The newest ``count`` jobs as ``[{"jid", "load"}]``, newest first."""
-    query = sa.select(schema.jobs.c.jid, schema.jobs.c.load).order_by(schema.jobs.c.jid.desc()).limit(int(count))
-    if filter_find_job:
-        query = query.where(sa.or_(schema.jobs.c.fun.is_(None), schema.jobs.c.fun != "saltutil.find_job"))
-    with _read(opts).engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [{"jid": row.jid, "load": json.loads(row.load)} for row in rows]
-
-
-def get_minions(opts):
-    """Every minion id that returned something."""
-    with _read(opts).engine.connect() as conn:
-        return [row.minion_id for row in conn.execute(sa.select(schema.returns.c.minion_id).distinct()).all()]
-
-
-def job_minions_of(opts, jid):
-    """The minions a job was published to, as recorded by every master."""
-    with _read(opts).engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid)).distinct()).all()
-    return sorted(row.minion_id for row in rows)
-
-
-def clean_old_jobs(opts):
-    """
-    Delete jobs, returns and events older than ``keep_jobs_seconds`` (default
-    24 h). Only the schema owner (the master of masters) deletes: a relay's
-    account may insert and update results, never delete them.
-    """
-    keep = int(opts.get("keep_jobs_seconds") or int(opts.get("keep_jobs", 24)) * 3600)
-    if keep <= 0 or not settings(opts)["schema_owner"]:
-        return 0
-    cutoff = clock.utcnow() - datetime.timedelta(seconds=keep)
-    results = _read(opts)
-    with results.engine.begin() as conn:
-        old = sa.select(schema.jobs.c.jid).where(schema.jobs.c.created_at < cutoff).scalar_subquery()
-        deleted = conn.execute(schema.returns.delete().where(schema.returns.c.alter_time < cutoff)).rowcount
-        conn.execute(schema.job_minions.delete().where(schema.job_minions.c.jid.in_(old)))
-        deleted += conn.execute(schema.jobs.delete().where(schema.jobs.c.created_at < cutoff)).rowcount
-        deleted += conn.execute(schema.events.delete().where(schema.events.c.alter_time < cutoff)).rowcount
-    return deleted

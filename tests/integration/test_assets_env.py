@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.jobs import writer
 from tests.conftest import fleet_inventory_csv
 
 pytestmark = pytest.mark.fleet
@@ -52,7 +52,7 @@ def test_refresh_through_both_syndics_and_history(fleet, fleet_inventory, tmp_pa
 
 def env_events(fleet, relay):
     opts = {"cachedir": "/nonexistent", "kiosk_mysql": {"db": fleet.mom.config["kiosk"]["db"], "master_id": "t"}}
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     with results.engine.connect() as conn:
         rows = conn.exec_driver_sql(
             "SELECT tag, data FROM kiosk_events WHERE tag LIKE %s ORDER BY id", (f"salt/beacon/{relay}/kiosk_env/%",)

@@ -42,12 +42,12 @@ def test_job_over_all_kiosks_lands_with_both_master_ids(fleet, fleet_inventory):
     assert prog["masters"] == ["relay-e1", "relay-w1"]
     assert prog["expected"] == 4 and prog["waiting"] == [] and prog["progress"] == 1.0
     # Stored verbatim in MariaDB by the syndic masters' returner.
-    from salt_kiosk.jobs import writer as jobresults
+    from salt_kiosk.jobs import cache, writer
 
     opts = {"cachedir": "/nonexistent", "kiosk_mysql": {"db": fleet.mom.config["kiosk"]["db"], "master_id": "test"}}
-    stored = jobresults.get_jid(opts, jid)
+    stored = cache.get_jid(opts, jid)
     assert {m: r["return"] for m, r in stored.items()} == {m: task["results"][m]["return"] for m in KIOSKS}
-    jobresults.JobResults.dispose_all()
+    writer.JobResults.dispose_all()
 
 
 def test_unit_with_a_stopped_minion_ends_within_its_timeout(fleet, fleet_inventory):
@@ -115,11 +115,11 @@ def test_minion_side_return_through_the_returner(fleet):
     marker = "written by the minion's own returner"
     ret = fleet.salt_cli().run("test.echo", marker, "--return", "kiosk_mysql", minion_tgt="central")
     assert ret.returncode == 0 and ret.data == marker, ret
-    from salt_kiosk.jobs import writer as jobresults
+    from salt_kiosk.jobs import writer
 
     opts = {"cachedir": "/nonexistent", "kiosk_mysql": {"db": fleet.mom.config["kiosk"]["db"], "master_id": "test"}}
     try:
-        results = jobresults.JobResults.get(opts)
+        results = writer.JobResults.get(opts)
         deadline = time.monotonic() + 30
         while True:
             with results.engine.connect() as conn:
@@ -132,4 +132,4 @@ def test_minion_side_return_through_the_returner(fleet):
         assert [(r[0], r[1]) for r in rows] == [("central", "central")], rows
         assert json.loads(rows[0][2])["return"] == marker
     finally:
-        jobresults.JobResults.dispose_all()
+        writer.JobResults.dispose_all()

@@ -23,7 +23,7 @@ from salt_kiosk.db import schema
 from salt_kiosk.db import migrations
 from salt_kiosk import clock
 from salt_kiosk.db import accounts
-from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.jobs import cache, writer
 from salt_kiosk.db import store
 from salt_kiosk.errors import KioskInputError, KioskSchemaError
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, _mysql_admin
@@ -45,7 +45,7 @@ def relay_account(mysql_db):
         yield done, url.render_as_string(hide_password=False)
     finally:
         store.dispose_all()
-        jobresults.JobResults.dispose_all()
+        writer.JobResults.dispose_all()
         _mysql_admin(f"DROP USER IF EXISTS '{user}'@'%'")
 
 
@@ -73,13 +73,13 @@ def test_relay_account_is_created_with_result_grants_only(relay_account, mysql_d
 def test_relay_account_writes_results_and_nothing_else(relay_account, tmp_path):
     _done, url = relay_account
     opts = relay_opts(url, tmp_path)
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     ret = {"jid": "20261125000000000042", "id": "kiosk-e1", "fun": "test.ping", "return": True, "retcode": 0,
            "success": True}
     assert results.write("return", results.return_row(ret)) == "written"
-    assert jobresults.get_jid(opts, "20261125000000000042")["kiosk-e1"]["return"] is True
+    assert cache.get_jid(opts, "20261125000000000042")["kiosk-e1"]["return"] is True
     # A relay's master never deletes results (only the owner cleans up).
-    assert jobresults.clean_old_jobs(dict(opts, keep_jobs_seconds=1)) == 0
+    assert cache.clean_old_jobs(dict(opts, keep_jobs_seconds=1)) == 0
     parsed = sa.engine.make_url(url)
     conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=parsed.username, password=parsed.password,
                            database=parsed.database, autocommit=True)
@@ -120,7 +120,7 @@ def test_relay_returner_never_migrates_and_says_where_to(mysql_db, tmp_path, cap
         migrations.MIGRATIONS[0][2](conn)
         conn.execute(schema.schema_table.insert().values(version=1, description="old", applied_at=clock.utcnow()))
     opts = relay_opts(mysql_db, tmp_path)  # even with the owner's credentials: a relay does not migrate
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     ret = {"jid": "20261125000000000043", "id": "kiosk-e1", "fun": "test.ping", "return": True, "retcode": 0}
     with caplog.at_level(logging.ERROR):
         assert results.write("return", results.return_row(ret)) == "spooled"
@@ -128,7 +128,7 @@ def test_relay_returner_never_migrates_and_says_where_to(mysql_db, tmp_path, cap
     with engine.connect() as conn:
         assert migrations.current_version(conn) == 1
         assert not sa.inspect(conn).has_table("kiosk_returns")
-    jobresults.JobResults.dispose_all()
+    writer.JobResults.dispose_all()
     # Nor does a minion or any master that is not the master of masters opening the store.
     with pytest.raises(KioskSchemaError, match="run the migration on the master of masters"):
         store.open_store({"cachedir": str(tmp_path), "kiosk": {"db": mysql_db}})
@@ -136,11 +136,11 @@ def test_relay_returner_never_migrates_and_says_where_to(mysql_db, tmp_path, cap
         assert migrations.current_version(conn) == 1
     # The owner does; then the relay's spooled return reaches the database.
     store.open_store({"cachedir": str(tmp_path), "order_masters": True, "kiosk": {"db": mysql_db}})
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     results.down_until = 0.0
     assert results.flush() == 1
-    assert jobresults.get_jid(opts, "20261125000000000043")["kiosk-e1"]["return"] is True
-    jobresults.JobResults.dispose_all()
+    assert cache.get_jid(opts, "20261125000000000043")["kiosk-e1"]["return"] is True
+    writer.JobResults.dispose_all()
     engine.dispose()
 
 

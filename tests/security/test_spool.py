@@ -17,7 +17,7 @@ import pytest
 import salt.config
 import salt.loader
 
-from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.jobs import spool, writer
 from salt_kiosk.errors import KioskInputError
 
 ITEM = 100_000
@@ -39,7 +39,7 @@ def returner(tmp_path):
                     kiosk_mysql=dict({"db": db, "spool_dir": str(tmp_path / "spool")}, **settings))
         return salt.loader.returners(opts, {})["kiosk_mysql.returner"]
     yield make
-    jobresults.JobResults.dispose_all()
+    writer.JobResults.dispose_all()
 
 
 def big_return(index, fun="test.echo"):
@@ -62,7 +62,7 @@ def test_refused_items_count_against_spool_max(returner, mysql_db, tmp_path, cap
     assert size <= 10 * (ITEM + 1000)
     assert "not kept (spool full)" in caplog.text
     # The refused items fill the spool: an item spooled while the database is down is dropped too.
-    jobresults.JobResults.dispose_all()
+    writer.JobResults.dispose_all()
     down = returner(f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2", spool_max=10)
     down(big_return(99))
     assert spool_usage(tmp_path)[0] == 10
@@ -92,6 +92,6 @@ def test_bad_bound_is_refused_naming_the_key(tmp_path):
     for value in ("lots", 0, -5, True, 1.5):
         opts = {"cachedir": str(tmp_path), "kiosk_mysql": {"db": "sqlite://", "spool_max_bytes": value}}
         with pytest.raises(KioskInputError, match="kiosk_mysql:spool_max_bytes .* is not a number of bytes"):
-            jobresults.settings(opts)
-    assert jobresults.settings({"cachedir": str(tmp_path), "kiosk_mysql": {"db": "sqlite://"}})["spool_max_bytes"] \
-        == jobresults.DEFAULT_SPOOL_MAX_BYTES
+            writer.settings(opts)
+    assert writer.settings({"cachedir": str(tmp_path), "kiosk_mysql": {"db": "sqlite://"}})["spool_max_bytes"] \
+        == spool.DEFAULT_SPOOL_MAX_BYTES

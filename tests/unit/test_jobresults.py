@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from salt_kiosk.db import schema
 from salt_kiosk.db import migrations
 from salt_kiosk import clock
-from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.jobs import cache, writer
 from salt_kiosk.db import store
 
 
@@ -32,7 +32,7 @@ def master(opts, tmp_path):
                 "spool_dir": str(tmp_path / spool), "spool_max": spool_max}
         return {"cachedir": opts["cachedir"], "kiosk_mysql": conf}
     yield make
-    jobresults.JobResults.dispose_all()
+    writer.JobResults.dispose_all()
 
 
 def closed_port():
@@ -46,13 +46,13 @@ def ret(jid, minion, value, fun="test.echo"):
 
 
 def count(opts, table):
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     with results.engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
 
 
 def test_same_jid_from_two_masters_is_one_job_and_no_error(master):
-    east, west = jobresults.JobResults.get(master("relay-e1")), jobresults.JobResults.get(master("relay-w1"))
+    east, west = writer.JobResults.get(master("relay-e1")), writer.JobResults.get(master("relay-w1"))
     load = {"fun": "test.ping", "tgt": "*", "arg": []}
     assert east.write("load", east.load_item("20261125000000000001", load, ["kiosk-e1", "kiosk-w1"])) == "written"
     assert west.write("load", west.load_item("20261125000000000001", load, ["kiosk-e1", "kiosk-w1"])) == "written"
@@ -61,27 +61,27 @@ def test_same_jid_from_two_masters_is_one_job_and_no_error(master):
     west.write("return", west.return_row(ret("20261125000000000001", "kiosk-e1", True)))  # duplicate
     opts = master("relay-e1")
     assert count(opts, schema.jobs) == 1
-    got = jobresults.get_jid(opts, "20261125000000000001")
+    got = cache.get_jid(opts, "20261125000000000001")
     assert sorted(got) == ["kiosk-e1", "kiosk-w1"]
     assert got["kiosk-e1"]["master_id"] == "relay-e1" and got["kiosk-w1"]["master_id"] == "relay-w1"
-    assert jobresults.get_load(opts, "20261125000000000001") == dict(load, Minions=["kiosk-e1", "kiosk-w1"])
-    assert jobresults.job_minions_of(opts, "20261125000000000001") == ["kiosk-e1", "kiosk-w1"]
+    assert cache.get_load(opts, "20261125000000000001") == dict(load, Minions=["kiosk-e1", "kiosk-w1"])
+    assert cache.job_minions_of(opts, "20261125000000000001") == ["kiosk-e1", "kiosk-w1"]
 
 
 def test_values_are_stored_verbatim(master):
     opts = master("relay-e1")
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     nasty_id = "kiosk-'; DROP TABLE kiosk_returns; --\\"
     payload = {"text": "it's \"quoted\" \\ back\\slash ' OR 1=1; --", "bytes": "\u4e2d\u6587"}
     results.write("return", results.return_row(ret("20261125000000000002", nasty_id, payload)))
-    got = jobresults.get_jid(opts, "20261125000000000002")
+    got = cache.get_jid(opts, "20261125000000000002")
     assert got == {nasty_id: {"return": payload, "retcode": 0, "success": True, "master_id": "relay-e1"}}
-    assert jobresults.get_fun(opts, "test.echo") == {nasty_id: "test.echo"}
+    assert cache.get_fun(opts, "test.echo") == {nasty_id: "test.echo"}
 
 
 def test_event_batch_in_one_write(master):
     opts = master("mom")
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     batch = [{"tag": f"kiosk/test/{i}", "data": {"i": i, "q": "'\\\""}} for i in range(500)]
     assert results.write("events", results.event_rows(batch)) == "written"
     assert count(opts, schema.events) == 500
@@ -99,30 +99,30 @@ def mysql_master(mysql_db, tmp_path):
         conf = {"db": db or mysql_db, "master_id": master_id, "spool_dir": str(tmp_path / spool), "spool_max": spool_max}
         return {"cachedir": str(tmp_path), "kiosk_mysql": conf}
     yield make
-    jobresults.JobResults.dispose_all()
+    writer.JobResults.dispose_all()
 
 
 def test_unreachable_database_spools_and_replays_in_order_without_duplicates(mysql_master, caplog):
     master = mysql_master
     down = master("relay-e1", db=f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2")
-    offline = jobresults.JobResults.get(down)
+    offline = writer.JobResults.get(down)
     with caplog.at_level(logging.WARNING):
         for index in range(5):
             assert offline.write("return", offline.return_row(ret("20261125000000000003", f"kiosk-{index}", index))) == "spooled"
         offline.write("events", offline.event_rows([{"tag": "kiosk/x", "data": {}}]))
     assert len(offline.spool) == 6 and "database unreachable" in caplog.text
-    online = jobresults.JobResults.get(master("relay-e1"))  # same spool directory, reachable database
+    online = writer.JobResults.get(master("relay-e1"))  # same spool directory, reachable database
     online.write("return", online.return_row(ret("20261125000000000003", "kiosk-5", 5)))
     assert len(online.spool) == 0
     opts = master("relay-e1")
-    assert sorted(jobresults.get_jid(opts, "20261125000000000003")) == [f"kiosk-{i}" for i in range(6)]
+    assert sorted(cache.get_jid(opts, "20261125000000000003")) == [f"kiosk-{i}" for i in range(6)]
     assert count(opts, schema.events) == 1
     assert online.flush() == 0  # nothing left, nothing twice
 
 
 def test_full_spool_says_so(mysql_master, caplog):
     master = mysql_master
-    down = jobresults.JobResults.get(
+    down = writer.JobResults.get(
         master("relay-e1", db=f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2", spool_max=2))
     with caplog.at_level(logging.ERROR):
         states = [down.write("return", down.return_row(ret("1", f"k{i}", i))) for i in range(3)]
@@ -132,21 +132,21 @@ def test_full_spool_says_so(mysql_master, caplog):
 
 def test_filters_and_cleanup(master):
     opts = dict(master("mom"), keep_jobs_seconds=3600, order_masters=True)  # only the owner deletes
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     results.write("load", results.load_item("20261125000000000010", {"fun": "test.ping"}, []))
     results.write("load", results.load_item("20261125000000000011", {"fun": "saltutil.find_job"}, []))
-    assert [j["jid"] for j in jobresults.get_jids_filter(opts, 10)] == ["20261125000000000010"]
-    assert len(jobresults.get_jids_filter(opts, 10, filter_find_job=False)) == 2
+    assert [j["jid"] for j in cache.get_jids_filter(opts, 10)] == ["20261125000000000010"]
+    assert len(cache.get_jids_filter(opts, 10, filter_find_job=False)) == 2
     with results.engine.begin() as conn:
         conn.execute(schema.jobs.update().where(schema.jobs.c.jid == "20261125000000000010")
                      .values(created_at=clock.utcnow().replace(year=2020)))
-    assert jobresults.clean_old_jobs(opts) == 1
-    assert list(jobresults.get_jids(opts)) == ["20261125000000000011"]
+    assert cache.clean_old_jobs(opts) == 1
+    assert list(cache.get_jids(opts)) == ["20261125000000000011"]
 
 
 def test_item_the_database_refuses_is_kept_aside_and_blocks_nothing(mysql_master, tmp_path):
     opts = mysql_master("relay-e1")
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     bad = ret("20261125000000000020", "kiosk-1", 1, fun="f" * 300)  # longer than the fun column
     assert results.write("return", results.return_row(bad)) == "refused"
     kept = [n for n in os.listdir(tmp_path / "spool") if n.endswith(".bad")]
@@ -156,15 +156,15 @@ def test_item_the_database_refuses_is_kept_aside_and_blocks_nothing(mysql_master
     results.spool.put("return", results.return_row(bad))
     results.spool.put("return", results.return_row(ret("20261125000000000020", "kiosk-3", 3)))
     assert results.write("return", results.return_row(ret("20261125000000000020", "kiosk-4", 4))) == "written"
-    assert sorted(jobresults.get_jid(opts, "20261125000000000020")) == ["kiosk-2", "kiosk-3", "kiosk-4"]
+    assert sorted(cache.get_jid(opts, "20261125000000000020")) == ["kiosk-2", "kiosk-3", "kiosk-4"]
     assert len([n for n in os.listdir(tmp_path / "spool") if n.endswith(".bad")]) == 2
 
 
 def test_full_spool_drains_as_soon_as_the_database_is_back(mysql_master):
-    down = jobresults.JobResults.get(
+    down = writer.JobResults.get(
         mysql_master("relay-e1", db=f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2",
                      spool_max=2))
     assert [down.write("return", down.return_row(ret("21", f"k{i}", i))) for i in range(2)] == ["spooled"] * 2
-    up = jobresults.JobResults.get(mysql_master("relay-e1", spool_max=2))
+    up = writer.JobResults.get(mysql_master("relay-e1", spool_max=2))
     assert up.write("return", up.return_row(ret("21", "k2", 2))) == "written"
-    assert sorted(jobresults.get_jid(mysql_master("relay-e1"), "21")) == ["k0", "k1", "k2"]
+    assert sorted(cache.get_jid(mysql_master("relay-e1"), "21")) == ["k0", "k1", "k2"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from salt_kiosk.jobs import writer as jobresults
+from salt_kiosk.jobs import writer
 from salt_kiosk.node import sensors
 from salt_kiosk.envreport import report
 from salt_kiosk.errors import KioskInputError
@@ -61,7 +61,7 @@ def test_bad_config_names_the_field(config, message):
 
 
 def test_report_per_relay_and_campus(opts):
-    results = jobresults.JobResults.get(opts)
+    results = writer.JobResults.get(opts)
     events = [{"tag": f"salt/beacon/relay-e1/kiosk_env/reading", "data": {"temperature": t, "humidity": 40, "smoke": False}}
               for t in (20, 22, 30)]
     events += [{"tag": "salt/beacon/relay-e2/kiosk_env/reading",
@@ -83,4 +83,4 @@ def test_report_per_relay_and_campus(opts):
         report(opts, campus="north")
     with pytest.raises(KioskInputError, match="hours 'x' is not a number"):
         report(opts, hours="x")
-    jobresults.JobResults.dispose_all()
+    writer.JobResults.dispose_all()

@@ -1,0 +1,112 @@
+"""
+The job cache read side of the ``kiosk_mysql`` returner: Salt's ``get_load``,
+``get_jid``, ``get_fun``, ``get_jids``, ``get_jids_filter``, ``get_minions``
+and ``clean_old_jobs`` over the tables written by :mod:`salt_kiosk.jobs.writer`.
+"""
+
+import datetime
+import json
+import logging
+
+import sqlalchemy as sa
+
+from salt_kiosk import clock
+from salt_kiosk.db import schema
+from salt_kiosk.jobs.writer import JobResults, settings
+
+log = logging.getLogger(__name__)
+
+
+
+def _read(opts):
+    results = JobResults.get(opts)
+    results.ensure_schema()
+    return results
+
+
+def get_load(opts, jid):
+    """
+    The job's load with ``Minions`` (every minion any master published it to,
+    as Salt's local job cache reports it), or ``{}``.
+    """
+    with _read(opts).engine.connect() as conn:
+        row = conn.execute(sa.select(schema.jobs.c.load).where(schema.jobs.c.jid == str(jid))).first()
+        minions = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid))
+                               .distinct()).all()
+    if not row:
+        return {}
+    load = json.loads(row.load)
+    load["Minions"] = sorted({m.minion_id for m in minions} | set(load.get("Minions") or []))
+    return load
+
+
+def get_jid(opts, jid):
+    """``{minion: {"return": ..., "retcode": ..., "success": ...}}`` for one job."""
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(sa.select(schema.returns).where(schema.returns.c.jid == str(jid))).all()
+    out = {}
+    for row in rows:
+        full = json.loads(row.ret)
+        out[row.minion_id] = {"return": full.get("return"), "retcode": row.retcode, "success": row.success,
+                              "master_id": row.master_id}
+    return out
+
+
+def get_fun(opts, fun):
+    """``{minion: fun}`` for the minions whose latest return ran ``fun``."""
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(schema.returns.c.minion_id, sa.func.max(schema.returns.c.jid).label("jid"))
+            .where(schema.returns.c.fun == fun).group_by(schema.returns.c.minion_id)
+        ).all()
+    return {row.minion_id: fun for row in rows}
+
+
+def get_jids(opts):
+    """``{jid: load}`` of every job recorded."""
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(sa.select(schema.jobs.c.jid, schema.jobs.c.load).order_by(schema.jobs.c.jid)).all()
+    return {row.jid: json.loads(row.load) for row in rows}
+
+
+def get_jids_filter(opts, count, filter_find_job=True):
+    """The newest ``count`` jobs as ``[{"jid", "load"}]``, newest first."""
+    query = sa.select(schema.jobs.c.jid, schema.jobs.c.load).order_by(schema.jobs.c.jid.desc()).limit(int(count))
+    if filter_find_job:
+        query = query.where(sa.or_(schema.jobs.c.fun.is_(None), schema.jobs.c.fun != "saltutil.find_job"))
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [{"jid": row.jid, "load": json.loads(row.load)} for row in rows]
+
+
+def get_minions(opts):
+    """Every minion id that returned something."""
+    with _read(opts).engine.connect() as conn:
+        return [row.minion_id for row in conn.execute(sa.select(schema.returns.c.minion_id).distinct()).all()]
+
+
+def job_minions_of(opts, jid):
+    """The minions a job was published to, as recorded by every master."""
+    with _read(opts).engine.connect() as conn:
+        rows = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid)).distinct()).all()
+    return sorted(row.minion_id for row in rows)
+
+
+def clean_old_jobs(opts):
+    """
+    Delete jobs, returns and events older than ``keep_jobs_seconds`` (default
+    24 h). Only the schema owner (the master of masters) deletes: a relay's
+    account may insert and update results, never delete them.
+    """
+    keep = int(opts.get("keep_jobs_seconds") or int(opts.get("keep_jobs", 24)) * 3600)
+    if keep <= 0 or not settings(opts)["schema_owner"]:
+        return 0
+    cutoff = clock.utcnow() - datetime.timedelta(seconds=keep)
+    results = _read(opts)
+    with results.engine.begin() as conn:
+        old = sa.select(schema.jobs.c.jid).where(schema.jobs.c.created_at < cutoff).scalar_subquery()
+        deleted = conn.execute(schema.returns.delete().where(schema.returns.c.alter_time < cutoff)).rowcount
+        conn.execute(schema.job_minions.delete().where(schema.job_minions.c.jid.in_(old)))
+        deleted += conn.execute(schema.jobs.delete().where(schema.jobs.c.created_at < cutoff)).rowcount
+        deleted += conn.execute(schema.events.delete().where(schema.events.c.alter_time < cutoff)).rowcount
+    return deleted
