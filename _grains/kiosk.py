@@ -19,7 +19,7 @@ A probe that fails leaves its field out and logs why; the grain never raises.
 import logging
 
 try:
-    from salt_kiosk import assets
+    from salt_kiosk.node import grain
 
     HAS_LIB = True
 except ImportError:  # the library travels with pip, not with saltutil.sync_all
@@ -41,7 +41,7 @@ def kiosk():
     if not HAS_LIB:
         return {}
     try:
-        return {"kiosk": assets.collect(__opts__)}
+        return {"kiosk": grain.collect(__opts__)}
     except Exception as exc:  # pylint: disable=broad-except
         log.error("kiosk grain failed: %s", exc)
         return {}

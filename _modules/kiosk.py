@@ -39,7 +39,7 @@ try:
     import salt_kiosk
     from salt_kiosk import files
     from salt_kiosk.node import delivery
-    from salt_kiosk.releases import catalogue as releases
+    from salt_kiosk.node import release_install, release_stage
     from salt_kiosk.node import sensors
     from salt_kiosk.node import shutdown as kshutdown
     from salt_kiosk.node import sweep as ksweep
@@ -51,6 +51,12 @@ except ImportError as _exc:  # the library travels with pip, not with saltutil.s
     _IMPORT_ERROR = str(_exc)
 
 __virtualname__ = "kiosk"
+
+#: The salt-kiosk release these loader modules belong to. Synced ``_modules``
+#: (saltutil.sync_all) take precedence over the pip-installed ones, so it may
+#: differ from the library's ``salt_kiosk.__version__``; release bumps change
+#: both (tests/unit/test_versions.py checks that they agree in the checkout).
+__kiosk_version__ = "0.1.0"
 
 
 def __virtual__():
@@ -77,7 +83,11 @@ def md5(path):
 
 def version():
     """
-    Return the version of salt-kiosk serving this module.
+    Return the salt-kiosk versions serving this node: ``{"modules": the
+    loader modules' version (these synced or installed ``_modules``),
+    "library": the pip-installed ``salt_kiosk`` library's, "skew": True when
+    they differ}``. ``salt-run kiosk_inventory.versions`` lists the nodes
+    with a skew.
 
     CLI Example:
 
@@ -85,7 +95,8 @@ def version():
 
         salt '*' kiosk.version
     """
-    return salt_kiosk.__version__
+    library = str(salt_kiosk.__version__)
+    return {"modules": __kiosk_version__, "library": library, "skew": __kiosk_version__ != library}
 
 
 def _config():
@@ -317,7 +328,7 @@ def release():
 
         salt 'kiosk-*' kiosk.release
     """
-    return releases.current(__opts__)
+    return release_install.current(__opts__)
 
 
 def stage_release(version, url, md5, filename, latest=True):
@@ -333,7 +344,7 @@ def stage_release(version, url, md5, filename, latest=True):
 
         salt relay-e1 kiosk.stage_release 1.4.0 http://central:8080/x/app.tar.gz 0f343b0931126a20f133d67c2b018a3b app.tar.gz
     """
-    return releases.stage_local(__opts__, version, url, md5, filename, latest=bool(latest))
+    return release_stage.stage_local(__opts__, version, url, md5, filename, latest=bool(latest))
 
 
 def promote_release(version):
@@ -348,7 +359,7 @@ def promote_release(version):
 
         salt relay-e1 kiosk.promote_release 1.4.0
     """
-    return releases.promote_local(__opts__, version)
+    return release_stage.promote_local(__opts__, version)
 
 
 def env(config=None):

@@ -52,7 +52,9 @@ Events fired on the master bus:
 
 try:
     from salt_kiosk import events as kevents
-    from salt_kiosk.releases import catalogue as releases
+    from salt_kiosk.errors import KioskInputError
+    from salt_kiosk.node import release_install
+    from salt_kiosk.releases import catalogue, rollout as rollouts
     from salt_kiosk.db import store
 
     HAS_LIB = True
@@ -82,7 +84,7 @@ def _finish(release, rollout, target, timeout):
         "kiosk/release/published",
     )
     if rollout:
-        release["rollout"] = releases.rollout(__opts__, kstore, release, target=target, timeout=timeout)
+        release["rollout"] = rollouts.rollout(__opts__, kstore, release, target=target, timeout=timeout)
     return release
 
 
@@ -133,8 +135,8 @@ def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
         salt-run kiosk_release.publish 1.5.0 /srv/releases/ui.tar.gz target=campus:east rollout=False
     """
     kstore = store.open_store(__opts__)
-    release = releases.publish(__opts__, kstore, version, source, md5=md5, stage_timeout=int(timeout),
-                               promote=bool(rollout) and target == "*")
+    release = catalogue.publish(__opts__, kstore, version, source, md5=md5, stage_timeout=int(timeout),
+                               latest=bool(rollout) and target == "*")
     return _finish(release, rollout, target, int(timeout))
 
 
@@ -160,8 +162,8 @@ def rollback(to=None, version=None, target="*", rollout=True, timeout=300):
         salt-run kiosk_release.rollback to=1.3.2 version=1.4.2
     """
     kstore = store.open_store(__opts__)
-    release = releases.rollback(__opts__, kstore, to=to, version=version, stage_timeout=int(timeout),
-                                promote=bool(rollout) and target == "*")
+    release = catalogue.rollback(__opts__, kstore, to=to, version=version, stage_timeout=int(timeout),
+                                latest=bool(rollout) and target == "*")
     return _finish(release, rollout, target, int(timeout))
 
 
@@ -181,15 +183,15 @@ def rollout(version=None, target="*", timeout=300):
     """
     kstore = store.open_store(__opts__)
     if version is None:
-        release = releases.latest_release(kstore)
+        release = catalogue.latest_release(kstore)
         if release is None:
-            raise releases.KioskInputError("no release has been published yet")
+            raise KioskInputError("no release has been published yet")
     else:
-        release = releases.get_release(kstore, releases.check_version(version))
+        release = catalogue.get_release(kstore, release_install.check_version(version))
         if release is None:
-            known = ", ".join(rel["version"] for rel in releases.list_releases(kstore)) or "none"
-            raise releases.KioskInputError(f"release {version!r} is unknown: published versions are {known}")
-    return releases.rollout(__opts__, kstore, release, target=target, timeout=int(timeout))
+            known = ", ".join(rel["version"] for rel in catalogue.list_releases(kstore)) or "none"
+            raise KioskInputError(f"release {version!r} is unknown: published versions are {known}")
+    return rollouts.rollout(__opts__, kstore, release, target=target, timeout=int(timeout))
 
 
 def status(target="*", timeout=30):
@@ -208,7 +210,7 @@ def status(target="*", timeout=30):
         salt-run kiosk_release.status
         salt-run kiosk_release.status target=campus:east
     """
-    return releases.status(__opts__, store.open_store(__opts__), target=target, timeout=int(timeout))
+    return rollouts.status(__opts__, store.open_store(__opts__), target=target, timeout=int(timeout))
 
 
 def list_():
@@ -222,7 +224,7 @@ def list_():
 
         salt-run kiosk_release.list
     """
-    return releases.list_releases(store.open_store(__opts__))
+    return catalogue.list_releases(store.open_store(__opts__))
 
 
 __func_alias__ = {"list_": "list"}

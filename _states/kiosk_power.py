@@ -39,6 +39,7 @@ import logging
 try:
     from salt.exceptions import SaltException
 
+    from salt_kiosk import config
     from salt_kiosk.power import rules
     from salt_kiosk.db import store
 
@@ -59,11 +60,7 @@ def __virtual__():
 
 
 def _store():
-    opts = dict(__opts__)
-    settings = dict(__opts__.get("kiosk") or {})
-    settings.update((__pillar__.get("kiosk") or {}) if isinstance(__pillar__.get("kiosk"), dict) else {})
-    opts["kiosk"] = settings
-    return store.open_store(opts)
+    return store.open_store(config.with_pillar(__opts__, __pillar__))
 
 
 def _changed(action, name, kstore):

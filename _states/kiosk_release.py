@@ -41,7 +41,7 @@ Events fired: none.
 try:
     from salt.exceptions import SaltException
 
-    from salt_kiosk.releases import catalogue as releases
+    from salt_kiosk.node import release_install
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -81,9 +81,9 @@ def installed(name="latest", md5=None, filename=None, source=None, **_job_data):
     """
     ret = {"name": name, "result": True, "comment": "", "changes": {}}
     try:
-        version = "latest" if str(name) == "latest" else releases.check_version(name)
+        version = "latest" if str(name) == "latest" else release_install.check_version(name)
         if md5 is None or filename is None:
-            manifest = releases.manifest_from_master(__opts__, version)
+            manifest = release_install.manifest_from_master(__opts__, version)
             if manifest is None:
                 if version == "latest":
                     ret["comment"] = "no release is staged on this minion's master yet"
@@ -94,7 +94,7 @@ def installed(name="latest", md5=None, filename=None, source=None, **_job_data):
             version = manifest["version"]
             md5 = md5 or manifest["md5"]
             filename = filename or manifest["file"]
-        current = releases.current(__opts__)
+        current = release_install.current(__opts__)
         if current["version"] == version and current["md5"] == md5:
             ret["comment"] = f"release {version} is already current"
             return ret
@@ -103,7 +103,7 @@ def installed(name="latest", md5=None, filename=None, source=None, **_job_data):
             ret["comment"] = f"release {version} would be installed (now: {current['version']})"
             ret["changes"] = {"version": {"old": current["version"], "new": version}}
             return ret
-        done = releases.install(__opts__, version, md5, filename, source=source)
+        done = release_install.install(__opts__, version, md5, filename, source=source)
     except SaltException as exc:
         ret["result"] = False
         ret["comment"] = str(exc)

@@ -33,13 +33,10 @@ Events fired: none.
 """
 
 try:
-    import sqlalchemy as sa
     from salt.exceptions import SaltException
 
-    from salt_kiosk.db import migrations
-    from salt_kiosk.db import accounts
-    from salt_kiosk.db import store
-    from salt_kiosk.errors import KioskInputError
+    from salt_kiosk import config
+    from salt_kiosk.db import accounts, store
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -66,45 +63,23 @@ def schema_current(name="kiosk", **_job_data):
         salt central state.single kiosk_store.schema_current kiosk
     """
     ret = {"name": name, "result": True, "comment": "", "changes": {}}
-    opts = dict(__opts__)
-    settings = dict(__opts__.get("kiosk") or {})
-    pillar_kiosk = __pillar__.get("kiosk")
-    if isinstance(pillar_kiosk, dict) and pillar_kiosk.get("db"):
-        settings["db"] = pillar_kiosk["db"]
-    opts["kiosk"] = settings
     try:
-        engine = store.make_engine(store.db_url(opts))
-        try:
-            with engine.connect() as conn:
-                have = migrations.current_version(conn)
-            if have >= migrations.SCHEMA_VERSION:
-                ret["comment"] = f"schema is at version {have}"
-                return ret
-            if __opts__.get("test"):
-                ret["result"] = None
-                ret["comment"] = f"schema would be upgraded from version {have} to {migrations.SCHEMA_VERSION}"
-                ret["changes"] = {"version": {"old": have, "new": migrations.SCHEMA_VERSION}}
-                return ret
-            applied = migrations.upgrade(engine)
-        finally:
-            engine.dispose()
-    except (SaltException, sa.exc.SQLAlchemyError) as exc:
+        state = store.upgrade_schema(config.with_pillar(__opts__, __pillar__), test=bool(__opts__.get("test")))
+    except SaltException as exc:
         ret["result"] = False
         ret["comment"] = f"kiosk database: {str(exc).splitlines()[0]}"
         return ret
-    ret["changes"] = {"version": {"old": have, "new": migrations.SCHEMA_VERSION}, "applied": applied}
-    ret["comment"] = f"schema upgraded to version {migrations.SCHEMA_VERSION}"
+    if state["old"] >= state["new"]:
+        ret["comment"] = f"schema is at version {state['old']}"
+        return ret
+    ret["changes"] = {"version": {"old": state["old"], "new": state["new"]}}
+    if __opts__.get("test"):
+        ret["result"] = None
+        ret["comment"] = f"schema would be upgraded from version {state['old']} to {state['new']}"
+        return ret
+    ret["changes"]["applied"] = state["applied"]
+    ret["comment"] = f"schema upgraded to version {state['new']}"
     return ret
-
-
-def _kiosk_settings():
-    settings = dict(__opts__.get("kiosk") or {})
-    pillar_kiosk = __pillar__.get("kiosk")
-    if isinstance(pillar_kiosk, dict):
-        for key in ("db", "db_admin"):
-            if pillar_kiosk.get(key):
-                settings[key] = pillar_kiosk[key]
-    return settings
 
 
 def account_present(name, role, password_file, host="%", database=None, **_job_data):
@@ -120,24 +95,11 @@ def account_present(name, role, password_file, host="%", database=None, **_job_d
         salt central state.single kiosk_store.account_present kiosk_relay role=relay password_file=/etc/salt/kiosk-db-relay.secret host='10.1.%'
     """
     ret = {"name": name, "result": True, "comment": "", "changes": {}}
-    settings = _kiosk_settings()
     try:
-        try:
-            with open(password_file, encoding="utf-8") as handle:
-                password = handle.read().strip()
-        except (OSError, TypeError) as exc:
-            raise KioskInputError(
-                f"password_file {password_file!r} cannot be read: {getattr(exc, 'strerror', None) or exc}"
-            ) from None
-        admin = settings.get("db_admin") or settings.get("db")
-        if not admin:
-            raise KioskInputError("kiosk:db_admin (or kiosk:db) is not set: nothing to create the account with")
-        admin_url = store.db_url({"cachedir": __opts__.get("cachedir", "/tmp"), "kiosk": {"db": admin}})
-        if database is None and settings.get("db"):
-            database = store.db_url({"cachedir": __opts__.get("cachedir", "/tmp"), "kiosk": {"db": settings["db"]}}).database
-        result = accounts.ensure_account(admin_url, name, password, role, host=host, database=database,
-                                         test=bool(__opts__.get("test")))
-    except (SaltException, sa.exc.SQLAlchemyError) as exc:
+        result = accounts.ensure_configured_account(
+            config.with_pillar(__opts__, __pillar__), name, role, password_file, host=host, database=database,
+            test=bool(__opts__.get("test")))
+    except SaltException as exc:
         ret["result"] = False
         ret["comment"] = f"kiosk database account {name}: {str(exc).splitlines()[0]}"
         return ret

@@ -1,10 +1,7 @@
 """
-Asset collection: the ``kiosk`` grain on every node, and the inventory refresh
-on the master of masters that turns those grains into inventory updates with
-a change history.
-
-The grain never raises: each probe that fails leaves its field out and logs
-why at debug level.
+The inventory refresh on the master of masters: turns the ``kiosk`` grains
+(collected on every node by :mod:`salt_kiosk.node.grain`) into inventory
+updates with a change history.
 
 The refresh trusts nothing a node reports: a grain is data a minion's owner
 can set to anything (``grains:`` in the minion config overrides the grain
@@ -25,10 +22,7 @@ its checked fields.
 import datetime
 import json
 import logging
-import os
 import re
-import shutil
-import socket
 import unicodedata
 
 import sqlalchemy as sa
@@ -37,13 +31,12 @@ from salt_kiosk.db import schema
 from salt_kiosk import clock
 from salt_kiosk import fanout
 from salt_kiosk import validate
+from salt_kiosk.node.grain import ROLES
 from salt_kiosk.errors import KioskInputError
 from salt_kiosk.inventory import safe_message
 from salt_kiosk.validate import show as shown
 
 log = logging.getLogger(__name__)
-
-ROLES = ("kiosk", "relay", "central")
 
 
 #: Fields compared between refreshes (a change writes one history row each).
@@ -53,121 +46,6 @@ TRACKED = ("code", "role", "campus", "hostname", "ip", "mac", "release", "serial
 
 # --- the grain ------------------------------------------------------------------
 
-
-def _read(path):
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return handle.read().replace("\x00", "").strip()
-
-
-def _probe(facts, field, func):
-    try:
-        value = func()
-    except Exception as exc:  # pylint: disable=broad-except
-        log.debug("kiosk grain: %s not collected: %s", field, exc)
-        return
-    if value not in (None, ""):
-        facts[field] = value
-
-
-def _cpuinfo(key):
-    for line in _read("/proc/cpuinfo").splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() == key:
-            return value.strip()
-    return None
-
-
-def _interfaces():
-    import salt.utils.network  # pylint: disable=import-outside-toplevel
-
-    out = {}
-    for name, data in salt.utils.network.interfaces().items():
-        if name == "lo" or not data.get("up"):
-            continue
-        entry = {}
-        mac = data.get("hwaddr")
-        if mac and mac != "00:00:00:00:00:00":
-            entry["mac"] = mac.lower()
-        addresses = [item["address"] for item in data.get("inet") or [] if item.get("address")]
-        if addresses:
-            entry["ipv4"] = addresses
-        if entry:
-            out[name] = entry
-    return out
-
-
-def _default_route_interface():
-    with open("/proc/net/route", encoding="utf-8") as handle:
-        for line in handle.read().splitlines()[1:]:
-            fields = line.split()
-            if len(fields) > 2 and fields[1] == "00000000":
-                return fields[0]
-    return None
-
-
-def collect(opts):
-    """The ``kiosk`` grain: role, identity, network, hardware, release, sensors."""
-    kiosk = opts.get("kiosk") or {}
-    facts = {}
-    _probe(facts, "hostname", socket.gethostname)
-    facts["minion_id"] = opts.get("id")
-    role = kiosk.get("role")
-    if role not in ROLES:
-        if role is not None:
-            log.warning("kiosk grain: kiosk:role %r is not one of %s; guessing", role, ROLES)
-        beacons = opts.get("beacons") or {}
-        role = "relay" if ("kiosk_env" in beacons or kiosk.get("wol_source") or kiosk.get("release_root")) else "kiosk"
-    facts["role"] = role
-    if kiosk.get("campus"):
-        facts["campus"] = str(kiosk["campus"])
-    # The hostname is the unique identity when no code is configured.
-    code = kiosk.get("code") or facts.get("hostname")
-    if code:
-        facts["code"] = str(code)
-    _probe(facts, "interfaces", _interfaces)
-    primary = kiosk.get("interface")
-    if not primary:
-        try:
-            primary = _default_route_interface()
-        except OSError as exc:
-            log.debug("kiosk grain: no default route: %s", exc)
-    interfaces = facts.get("interfaces") or {}
-    if primary not in interfaces and interfaces:
-        primary = sorted(interfaces)[0]
-    if primary in interfaces:
-        facts["interface"] = primary
-        if interfaces[primary].get("ipv4"):
-            facts["ip"] = interfaces[primary]["ipv4"][0]
-        if interfaces[primary].get("mac"):
-            facts["mac"] = interfaces[primary]["mac"]
-    _probe(facts, "serial", lambda: _read("/sys/class/dmi/id/product_serial") or _cpuinfo("Serial"))
-    _probe(facts, "vendor", lambda: _read("/sys/class/dmi/id/sys_vendor"))
-    _probe(facts, "model", lambda: _read("/sys/class/dmi/id/product_name") if os.path.exists(
-        "/sys/class/dmi/id/product_name") else _read("/proc/device-tree/model"))
-    _probe(facts, "cpu", lambda: _cpuinfo("model name") or _cpuinfo("Hardware"))
-    _probe(facts, "cpu_count", os.cpu_count)
-    _probe(facts, "memory_mb", lambda: int(_read("/proc/meminfo").split("MemTotal:")[1].split()[0]) // 1024)
-    _probe(facts, "disk_gb", lambda: round(shutil.disk_usage("/").total / 1e9, 1))
-
-    def release():
-        from salt_kiosk.releases import catalogue as releases  # pylint: disable=import-outside-toplevel
-
-        return releases.current(opts)["version"]
-
-    _probe(facts, "release", release)
-    if role == "relay":
-        beacon = (opts.get("beacons") or {}).get("kiosk_env")
-        if beacon:
-            settings = {}
-            for item in beacon if isinstance(beacon, list) else [beacon]:
-                if isinstance(item, dict):
-                    settings.update(item)
-            facts["sensors"] = {key: settings[key] for key in ("driver", "dht_type", "dht_pin", "smoke_pin")
-                                if key in settings}
-    return facts
-
-
-# --- the inventory refresh --------------------------------------------------------
 
 #: Largest ``facts`` JSON stored per asset (bytes).
 FACTS_MAX = 64 * 1024
@@ -202,11 +80,11 @@ def _hostname(value):
 
 
 def _release(value):
-    from salt_kiosk.releases import catalogue as releases  # pylint: disable=import-outside-toplevel
+    from salt_kiosk.node import release_install  # pylint: disable=import-outside-toplevel
 
     if isinstance(value, bool) or not isinstance(value, (str, int, float)) or len(str(value)) > 64:
         raise KioskInputError(f"{shown(value)} is not a release version (accepted: PEP 440, e.g. 1.4.0)")
-    version = releases.check_version(value)
+    version = release_install.check_version(value)
     if len(version) > 64:
         raise KioskInputError(f"{shown(value)} is not a release version (accepted: PEP 440, at most 64 characters)")
     return version

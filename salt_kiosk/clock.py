@@ -26,3 +26,8 @@ def iso(moment):
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.replace(microsecond=0).isoformat() + "Z"
+
+
+def now_iso():
+    """The current time as ISO 8601 UTC with a ``Z`` suffix."""
+    return iso(utcnow())

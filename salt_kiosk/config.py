@@ -111,6 +111,26 @@ def campuses(opts):
     return {str(name): _campus(str(name), spec) for name, spec in raw.items()}
 
 
+def section(opts):
+    """The ``kiosk:`` section of ``opts`` (master or minion options); ``{}`` when absent."""
+    return (opts or {}).get("kiosk") or {}
+
+
+def with_pillar(opts, pillar):
+    """
+    A copy of ``opts`` whose ``kiosk:`` section is the config's with the
+    pillar's ``kiosk:`` keys on top (pillar wins, key by key): how every state
+    reads its settings, so a setting can live in either place.
+    """
+    merged = dict(opts or {})
+    settings = dict(section(opts))
+    pillar_section = (pillar or {}).get("kiosk")
+    if isinstance(pillar_section, dict):
+        settings.update(pillar_section)
+    merged["kiosk"] = settings
+    return merged
+
+
 def default_state(opts):
     """
     Return the configured default power state (``on``/``off``).

@@ -1,9 +1,11 @@
 """
-File helpers shared by delivery and release code.
+File helpers shared by the node side (delivery, release install and staging)
+and the master side (release catalogue, job spool, VNC token files).
 """
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 
@@ -54,3 +56,17 @@ def write_atomically(path, text, mode=0o644):
             os.unlink(tmp)
         raise
     fsync_dir(folder)
+
+
+def write_json(path, data):
+    """Write ``data`` as JSON (sorted keys) to ``path`` atomically."""
+    write_atomically(path, json.dumps(data, sort_keys=True))
+
+
+def read_json(path):
+    """The JSON document at ``path``; ``None`` when the file is missing or not JSON."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (FileNotFoundError, ValueError):
+        return None

@@ -25,6 +25,7 @@ import re
 
 import sqlalchemy as sa
 
+from salt_kiosk.db import store
 from salt_kiosk.errors import KioskInputError, KioskStoreError
 
 RESULT_TABLES = ("kiosk_jobs", "kiosk_job_minions", "kiosk_returns", "kiosk_events")
@@ -143,6 +144,34 @@ def ensure_account(admin_url, user, password, role, host="%", database=None, tes
     finally:
         engine.dispose()
     return {"user": user, "host": host, "role": role, "database": database, "changes": changes}
+
+
+def ensure_configured_account(opts, user, role, password_file, host="%", database=None, test=False):
+    """
+    :func:`ensure_account` with the settings of ``opts``: the administrative
+    connection is ``kiosk:db_admin`` (or ``kiosk:db``), the database defaults
+    to the one of ``kiosk:db``, and the password is read from
+    ``password_file`` (so it never travels in a job's arguments).
+    """
+    settings = (opts or {}).get("kiosk") or {}
+    try:
+        with open(password_file, encoding="utf-8") as handle:
+            password = handle.read().strip()
+    except (OSError, TypeError) as exc:
+        raise KioskInputError(
+            f"password_file {password_file!r} cannot be read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    admin = settings.get("db_admin") or settings.get("db")
+    if not admin:
+        raise KioskInputError("kiosk:db_admin (or kiosk:db) is not set: nothing to create the account with")
+    cachedir = (opts or {}).get("cachedir", "/tmp")
+    admin_url = store.db_url({"cachedir": cachedir, "kiosk": {"db": admin}})
+    if database is None and settings.get("db"):
+        database = store.db_url({"cachedir": cachedir, "kiosk": {"db": settings["db"]}}).database
+    try:
+        return ensure_account(admin_url, user, password, role, host=host, database=database, test=test)
+    except sa.exc.SQLAlchemyError as exc:
+        raise KioskStoreError(f"{exc.__class__.__name__}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}") from None
 
 
 def _show(privileges):

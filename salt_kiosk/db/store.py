@@ -238,6 +238,31 @@ def open_store(opts):
     return store
 
 
+def upgrade_schema(opts, test=False):
+    """
+    Bring the schema of the database configured in ``opts`` to
+    :data:`salt_kiosk.db.migrations.SCHEMA_VERSION` (with ``test``, only say
+    what would be done). Return ``{"old": version, "new": version, "applied":
+    [versions]}``; ``applied`` is empty when nothing was (or would be) done.
+    Raises :class:`~salt_kiosk.errors.KioskStoreError` when the database is
+    unreachable.
+    """
+    engine = make_engine(db_url(opts))
+    try:
+        with engine.connect() as conn:
+            have = migrations.current_version(conn)
+        if have >= migrations.SCHEMA_VERSION or test:
+            return {"old": have, "new": max(have, migrations.SCHEMA_VERSION), "applied": []}
+        return {"old": have, "new": migrations.SCHEMA_VERSION, "applied": migrations.upgrade(engine)}
+    except SQLAlchemyError as exc:
+        raise KioskStoreError(
+            f"kiosk database {engine.url.render_as_string(hide_password=True)}: "
+            f"{exc.__class__.__name__}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 def dispose_all():
     """Close every cached engine (tests, process shutdown)."""
     with _lock:

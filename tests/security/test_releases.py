@@ -14,7 +14,8 @@ import urllib.parse
 
 import pytest
 
-from salt_kiosk.releases import catalogue as releases
+from salt_kiosk.node import release_install
+from salt_kiosk.releases import serve
 from salt_kiosk.errors import KioskInputError
 
 
@@ -44,7 +45,7 @@ def write_tar(path, entries, mode="w:gz"):
 def install_file(opts, version, path, filename="app.tar.gz"):
     with open(path, "rb") as handle:
         md5 = md5_of(handle.read())
-    return releases.install(opts, version, md5, filename, source=str(path))
+    return release_install.install(opts, version, md5, filename, source=str(path))
 
 
 def attempt(func, *args):
@@ -103,12 +104,12 @@ def test_finding4_symlink_chain_beyond_path_max_is_refused_before_extraction(tmp
     assert not (outside / "newfile").exists(), "a member was written outside the release directory"
     assert victim.read_bytes() == b"original\n", "a file outside the release directory was overwritten"
     assert sorted(os.listdir(base)) == [".kiosk-last-attempt.json", "1.0", "current"]
-    state = releases.current(opts)
+    state = release_install.current(opts)
     assert state["version"] == "1.0" and (base / "current" / "bin" / "app").read_bytes() == b"v1"
     assert state["last_attempt"]["ok"] is False and state["last_attempt"]["version"] == "2.0"
     # Refused by the validator (not by this Python's tarfile), naming the
     # member and why.
-    assert isinstance(error, releases.UnsafeArchive), repr(error)
+    assert isinstance(error, release_install.UnsafeArchive), repr(error)
     assert "through the symbolic link 'a'" in str(error) and linkpath in str(error), str(error)
 
 
@@ -121,7 +122,7 @@ def test_finding5_release_server_binds_configured_address_and_serves_each_path_o
     release = tmp_path / "app.tar.gz"
     release.write_bytes(b"release body" * 100)
     opts = {"interface": "0.0.0.0", "kiosk": {"release_serve_address": "127.0.0.1"}}
-    with releases.serve_file(opts, str(release), ["relay-a", "relay-b"]) as served:
+    with serve.serve_file(opts, str(release), ["relay-a", "relay-b"]) as served:
         urls = served["urls"]
         assert set(urls) == {"relay-a", "relay-b"} and urls["relay-a"] != urls["relay-b"]
         parsed = {name: urllib.parse.urlsplit(url) for name, url in urls.items()}
@@ -152,12 +153,12 @@ def test_finding5_release_server_binds_configured_address_and_serves_each_path_o
     # release_serve_address: refused, naming the key, nothing bound.
     wildcard = {"interface": "0.0.0.0", "kiosk": {}}
     with pytest.raises(KioskInputError, match="kiosk:release_serve_address"):
-        with releases.serve_file(wildcard, str(release), ["relay-a"]):
+        with serve.serve_file(wildcard, str(release), ["relay-a"]):
             pass
     for value in ("0.0.0.0", "::", "build.example", 7):
         bad = {"kiosk": {"release_serve_address": value}}
         with pytest.raises(KioskInputError, match=r"kiosk:release_serve_address .*expected"):
-            with releases.serve_file(bad, str(release), ["relay-a"]):
+            with serve.serve_file(bad, str(release), ["relay-a"]):
                 pass
 
 
@@ -174,14 +175,14 @@ def test_finding11_unpacked_size_and_member_caps(tmp_path):
     capped = {"kiosk": dict(opts["kiosk"], release_max_bytes=1024 * 1024)}
     error = attempt(install_file, capped, "2.0", bomb)
     assert sorted(os.listdir(base)) == [".kiosk-last-attempt.json", "1.0", "current"]
-    assert releases.current(opts)["version"] == "1.0"
-    assert isinstance(error, releases.UnsafeArchive), repr(error)
+    assert release_install.current(opts)["version"] == "1.0"
+    assert isinstance(error, release_install.UnsafeArchive), repr(error)
     assert "kiosk:release_max_bytes" in str(error) and "1048576" in str(error), str(error)
 
     many = tmp_path / "many.tar.gz"
     write_tar(many, [(f"f{index}", "file", b"x") for index in range(50)])
     limited = {"kiosk": dict(opts["kiosk"], release_max_members=20)}
-    with pytest.raises(releases.UnsafeArchive, match=r"more than 20 members .*kiosk:release_max_members"):
+    with pytest.raises(release_install.UnsafeArchive, match=r"more than 20 members .*kiosk:release_max_members"):
         install_file(limited, "2.1", many)
 
     bad = {"kiosk": dict(opts["kiosk"], release_max_bytes="lots")}
@@ -189,7 +190,7 @@ def test_finding11_unpacked_size_and_member_caps(tmp_path):
         install_file(bad, "2.2", many)
 
     assert sorted(os.listdir(base)) == [".kiosk-last-attempt.json", "1.0", "current"]
-    assert releases.current(opts)["version"] == "1.0"
+    assert release_install.current(opts)["version"] == "1.0"
     assert (base / "current" / "bin" / "app").read_bytes() == b"v1"
 
 
@@ -221,11 +222,11 @@ def test_finding11_reinstall_never_leaves_current_dangling(tmp_path, monkeypatch
     current = base / "current"
     assert os.path.exists(current), f"current is dangling: -> {os.readlink(current)}"
     assert (current / "bin" / "app").read_bytes() == b"v1"
-    assert releases.current(opts)["version"] == "1.0"
+    assert release_install.current(opts)["version"] == "1.0"
 
     # Without the power loss the reinstall completes, and the old copy goes.
     done = install_file(opts, "1.0", tmp_path / "v1b.tar.gz")
     assert done["changed"] and (current / "bin" / "app").read_bytes() == b"v1 rebuilt"
-    info = releases.current(opts)
+    info = release_install.current(opts)
     assert info["version"] == "1.0" and info["md5"] == md5_of((tmp_path / "v1b.tar.gz").read_bytes())
     assert [n for n in os.listdir(base) if not n.startswith(".") and n != "current"] == [os.path.basename(info["path"])]

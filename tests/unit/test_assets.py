@@ -5,6 +5,7 @@ import datetime
 import pytest
 
 from salt_kiosk import assets, inventory
+from salt_kiosk.node import grain as node_grain
 from salt_kiosk.errors import KioskInputError
 
 CSV = """code,minion_id,campus,groups,ip,mac,vnc_port
@@ -26,10 +27,10 @@ def grain(code, ip, mac, **extra):
 
 
 def test_grain_collects_without_raising():
-    facts = assets.collect({"id": "kiosk-x", "kiosk": {"code": "X01", "campus": "east"}})
+    facts = node_grain.collect({"id": "kiosk-x", "kiosk": {"code": "X01", "campus": "east"}})
     assert facts["role"] == "kiosk" and facts["code"] == "X01" and facts["campus"] == "east"
     assert facts["cpu_count"] >= 1 and facts["memory_mb"] > 0 and "interfaces" in facts
-    relay = assets.collect({"id": "relay-x", "kiosk": {"wol_source": "10.0.0.1"},
+    relay = node_grain.collect({"id": "relay-x", "kiosk": {"wol_source": "10.0.0.1"},
                             "beacons": {"kiosk_env": [{"driver": "simulated"}, {"dht_pin": 4}]}})
     assert relay["role"] == "relay" and relay["sensors"] == {"driver": "simulated", "dht_pin": 4}
 

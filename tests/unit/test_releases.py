@@ -9,7 +9,8 @@ import tarfile
 import pytest
 
 from salt_kiosk.node import delivery
-from salt_kiosk.releases import catalogue as releases
+from salt_kiosk.node import release_install, release_stage
+from salt_kiosk.releases import catalogue
 from salt_kiosk.errors import KioskInputError
 
 
@@ -20,26 +21,26 @@ def md5_of(data):
 @pytest.mark.parametrize("value, normal", [("1.4.0", "1.4.0"), ("2026.11.2", "2026.11.2"), ("v1.2", "1.2"),
                                            (2, "2"), ("1.5rc1", "1.5rc1")])
 def test_versions(value, normal):
-    assert releases.check_version(value) == normal
+    assert release_install.check_version(value) == normal
 
 
 @pytest.mark.parametrize("value", ["", "latest", "1.4/../x", "1 4", None, True, "../1.0"])
 def test_bad_versions(value):
     with pytest.raises(KioskInputError, match="is not a valid version string"):
-        releases.check_version(value)
+        release_install.check_version(value)
 
 
 def test_next_version():
-    assert releases.next_version("1.4.0") == "1.4.1"
-    assert releases.next_version("2") == "3"
-    assert releases.next_version("1.5rc1") == "1.6"
+    assert catalogue.next_version("1.4.0") == "1.4.1"
+    assert catalogue.next_version("2") == "3"
+    assert catalogue.next_version("1.5rc1") == "1.6"
 
 
 class Stager:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, opts, kstore, release, timeout, latest=False):
+    def __call__(self, opts, kstore, release, path, timeout, latest=False):
         self.calls.append(release["version"])
         return {"staged": ["relay-e1"], "failed": {}, "silent": []}
 
@@ -54,21 +55,21 @@ def test_publish_records_and_refuses_other_content(opts, kstore, tmp_path):
     v1 = tmp_path / "ui-1.tar"
     v1.write_bytes(b"one" * 1000)
     stager = Stager()
-    rel = releases.publish(opts, kstore, "1.0.0", str(v1), stager=stager)
+    rel = catalogue.publish(opts, kstore, "1.0.0", str(v1), stager=stager)
     assert rel["md5"] == md5_of(v1.read_bytes()) and rel["new"] and rel["file"] == "ui-1.tar"
-    stored = os.path.join(releases.release_store(opts), "1.0.0", "ui-1.tar")
+    stored = os.path.join(catalogue.release_store(opts), "1.0.0", "ui-1.tar")
     assert open(stored, "rb").read() == v1.read_bytes()
     # Same content again: re-staged, not duplicated.
-    again = releases.publish(opts, kstore, "1.0", str(v1), stager=stager)
+    again = catalogue.publish(opts, kstore, "1.0", str(v1), stager=stager)
     assert again["new"] is False and again["version"] == "1.0.0" and stager.calls == ["1.0.0", "1.0.0"]
     other = tmp_path / "ui-other.tar"
     other.write_bytes(b"two" * 1000)
     with pytest.raises(KioskInputError, match="already published with md5"):
-        releases.publish(opts, kstore, "1.0.0", str(other), stager=stager)
+        catalogue.publish(opts, kstore, "1.0.0", str(other), stager=stager)
     assert open(stored, "rb").read() == v1.read_bytes()
     with pytest.raises(delivery.Md5Mismatch):
-        releases.publish(opts, kstore, "1.1.0", str(other), md5="f" * 32, stager=stager)
-    assert [r["version"] for r in releases.list_releases(kstore)] == ["1.0.0"]
+        catalogue.publish(opts, kstore, "1.1.0", str(other), md5="f" * 32, stager=stager)
+    assert [r["version"] for r in catalogue.list_releases(kstore)] == ["1.0.0"]
 
 
 def test_rollback_is_a_new_version_with_old_content(opts, kstore, tmp_path):
@@ -77,21 +78,21 @@ def test_rollback_is_a_new_version_with_old_content(opts, kstore, tmp_path):
     for version, body in (("1.0.0", b"one"), ("1.1.0", b"two")):
         path = tmp_path / f"ui-{version}.bin"
         path.write_bytes(body)
-        releases.publish(opts, kstore, version, str(path), stager=stager)
-    back = releases.rollback(opts, kstore, stager=stager)
+        catalogue.publish(opts, kstore, version, str(path), stager=stager)
+    back = catalogue.rollback(opts, kstore, stager=stager)
     assert back["version"] == "1.1.1" and back["rollback_of"] == "1.0.0" and back["md5"] == md5_of(b"one")
-    assert releases.latest_release(kstore)["version"] == "1.1.1"
-    named = releases.rollback(opts, kstore, to="1.1.0", version="2.0", stager=stager)
+    assert catalogue.latest_release(kstore)["version"] == "1.1.1"
+    named = catalogue.rollback(opts, kstore, to="1.1.0", version="2.0", stager=stager)
     assert named["md5"] == md5_of(b"two")
     with pytest.raises(KioskInputError, match="must be higher than the latest release 2.0"):
-        releases.rollback(opts, kstore, version="1.9", stager=stager)
+        catalogue.rollback(opts, kstore, version="1.9", stager=stager)
     with pytest.raises(KioskInputError, match="release '9.9' is unknown"):
-        releases.rollback(opts, kstore, to="9.9", stager=stager)
+        catalogue.rollback(opts, kstore, to="9.9", stager=stager)
 
 
 def test_rollback_without_history_is_refused(opts, kstore):
     with pytest.raises(KioskInputError, match="nothing to roll back"):
-        releases.rollback(opts, kstore, stager=Stager())
+        catalogue.rollback(opts, kstore, stager=Stager())
 
 
 def test_publish_without_relays_changes_nothing(tmp_path):
@@ -101,8 +102,8 @@ def test_publish_without_relays_changes_nothing(tmp_path):
     path = tmp_path / "a.bin"
     path.write_bytes(b"x")
     with pytest.raises(KioskInputError, match="no relays are configured"):
-        releases.publish(opts, store.open_store(opts), "1.0", str(path))
-    assert releases.list_releases(store.open_store(opts)) == []
+        catalogue.publish(opts, store.open_store(opts), "1.0", str(path))
+    assert catalogue.list_releases(store.open_store(opts)) == []
     store.dispose_all()
 
 
@@ -110,15 +111,15 @@ def test_stage_local_writes_file_and_manifests(tmp_path):
     src = tmp_path / "app.tar"
     src.write_bytes(b"payload")
     opts = {"kiosk": {"release_root": str(tmp_path / "root")}}
-    ret = releases.stage_local(opts, "1.2.0", str(src), md5_of(b"payload"), "app.tar")
+    ret = release_stage.stage_local(opts, "1.2.0", str(src), md5_of(b"payload"), "app.tar")
     assert ret["changed"]
     base = tmp_path / "root" / "kiosk_releases"
     assert (base / "1.2.0" / "app.tar").read_bytes() == b"payload"
     assert json.loads((base / "latest.json").read_text())["md5"] == md5_of(b"payload")
-    releases.stage_local(opts, "1.1.0", str(src), md5_of(b"payload"), "app.tar", latest=False)
+    release_stage.stage_local(opts, "1.1.0", str(src), md5_of(b"payload"), "app.tar", latest=False)
     assert json.loads((base / "latest.json").read_text())["version"] == "1.2.0"
     with pytest.raises(delivery.Md5Mismatch):
-        releases.stage_local(opts, "1.3.0", str(src), "0" * 32, "app.tar")
+        release_stage.stage_local(opts, "1.3.0", str(src), "0" * 32, "app.tar")
     assert not (base / "1.3.0" / "app.tar").exists()
 
 
@@ -135,31 +136,31 @@ def test_install_switches_current_and_keeps_it_on_failure(tmp_path):
     opts = {"kiosk": {"release_dir": str(tmp_path / "releases")}}
     data1 = make_tar(tmp_path / "app-1.tar.gz", {"bin/app": b"v1"})
     data2 = make_tar(tmp_path / "app-2.tar.gz", {"bin/app": b"v2"})
-    assert releases.current(opts)["version"] is None
-    one = releases.install(opts, "1.0", md5_of(data1), "app.tar.gz", source=str(tmp_path / "app-1.tar.gz"))
+    assert release_install.current(opts)["version"] is None
+    one = release_install.install(opts, "1.0", md5_of(data1), "app.tar.gz", source=str(tmp_path / "app-1.tar.gz"))
     assert one["changed"] and one["previous"] is None
     cur = tmp_path / "releases" / "current"
     assert os.readlink(cur) == "1.0" and (cur / "bin" / "app").read_bytes() == b"v1"
-    assert releases.install(opts, "1.0", md5_of(data1), "app.tar.gz", source="/never/read")["changed"] is False
+    assert release_install.install(opts, "1.0", md5_of(data1), "app.tar.gz", source="/never/read")["changed"] is False
     with pytest.raises(delivery.Md5Mismatch) as err:
-        releases.install(opts, "2.0", "1" * 32, "app.tar.gz", source=str(tmp_path / "app-2.tar.gz"))
+        release_install.install(opts, "2.0", "1" * 32, "app.tar.gz", source=str(tmp_path / "app-2.tar.gz"))
     assert md5_of(data2) in str(err.value)
-    state = releases.current(opts)
+    state = release_install.current(opts)
     assert state["version"] == "1.0" and (cur / "bin" / "app").read_bytes() == b"v1"
     assert state["last_attempt"]["ok"] is False and "1" * 32 in state["last_attempt"]["error"]
     assert not (tmp_path / "releases" / "2.0").exists()
     assert [n for n in os.listdir(tmp_path / "releases") if n.startswith(".2.0")] == []
-    two = releases.install(opts, "2.0", md5_of(data2), "app.tar.gz", source=str(tmp_path / "app-2.tar.gz"))
+    two = release_install.install(opts, "2.0", md5_of(data2), "app.tar.gz", source=str(tmp_path / "app-2.tar.gz"))
     assert two["previous"] == "1.0" and (cur / "bin" / "app").read_bytes() == b"v2"
-    assert releases.current(opts)["last_attempt"]["ok"] is True
+    assert release_install.current(opts)["last_attempt"]["ok"] is True
 
 
 def test_install_refuses_archive_escaping_its_directory(tmp_path):
     opts = {"kiosk": {"release_dir": str(tmp_path / "releases")}}
     data = make_tar(tmp_path / "evil.tar.gz", {"../../escape": b"x"})
-    with pytest.raises(releases.UnsafeArchive, match="member '../../escape' contains '..'"):
-        releases.install(opts, "1.0", md5_of(data), "evil.tar.gz", source=str(tmp_path / "evil.tar.gz"))
-    assert not (tmp_path / "escape").exists() and releases.current(opts)["version"] is None
+    with pytest.raises(release_install.UnsafeArchive, match="member '../../escape' contains '..'"):
+        release_install.install(opts, "1.0", md5_of(data), "evil.tar.gz", source=str(tmp_path / "evil.tar.gz"))
+    assert not (tmp_path / "escape").exists() and release_install.current(opts)["version"] is None
     assert os.listdir(tmp_path / "releases") == [".kiosk-last-attempt.json"]
 
 
@@ -211,12 +212,12 @@ def test_archive_members_are_checked_before_anything_is_unpacked(tmp_path, entri
     base = tmp_path / "releases"
     opts = {"kiosk": {"release_dir": str(base)}}
     good = make_tar(tmp_path / "good.tar.gz", {"bin/app": b"v1"})
-    releases.install(opts, "1.0", md5_of(good), "app.tar.gz", source=str(tmp_path / "good.tar.gz"))
+    release_install.install(opts, "1.0", md5_of(good), "app.tar.gz", source=str(tmp_path / "good.tar.gz"))
     path = tar_of(tmp_path / "bad.tar", [("ok/first", REG, b"unpacked?")] + entries, mode=mode)
-    with pytest.raises(releases.UnsafeArchive, match=message.replace("(", r"\(").replace(")", r"\)")):
-        releases.install(opts, "2.0", md5_of(path.read_bytes()), "app.tar", source=str(path))
+    with pytest.raises(release_install.UnsafeArchive, match=message.replace("(", r"\(").replace(")", r"\)")):
+        release_install.install(opts, "2.0", md5_of(path.read_bytes()), "app.tar", source=str(path))
     assert sorted(os.listdir(base)) == [".kiosk-last-attempt.json", "1.0", "current"]
-    assert releases.current(opts)["version"] == "1.0"
+    assert release_install.current(opts)["version"] == "1.0"
     assert not (tmp_path / "etc").exists() and not (tmp_path / "x").exists()
 
 
@@ -233,7 +234,7 @@ def test_archive_with_inside_links_installs(tmp_path):
         ("./bin/app-again", LNK, "bin/app"),
         ("./share/dangling", SYM, "../nowhere/yet"),
     ], mode=0o775)
-    done = releases.install(opts, "1.0", md5_of(path.read_bytes()), "app.tar", source=str(path))
+    done = release_install.install(opts, "1.0", md5_of(path.read_bytes()), "app.tar", source=str(path))
     cur = base / "current"
     assert (cur / "lib" / "libui.so").read_bytes() == b"lib"
     assert (cur / "bin" / "app-again").read_bytes() == b"app"
@@ -247,19 +248,19 @@ def test_reinstalling_a_version_with_other_content_uses_a_fresh_directory(tmp_pa
     opts = {"kiosk": {"release_dir": str(base), "release_keep": 2}}
     one = make_tar(tmp_path / "one.tar.gz", {"bin/app": b"one"})
     other = make_tar(tmp_path / "other.tar.gz", {"bin/app": b"other"})
-    releases.install(opts, "1.0", md5_of(one), "app.tar.gz", source=str(tmp_path / "one.tar.gz"))
-    again = releases.install(opts, "1.0", md5_of(other), "app.tar.gz", source=str(tmp_path / "other.tar.gz"))
+    release_install.install(opts, "1.0", md5_of(one), "app.tar.gz", source=str(tmp_path / "one.tar.gz"))
+    again = release_install.install(opts, "1.0", md5_of(other), "app.tar.gz", source=str(tmp_path / "other.tar.gz"))
     name = os.path.basename(again["path"])
     assert name.startswith("1.0~") and os.readlink(base / "current") == name
     assert sorted(os.listdir(base)) == sorted([".kiosk-last-attempt.json", "current", name])
-    info = releases.current(opts)
+    info = release_install.current(opts)
     assert info["version"] == "1.0" and info["md5"] == md5_of(other) and info["path"] == again["path"]
     # Back to the first content: a fresh directory again (the plain name is free).
-    back = releases.install(opts, "1.0", md5_of(one), "app.tar.gz", source=str(tmp_path / "one.tar.gz"))
+    back = release_install.install(opts, "1.0", md5_of(one), "app.tar.gz", source=str(tmp_path / "one.tar.gz"))
     assert os.path.basename(back["path"]) == "1.0" and sorted(os.listdir(base))[1:] == ["1.0", "current"]
     for index in (2, 3):
         data = make_tar(tmp_path / f"v{index}.tar.gz", {"bin/app": b"%d" % index})
-        releases.install(opts, f"{index}.0", md5_of(data), "app.tar.gz", source=str(tmp_path / f"v{index}.tar.gz"))
+        release_install.install(opts, f"{index}.0", md5_of(data), "app.tar.gz", source=str(tmp_path / f"v{index}.tar.gz"))
     assert sorted(os.listdir(base)) == [".kiosk-last-attempt.json", "2.0", "3.0", "current"]
 
 
@@ -267,7 +268,7 @@ def test_bad_install_limits_are_refused_before_anything_is_fetched(tmp_path):
     for key, value in (("release_max_bytes", 0), ("release_max_members", "many"), ("release_max_bytes", True)):
         opts = {"kiosk": {"release_dir": str(tmp_path / "releases"), key: value}}
         with pytest.raises(KioskInputError, match=f"kiosk:{key} {value!r} is not accepted"):
-            releases.install(opts, "1.0", "0" * 32, "app.tar.gz", source="/never/read")
+            release_install.install(opts, "1.0", "0" * 32, "app.tar.gz", source="/never/read")
         assert not (tmp_path / "releases").exists()
 
 
@@ -276,7 +277,7 @@ def test_plain_release_file_larger_than_the_cap_is_refused(tmp_path):
     src.write_bytes(b"x" * 2048)
     opts = {"kiosk": {"release_dir": str(tmp_path / "releases"), "release_max_bytes": 1024}}
     with pytest.raises(delivery.KioskDeliveryError, match="larger than 1024 bytes .kiosk:release_max_bytes"):
-        releases.install(opts, "1.0", md5_of(src.read_bytes()), "app.bin", source=str(src))
+        release_install.install(opts, "1.0", md5_of(src.read_bytes()), "app.bin", source=str(src))
     assert os.listdir(tmp_path / "releases") == [".kiosk-last-attempt.json"]
 
 
@@ -289,29 +290,29 @@ def test_publish_refuses_sources_outside_the_configuration(opts, kstore, tmp_pat
     secret.write_bytes(b"secret")
     stager = Stager()
     with pytest.raises(KioskInputError, match="kiosk:release_sources is not set"):
-        releases.publish(opts, kstore, "1.0", str(inside), stager=stager)
+        catalogue.publish(opts, kstore, "1.0", str(inside), stager=stager)
     with pytest.raises(KioskInputError, match="kiosk:release_urls is not set"):
-        releases.publish(opts, kstore, "1.0", "https://build.example/ui.tar", stager=stager)
+        catalogue.publish(opts, kstore, "1.0", "https://build.example/ui.tar", stager=stager)
     allow_sources(opts, sources)
     (sources / "link.tar").symlink_to(secret)
     for source in (str(secret), str(sources / ".." / "secret.tar"), str(sources / "link.tar"), "file://" + str(secret)):
         with pytest.raises(KioskInputError, match="is not inside the release sources") as err:
-            releases.publish(opts, kstore, "1.0", source, md5="0" * 32, stager=stager)
+            catalogue.publish(opts, kstore, "1.0", source, md5="0" * 32, stager=stager)
         assert md5_of(b"secret") not in str(err.value) and repr(source) in str(err.value)
     with pytest.raises(KioskInputError, match="does not exist or is not a regular file"):
-        releases.publish(opts, kstore, "1.0", str(sources / "missing.tar"), stager=stager)
+        catalogue.publish(opts, kstore, "1.0", str(sources / "missing.tar"), stager=stager)
     with pytest.raises(KioskInputError, match="is not inside"):
-        releases.publish(opts, kstore, "1.0", str(sources), stager=stager)
+        catalogue.publish(opts, kstore, "1.0", str(sources), stager=stager)
     with pytest.raises(delivery.Md5Mismatch, match=md5_of(b"inside")):  # inside: the operator's own file
-        releases.publish(opts, kstore, "1.0", str(inside), md5="0" * 32, stager=stager)
+        catalogue.publish(opts, kstore, "1.0", str(inside), md5="0" * 32, stager=stager)
     opts["kiosk"]["release_urls"] = ["https://build.example/releases"]
     for url in ("https://build.example/releases-evil/ui.tar", "https://build.example.evil/releases/ui.tar",
                 "http://build.example/releases/ui.tar", "https://build.example:8443/releases/ui.tar",
                 "https://build.example/releases/../admin/ui.tar", "https://build.example/releases/%2e%2e/x.tar",
                 "https://user@build.example/releases/ui.tar"):
         with pytest.raises(KioskInputError, match="is not under an allowed URL prefix"):
-            releases.publish(opts, kstore, "1.0", url, stager=stager)
-    assert releases._url_allowed("https://BUILD.example:443/releases/ui.tar", releases.release_urls(opts))
+            catalogue.publish(opts, kstore, "1.0", url, stager=stager)
+    assert catalogue._url_allowed("https://BUILD.example:443/releases/ui.tar", catalogue.release_urls(opts))
     for key, value, message in (
         ("release_sources", ["relative/dir"], "is relative"),
         ("release_sources", ["/"], "is the root directory"),
@@ -321,20 +322,20 @@ def test_publish_refuses_sources_outside_the_configuration(opts, kstore, tmp_pat
     ):
         bad = {"kiosk": dict(opts["kiosk"], **{key: value})}
         if message is None:
-            assert releases.release_sources(bad) == [os.path.realpath("/srv/x")]
+            assert catalogue.release_sources(bad) == [os.path.realpath("/srv/x")]
             continue
         with pytest.raises(KioskInputError, match=f"kiosk:{key}.*{message}"):
-            releases.publish(bad, kstore, "1.0", str(inside) if key == "release_sources" else "https://b.example/x",
+            catalogue.publish(bad, kstore, "1.0", str(inside) if key == "release_sources" else "https://b.example/x",
                              stager=stager)
-    assert releases.list_releases(kstore) == [] and stager.calls == []
-    store = releases.release_store(opts)
+    assert catalogue.list_releases(kstore) == [] and stager.calls == []
+    store = catalogue.release_store(opts)
     assert not os.path.isdir(store) or os.listdir(store) == []
 
 
 def test_reserved_release_file_names_are_refused():
     for name in ("release.json", "latest.json", "current"):
         with pytest.raises(KioskInputError, match="is reserved"):
-            releases.check_filename(name)
+            release_install.check_filename(name)
 
 
 def test_install_cleans_leftovers_prunes_and_is_readable(tmp_path):
@@ -344,7 +345,7 @@ def test_install_cleans_leftovers_prunes_and_is_readable(tmp_path):
     (base / ".1.9.abcd").mkdir()  # an install cut short by a power loss
     for index in range(1, 4):
         data = make_tar(tmp_path / f"a{index}.tar.gz", {"bin/app": b"v%d" % index})
-        releases.install(opts, f"{index}.0", md5_of(data), "app.tar.gz", source=str(tmp_path / f"a{index}.tar.gz"))
+        release_install.install(opts, f"{index}.0", md5_of(data), "app.tar.gz", source=str(tmp_path / f"a{index}.tar.gz"))
     assert sorted(os.listdir(base)) == [".kiosk-last-attempt.json", "2.0", "3.0", "current"]
     assert (base / "3.0").stat().st_mode & 0o777 == 0o755
 
@@ -353,9 +354,9 @@ def test_staged_file_is_world_readable(tmp_path):
     src = tmp_path / "app.tar"
     src.write_bytes(b"payload")
     opts = {"kiosk": {"release_root": str(tmp_path / "root")}}
-    ret = releases.stage_local(opts, "1.0", str(src), md5_of(b"payload"), "app.tar")
+    ret = release_stage.stage_local(opts, "1.0", str(src), md5_of(b"payload"), "app.tar")
     assert os.stat(ret["path"]).st_mode & 0o777 == 0o644
-    assert releases.promote_local(opts, "1.0")["latest"] is True
+    assert release_stage.promote_local(opts, "1.0")["latest"] is True
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -371,6 +372,6 @@ def test_publish_refuses_unusable_serve_settings_before_reading(opts, kstore, tm
     path = tmp_path / "ui.tar"
     path.write_bytes(b"ui")
     with pytest.raises(KioskInputError, match=message):
-        releases.publish(opts, kstore, "1.0", str(path))
-    assert releases.list_releases(kstore) == []
-    assert not os.path.exists(releases.release_store(opts))
+        catalogue.publish(opts, kstore, "1.0", str(path))
+    assert catalogue.list_releases(kstore) == []
+    assert not os.path.exists(catalogue.release_store(opts))

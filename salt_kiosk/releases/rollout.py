@@ -1,0 +1,135 @@
+"""
+Rolling a release out to kiosks and reporting what each kiosk runs: runs the
+``kiosk_release.installed`` state on the targeted kiosks (hop 2, see
+:mod:`salt_kiosk.node.release_install`) and records every kiosk's version and
+last attempt in ``kiosk_release_kiosks``.
+"""
+
+import logging
+
+import sqlalchemy as sa
+
+from salt_kiosk import clock, fanout
+from salt_kiosk.db import schema
+from salt_kiosk.node.release_install import version_key
+from salt_kiosk.power import actions as kpower
+from salt_kiosk.releases import catalogue, stage
+
+log = logging.getLogger(__name__)
+
+
+def _state_outcome(ret):
+    """(ok, version, error) from a ``state.single kiosk_release.installed`` return."""
+    if isinstance(ret, dict) and ret:
+        chunk = next(iter(ret.values()))
+        if isinstance(chunk, dict) and "result" in chunk:
+            return bool(chunk["result"]), chunk.get("comment")
+    if isinstance(ret, list):
+        return False, "; ".join(str(item) for item in ret)
+    return False, str(ret)
+
+
+def record_kiosk(kstore, minion_id, **values):
+    table = schema.release_kiosks
+    values["seen_at"] = clock.utcnow()
+    with kstore.begin() as conn:
+        updated = conn.execute(table.update().where(table.c.minion_id == minion_id).values(**values)).rowcount
+        if not updated:
+            conn.execute(table.insert().values(minion_id=minion_id, **values))
+
+
+def rollout(opts, kstore, release, target="*", timeout=300):
+    """
+    Hop 2: apply ``kiosk_release.installed`` for ``release`` on the kiosks of
+    ``target`` (each fetches from its own syndic master and checks the md5).
+    Return ``{"installed": [...], "unchanged": [...], "failed": {kiosk: reason},
+    "absent": [...]}``.
+    """
+    kiosks = kpower.resolve_kiosks(kstore, target)
+    promoted = None
+    newest = catalogue.latest_release(kstore)
+    if target == "*" and newest and newest["version"] == release["version"]:
+        promoted = stage.promote(opts, release["version"], timeout=timeout)
+    by_campus = {}
+    for kiosk in kiosks:
+        by_campus.setdefault(kiosk["campus"], []).append(kiosk["minion_id"])
+    jobs = {
+        campus: {
+            "tgt": minions,
+            "fun": "state.single",
+            "arg": ["kiosk_release.installed", release["version"]],
+            "kwarg": {"md5": release["md5"], "filename": release["file"]},
+        }
+        for campus, minions in by_campus.items()
+    }
+    answers = fanout.run_jobs(opts, jobs, timeout)
+    result = {"version": release["version"], "installed": [], "unchanged": [], "failed": {}, "absent": []}
+    if promoted is not None:
+        result["promoted_on"] = promoted
+    for campus, minions in by_campus.items():
+        for minion in minions:
+            answer = answers.get(campus, {}).get(minion)
+            if answer is None:
+                result["absent"].append(minion)
+                continue
+            ok, comment = _state_outcome(answer["ret"])
+            chunk = next(iter(answer["ret"].values())) if isinstance(answer["ret"], dict) and answer["ret"] else {}
+            if ok:
+                changed = bool(isinstance(chunk, dict) and chunk.get("changes"))
+                result["installed" if changed else "unchanged"].append(minion)
+                record_kiosk(kstore, minion, version=release["version"], md5=release["md5"],
+                             attempted=release["version"], ok=True, error=None)
+            else:
+                result["failed"][minion] = comment
+                record_kiosk(kstore, minion, attempted=release["version"], ok=False, error=comment)
+    return result
+
+
+def status(opts, kstore, target="*", timeout=30):
+    """
+    Fleet view: ask every kiosk of ``target`` for its release (``kiosk.release``)
+    and report kiosks per version, the ones behind the latest release, failures
+    with their reason and the kiosks that did not answer (with their last known
+    version).
+    """
+    kiosks = kpower.resolve_kiosks(kstore, target)
+    latest = catalogue.latest_release(kstore)
+    jobs = {"release": {"tgt": [k["minion_id"] for k in kiosks], "fun": "kiosk.release"}}
+    answers = fanout.run_jobs(opts, jobs, timeout)["release"]
+    table = schema.release_kiosks
+    with kstore.connect() as conn:
+        known = {row.minion_id: row for row in conn.execute(sa.select(table)).all()}
+    report = {
+        "latest": latest["version"] if latest else None,
+        "versions": {},
+        "behind": [],
+        "failures": {},
+        "unreachable": {},
+        "stages": {},
+    }
+    for kiosk in kiosks:
+        minion = kiosk["minion_id"]
+        answer = answers.get(minion)
+        if answer is None or fanout.failed(answer) or not isinstance(answer["ret"], dict):
+            row = known.get(minion)
+            report["unreachable"][minion] = {"last_known_version": row.version if row else None}
+            current = row.version if row else None
+        else:
+            info = answer["ret"]
+            current = info.get("version")
+            attempt = info.get("last_attempt") or {}
+            failed = attempt.get("ok") is False
+            if failed:
+                report["failures"][minion] = {"version": attempt.get("version"), "reason": attempt.get("error")}
+            record_kiosk(kstore, minion, version=current, md5=info.get("md5"), attempted=attempt.get("version"),
+                         ok=attempt.get("ok"), error=attempt.get("error") if failed else None)
+        report["versions"].setdefault(current or "none", []).append(minion)
+        if latest and (current is None or version_key(current) < version_key(latest["version"])):
+            report["behind"].append(minion)
+    if latest:
+        with kstore.connect() as conn:
+            rows = conn.execute(
+                sa.select(schema.release_stages).where(schema.release_stages.c.version == latest["version"])
+            ).all()
+        report["stages"] = {row.relay: ("staged" if row.ok else row.error) for row in rows}
+    return report
