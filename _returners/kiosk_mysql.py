@@ -41,6 +41,36 @@ Configuration (master or minion config):
     (a refused one is not kept) with an ERROR log line naming the spool and
     the bound. Both must be integers >= 1.
 
+Alternative profiles and per-job options, as for Salt's own returners
+(``salt.returners.get_returner_options``): ``--return_config NAME`` reads each
+key from ``NAME.kiosk_mysql`` (a mapping, or flat ``NAME.kiosk_mysql.db`` keys)
+and falls back to ``kiosk_mysql`` for what the profile leaves out (a profile
+value that is false or 0 falls back too: Salt's rule); ``--return_kwargs``
+overrides single keys. Only ``db``, ``master_id``, ``spool_dir``, ``spool_max``,
+``spool_max_bytes``, ``retry_after`` and ``schema_owner`` are accepted (another
+key is refused and nothing is written). A database other than the default one
+gets its own spool (``<cachedir>/kiosk_mysql_spool-<hash>``) unless
+``spool_dir`` is given. ``--return_kwargs`` are never stored with the return.
+
+.. code-block:: yaml
+
+    alternative.kiosk_mysql:
+      db: mysql+pymysql://salt:SECRET@db2.example/kiosk
+
+.. code-block:: bash
+
+    salt 'kiosk-*' test.ping --return kiosk_mysql --return_config alternative
+    salt 'kiosk-*' test.ping --return kiosk_mysql --return_kwargs '{"master_id": "lab"}'
+
+They are honoured where the return is made, on the minion that ran the job
+(``salt ... --return``, ``schedule`` ``return_config``/``return_kwargs``). A
+master ignores them in the returns its minions send (``master_job_cache``): a
+minion's return is data, and must not choose the master's database or spool.
+
+A return with jid ``req`` (a standalone job: ``startup_states`` with
+``ext_job_cache``, a scheduled job with a returner) gets a fresh jid from
+``prep_jid`` and a job load (targeted at the minion), as Salt's own returners do.
+
 Tables (created by the kiosk schema): ``kiosk_jobs`` (one row per jid),
 ``kiosk_job_minions``, ``kiosk_returns`` (one row per jid and minion),
 ``kiosk_events``. The same jid written by several masters is an upsert, not an
@@ -52,9 +82,10 @@ Events fired: none.
 import logging
 
 try:
+    import salt.returners
     import salt.utils.jid
 
-    from salt_kiosk.errors import KioskSchemaError
+    from salt_kiosk.errors import KioskInputError, KioskSchemaError
     from salt_kiosk.jobs import cache, writer
 
     HAS_LIB = True
@@ -73,8 +104,34 @@ def __virtual__():
     return __virtualname__
 
 
-def _results():
-    return writer.JobResults.get(__opts__)
+def _opts_option(key, default=""):
+    """``config.option`` over ``__opts__`` alone, for a returner loaded without execution modules."""
+    value = __opts__.get(key)
+    return default if value is None else value
+
+
+def _options(ret=None):
+    """
+    This call's options, gathered as Salt's returners gather theirs; the
+    library validates them (``writer.settings``).
+    """
+    call = {}
+    if ret and __opts__.get("__role") == "minion":
+        # Only where the return is made: on a master, ret is a minion's data.
+        call = {key: ret[key] for key in ("ret_config", "ret_kwargs") if ret.get(key)}
+        if not isinstance(call.get("ret_kwargs", {}), dict):
+            raise KioskInputError(
+                f"kiosk_mysql: --return_kwargs {str(call['ret_kwargs'])[:64]!r} is not a mapping "
+                f"(accepted: a mapping of {', '.join(writer.OPTIONS)})"
+            )
+    funcs = __salt__ if "config.option" in __salt__ else {"config.option": _opts_option}
+    return salt.returners.get_returner_options(
+        __virtualname__, call, {key: key for key in writer.OPTIONS}, __salt__=funcs, __opts__=__opts__
+    )
+
+
+def _results(ret=None):
+    return writer.JobResults.get(__opts__, _options(ret))
 
 
 def _read(func, empty, *args):
@@ -82,11 +139,12 @@ def _read(func, empty, *args):
     Reads fail fast while the database is down (the syndic asks for a job's
     load on its event loop; a connect timeout there would stall it).
     """
-    results = _results()
+    options = _options()
+    results = writer.JobResults.get(__opts__, options)
     if results.down():
         return empty
     try:
-        return func(__opts__, *args)
+        return func(__opts__, *args, options=options)
     except writer.UNREACHABLE as exc:
         results._mark_down(exc)  # pylint: disable=protected-access
         return empty
@@ -96,13 +154,23 @@ def returner(ret):
     """
     Store one minion's return (spooled when the database is unreachable).
 
+    A return with jid ``req`` (a standalone job) gets a fresh jid from
+    :func:`prep_jid` and its job load is stored too, as Salt's own returners
+    do. ``--return_config`` / ``--return_kwargs`` choose the database on the
+    minion that ran the job (see the module documentation).
+
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' test.ping --return kiosk_mysql
+        salt '*' test.ping --return kiosk_mysql --return_config alternative
+        salt '*' test.ping --return kiosk_mysql --return_kwargs '{"master_id": "lab"}'
     """
-    results = _results()
+    results = _results(ret)
+    if ret["jid"] == "req":
+        ret["jid"] = prep_jid(nocache=ret.get("nocache", False))
+        results.write("load", results.standalone_load(ret))
     results.write("return", results.return_row(ret))
 
 
@@ -262,12 +330,13 @@ def clean_old_jobs():
         # the master calls it from its maintenance loop
         salt-run jobs.list_jobs
     """
-    results = _results()
+    options = _options()
+    results = writer.JobResults.get(__opts__, options)
     if results.down():
         return
     try:
         results.flush()
-        cache.clean_old_jobs(__opts__)
+        cache.clean_old_jobs(__opts__, options)
     except writer.UNREACHABLE as exc:
         log.debug("kiosk_mysql: database still unreachable (%s); %d item(s) spooled", exc, len(results.spool))
     except KioskSchemaError as exc:

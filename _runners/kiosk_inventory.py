@@ -38,6 +38,7 @@ import logging
 try:
     from salt_kiosk import events as kevents
     from salt_kiosk import assets, inventory
+    from salt_kiosk import versions as kversions
     from salt_kiosk.db import store
 
     HAS_LIB = True
@@ -169,3 +170,30 @@ def history(kiosk=None, limit=100):
     if known:
         return assets.history(kstore, minion=kiosk, limit=limit)
     return assets.history(kstore, code=str(kiosk), limit=limit)
+
+
+def versions(target="*", timeout=30):
+    """
+    Ask every node (kiosks, relays, the central minion) which salt-kiosk it
+    runs: the loader modules' version (synced ``_modules`` take precedence
+    over the pip-installed ones) and the pip-installed library's. Returns
+    ``{"nodes": {minion: {"modules": ..., "library": ...}}, "skew": [nodes
+    whose modules and library differ], "unknown": [nodes whose modules are too
+    old to tell their own version], "failed": {node: reason}}`` (a node
+    without the library answers that ``kiosk.version`` is not available).
+    Nodes that do not answer within ``timeout`` seconds are not listed.
+
+    target
+        A glob on minion ids (default ``*``), published through the syndic tree.
+
+    timeout
+        Seconds to wait for the answers (1-3600, default 30).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_inventory.versions
+        salt-run kiosk_inventory.versions 'kiosk-e*' timeout=10
+    """
+    return kversions.collect(__opts__, target=target, timeout=timeout)

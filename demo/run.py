@@ -220,7 +220,11 @@ class Demo:
         self.step("14. salt-kiosk modules answer on every node of the tree")
         versions = self.run("salt", "*", "kiosk.version")
         for minion, version in sorted(versions.items()):
-            print(f"  {minion:<10} salt-kiosk {version}")
+            if isinstance(version, dict):
+                skew = " (VERSION SKEW)" if version.get("skew") else ""
+                print(f"  {minion:<10} salt-kiosk modules {version.get('modules')} library {version.get('library')}{skew}")
+            else:
+                print(f"  {minion:<10} {version}")
         self.report.append(("nodes running salt-kiosk modules", f"{len(versions)}/3"))
 
     def make_release(self, name, body):

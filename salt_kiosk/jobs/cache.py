@@ -2,6 +2,11 @@
 The job cache read side of the ``kiosk_mysql`` returner: Salt's ``get_load``,
 ``get_jid``, ``get_fun``, ``get_jids``, ``get_jids_filter``, ``get_minions``
 and ``clean_old_jobs`` over the tables written by :mod:`salt_kiosk.jobs.writer`.
+
+Every function takes ``opts`` and an optional ``options``: the returner's
+options as the ``kiosk_mysql`` loader module gathered them (see
+:func:`salt_kiosk.jobs.writer.settings`); without them, the ``kiosk_mysql:``
+section of ``opts``.
 """
 
 import datetime
@@ -18,18 +23,18 @@ log = logging.getLogger(__name__)
 
 
 
-def _read(opts):
-    results = JobResults.get(opts)
+def _read(opts, options=None):
+    results = JobResults.get(opts, options)
     results.ensure_schema()
     return results
 
 
-def get_load(opts, jid):
+def get_load(opts, jid, options=None):
     """
     The job's load with ``Minions`` (every minion any master published it to,
     as Salt's local job cache reports it), or ``{}``.
     """
-    with _read(opts).engine.connect() as conn:
+    with _read(opts, options).engine.connect() as conn:
         row = conn.execute(sa.select(schema.jobs.c.load).where(schema.jobs.c.jid == str(jid))).first()
         minions = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid))
                                .distinct()).all()
@@ -40,9 +45,9 @@ def get_load(opts, jid):
     return load
 
 
-def get_jid(opts, jid):
+def get_jid(opts, jid, options=None):
     """``{minion: {"return": ..., "retcode": ..., "success": ...}}`` for one job."""
-    with _read(opts).engine.connect() as conn:
+    with _read(opts, options).engine.connect() as conn:
         rows = conn.execute(sa.select(schema.returns).where(schema.returns.c.jid == str(jid))).all()
     out = {}
     for row in rows:
@@ -52,9 +57,9 @@ def get_jid(opts, jid):
     return out
 
 
-def get_fun(opts, fun):
+def get_fun(opts, fun, options=None):
     """``{minion: fun}`` for the minions whose latest return ran ``fun``."""
-    with _read(opts).engine.connect() as conn:
+    with _read(opts, options).engine.connect() as conn:
         rows = conn.execute(
             sa.select(schema.returns.c.minion_id, sa.func.max(schema.returns.c.jid).label("jid"))
             .where(schema.returns.c.fun == fun).group_by(schema.returns.c.minion_id)
@@ -62,47 +67,47 @@ def get_fun(opts, fun):
     return {row.minion_id: fun for row in rows}
 
 
-def get_jids(opts):
+def get_jids(opts, options=None):
     """``{jid: load}`` of every job recorded."""
-    with _read(opts).engine.connect() as conn:
+    with _read(opts, options).engine.connect() as conn:
         rows = conn.execute(sa.select(schema.jobs.c.jid, schema.jobs.c.load).order_by(schema.jobs.c.jid)).all()
     return {row.jid: json.loads(row.load) for row in rows}
 
 
-def get_jids_filter(opts, count, filter_find_job=True):
+def get_jids_filter(opts, count, filter_find_job=True, options=None):
     """The newest ``count`` jobs as ``[{"jid", "load"}]``, newest first."""
     query = sa.select(schema.jobs.c.jid, schema.jobs.c.load).order_by(schema.jobs.c.jid.desc()).limit(int(count))
     if filter_find_job:
         query = query.where(sa.or_(schema.jobs.c.fun.is_(None), schema.jobs.c.fun != "saltutil.find_job"))
-    with _read(opts).engine.connect() as conn:
+    with _read(opts, options).engine.connect() as conn:
         rows = conn.execute(query).all()
     return [{"jid": row.jid, "load": json.loads(row.load)} for row in rows]
 
 
-def get_minions(opts):
+def get_minions(opts, options=None):
     """Every minion id that returned something."""
-    with _read(opts).engine.connect() as conn:
+    with _read(opts, options).engine.connect() as conn:
         return [row.minion_id for row in conn.execute(sa.select(schema.returns.c.minion_id).distinct()).all()]
 
 
-def job_minions_of(opts, jid):
+def job_minions_of(opts, jid, options=None):
     """The minions a job was published to, as recorded by every master."""
-    with _read(opts).engine.connect() as conn:
+    with _read(opts, options).engine.connect() as conn:
         rows = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid)).distinct()).all()
     return sorted(row.minion_id for row in rows)
 
 
-def clean_old_jobs(opts):
+def clean_old_jobs(opts, options=None):
     """
     Delete jobs, returns and events older than ``keep_jobs_seconds`` (default
     24 h). Only the schema owner (the master of masters) deletes: a relay's
     account may insert and update results, never delete them.
     """
     keep = int(opts.get("keep_jobs_seconds") or int(opts.get("keep_jobs", 24)) * 3600)
-    if keep <= 0 or not settings(opts)["schema_owner"]:
+    if keep <= 0 or not settings(opts, options)["schema_owner"]:
         return 0
     cutoff = clock.utcnow() - datetime.timedelta(seconds=keep)
-    results = _read(opts)
+    results = _read(opts, options)
     with results.engine.begin() as conn:
         old = sa.select(schema.jobs.c.jid).where(schema.jobs.c.created_at < cutoff).scalar_subquery()
         deleted = conn.execute(schema.returns.delete().where(schema.returns.c.alter_time < cutoff)).rowcount
