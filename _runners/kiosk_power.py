@@ -19,7 +19,8 @@ Events fired on the master bus:
 
 ``kiosk/rules/changed``
     After every rule change: ``{"action": "add"|"update"|"remove", "name",
-    "revision"}``. The scheduler engine re-plans on it.
+    "revision", "user"}`` (``user``: who ran the runner, the eauth user
+    through salt-api). The scheduler engine re-plans on it.
 
 ``kiosk/power/wake``, ``kiosk/power/shutdown``, ``kiosk/power/reboot``
     After each recorded power event: ``{"event": id, "target", "user", "ok",
@@ -137,7 +138,7 @@ def wake(target, port=None, repeat=3, timeout=None):
         salt-run kiosk_power.wake 'id:kiosk-e*' repeat=5
     """
     result = power.wake(
-        store.open_store(__opts__), __opts__, target, port=port, repeat=repeat, timeout=timeout, user=_user()
+        __opts__, store.open_store(__opts__), target, port=port, repeat=repeat, timeout=timeout, user=_user()
     )
     _fire(result)
     return result
@@ -182,7 +183,7 @@ def shutdown(target, delay=60, message=None, reboot=False, test=False, timeout=N
         salt-run kiosk_power.shutdown 'id:kiosk-e1' test=True
     """
     result = power.shutdown(
-        store.open_store(__opts__), __opts__, target, delay=delay, message=message, reboot=bool(reboot),
+        __opts__, store.open_store(__opts__), target, delay=delay, message=message, reboot=bool(reboot),
         test=bool(test), timeout=timeout, user=_user(),
     )
     _fire(result)
@@ -333,7 +334,7 @@ def plan(target="*", since=None, until=None):
         salt-run kiosk_power.plan campus:east
         salt-run kiosk_power.plan 'id:kiosk-e1' since=2026-12-24 until=2026-12-27 --out=yaml
     """
-    return power.plan(store.open_store(__opts__), __opts__, target, since, until)
+    return power.plan(__opts__, store.open_store(__opts__), target, since, until)
 
 
 def state_at(kiosk, when=None):
@@ -353,7 +354,7 @@ def state_at(kiosk, when=None):
 
         salt-run kiosk_power.state_at kiosk-e1 2026-12-25T10:00
     """
-    return power.state_at(store.open_store(__opts__), __opts__, kiosk, when)
+    return power.state_at(__opts__, store.open_store(__opts__), kiosk, when)
 
 
 def engine_status():

@@ -72,7 +72,7 @@ def verify(event, sweep=1, final=True, ports=None, timeout=None):
         salt-run kiosk_sweep.verify 42
         salt-run kiosk_sweep.verify 42 sweep=1 final=False
     """
-    return kverify.verify(store.open_store(__opts__), __opts__, event, sweep=sweep, final=bool(final),
+    return kverify.verify(__opts__, store.open_store(__opts__), event, sweep=sweep, final=bool(final),
                           fire=_fire, ports=ports, timeout=timeout)
 
 
@@ -97,7 +97,7 @@ def check(target, expect, ports=None, timeout=None):
         salt-run kiosk_sweep.check campus:east expect=on
         salt-run kiosk_sweep.check 'id:kiosk-e*' expect=off ports=22,5900
     """
-    return kverify.check(store.open_store(__opts__), __opts__, target, expect=expect, ports=ports, timeout=timeout)
+    return kverify.check(__opts__, store.open_store(__opts__), target, expect=expect, ports=ports, timeout=timeout)
 
 
 def results(event):

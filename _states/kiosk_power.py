@@ -82,7 +82,7 @@ def rule_present(name, power, start, end, days=None, dates=None, target="*", pri
 
     .. code-block:: bash
 
-        salt central state.apply kiosk.rules test=True
+        salt central state.single kiosk_power.rule_present national-day power=off dates=2026-10-01..2026-10-07 start=00:00 end=24:00 priority=100 test=True
 
     .. code-block:: yaml
 

@@ -287,7 +287,7 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
         cutoff = now - datetime.timedelta(days=days)
         for row in conn.execute(sa.select(schema.assets.c.minion_id, schema.assets.c.last_seen)).all():
             if row.last_seen < cutoff:
-                report["not_seen"][row.minion_id] = row.last_seen.isoformat() + "Z"
+                report["not_seen"][row.minion_id] = clock.iso(row.last_seen)
         for minion in inventory_rows:
             if minion not in grains and minion not in stored:
                 report["not_seen"].setdefault(minion, None)
@@ -342,6 +342,6 @@ def history(kstore, minion=None, code=None, limit=100):
     with kstore.connect() as conn:
         rows = conn.execute(query).all()
     return [
-        {"minion_id": r.minion_id, "field": r.field, "old": r.old, "new": r.new, "changed_at": r.changed_at.isoformat() + "Z"}
+        {"minion_id": r.minion_id, "field": r.field, "old": r.old, "new": r.new, "changed_at": clock.iso(r.changed_at)}
         for r in rows
     ]

@@ -10,6 +10,7 @@ import re
 
 import sqlalchemy as sa
 
+from salt_kiosk import clock
 from salt_kiosk.db import schema
 from salt_kiosk.jobs import writer
 from salt_kiosk.config import campuses as campus_config
@@ -77,9 +78,9 @@ def report(opts, campus=None, hours=24, now=None):
             if data.get("smoke"):
                 bucket["smoke"] += 1
         else:
-            alerts.append({"at": row.alter_time.isoformat() + "Z", "relay": relay, "campus": where,
+            alerts.append({"at": clock.iso(row.alter_time), "relay": relay, "campus": where,
                            "sensor": data.get("sensor"), "state": data.get("state"), "value": data.get("value")})
-    out = {"since": since.isoformat() + "Z", "hours": hours, "campuses": {}, "alerts": alerts}
+    out = {"since": clock.iso(since), "hours": hours, "campuses": {}, "alerts": alerts}
     for relay, bucket in sorted(per_relay.items()):
         name = relay_campus.get(relay, "unknown")
         entry = out["campuses"].setdefault(name, {"relays": {}, "_t": [], "_h": [], "smoke_readings": 0})

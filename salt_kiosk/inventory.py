@@ -222,9 +222,9 @@ def _kiosk_dict(row):
     }
 
 
-def import_csv(store, path, skip_bad=False, replace=False):
+def import_csv(kstore, path, skip_bad=False, replace=False):
     """
-    Import kiosks from the CSV file at ``path`` into ``store``.
+    Import kiosks from the CSV file at ``path`` into ``kstore``.
 
     Rows are upserted by kiosk code. With ``replace`` kiosks absent from the file
     are removed. The whole import is one transaction. Return a summary with the
@@ -235,10 +235,10 @@ def import_csv(store, path, skip_bad=False, replace=False):
     label = str(path)
     if not os.path.isfile(path):
         raise KioskInputError(f"inventory file {shown(label, 200)} does not exist or is not a file")
-    return import_text(store, _read_file(path, label), label, skip_bad=skip_bad, replace=replace)
+    return import_text(kstore, _read_file(path, label), label, skip_bad=skip_bad, replace=replace)
 
 
-def import_source(opts, store, source, skip_bad=False, replace=False):
+def import_source(opts, kstore, source, skip_bad=False, replace=False):
     """
     Import kiosks from ``source``: a CSV file inside one of the directories
     listed under ``kiosk:import_dirs`` in ``opts``, or a ``salt://`` URL served
@@ -246,7 +246,7 @@ def import_source(opts, store, source, skip_bad=False, replace=False):
     See :func:`import_csv` for the rest.
     """
     text = read_source(opts, source)
-    return import_text(store, text, str(source), skip_bad=skip_bad, replace=replace)
+    return import_text(kstore, text, str(source), skip_bad=skip_bad, replace=replace)
 
 
 def import_dirs(opts):
@@ -379,18 +379,18 @@ def _read_salt_url(opts, url):
             client.destroy()
 
 
-def import_text(store, text, label, skip_bad=False, replace=False):
+def import_text(kstore, text, label, skip_bad=False, replace=False):
     """
     Import kiosks from CSV ``text`` (``label`` names where it came from in
     errors). See :func:`import_csv`.
     """
     label = str(label)
     path = label if label.isprintable() and len(label) <= 200 else shown(label, 200)
-    known = set(store.campus_rows())
+    known = set(kstore.campus_rows())
     rows, errors = parse_csv(text, known)
     summary = {"added": [], "updated": [], "unchanged": [], "removed": [], "rejected": []}
     now = clock.utcnow()
-    with store.begin() as conn:
+    with kstore.begin() as conn:
         existing = {row.code: row for row in conn.execute(sa.select(schema.kiosks))}
         owner = {row.minion_id: row.code for row in existing.values()}
         incoming = {row["code"] for row in rows}
@@ -470,7 +470,7 @@ def parse_target(target):
     return kind, value
 
 
-def list_kiosks(store, target="*"):
+def list_kiosks(kstore, target="*"):
     """
     Return the kiosks matching ``target`` as dicts, ordered by campus and code.
     """
@@ -478,7 +478,7 @@ def list_kiosks(store, target="*"):
     query = sa.select(schema.kiosks).order_by(schema.kiosks.c.campus, schema.kiosks.c.code)
     if kind == "campus":
         query = query.where(schema.kiosks.c.campus == value)
-    with store.connect() as conn:
+    with kstore.connect() as conn:
         found = [_kiosk_dict(row) for row in conn.execute(query)]
     if kind == "group":
         found = [k for k in found if value in k["groups"]]

@@ -87,11 +87,15 @@ def check_count(items, what, limit, note="", suffix=""):
     return items
 
 
+#: The largest whole number :func:`whole_number` reads (18 decimal digits).
+MAX_WHOLE = 10 ** 18 - 1
+
+
 def whole_number(value, what, low, high, accepted=None, suffix=""):
     """
-    Return ``value`` as an int from ``low`` to ``high``. Accepted: ints and
-    strings of decimal digits; refused: booleans, floats (also NaN and
-    infinity), anything else.
+    Return ``value`` as an int from ``low`` to ``high``: the one bounded-integer
+    check of the library. Accepted: ints and strings of decimal digits;
+    refused: booleans, floats (also NaN and infinity), anything else.
     """
     number = None
     if isinstance(value, int) and not isinstance(value, bool):

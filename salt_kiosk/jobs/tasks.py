@@ -40,13 +40,7 @@ STATUSES = ("success", "failed", "timeout", "absent")
 
 
 def _positive(name, value, upper):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise KioskInputError(f"{name} {value!r} is not a whole number: expected 1-{upper}") from None
-    if isinstance(value, bool) or not 1 <= number <= upper or (isinstance(value, float) and value != number):
-        raise KioskInputError(f"{name} {value!r} is out of range: expected a whole number 1-{upper}")
-    return number
+    return validate.whole_number(value, name, 1, upper, accepted=f"a whole number 1-{upper}")
 
 
 #: Most minion ids a list target may name.
@@ -253,8 +247,8 @@ def _task_summary(task, rows, with_results=True):
         "counts": counts,
         "success_rate": round(counts["success"] / done, 4) if done else None,
         "units": len({row.unit for row in rows}),
-        "created": task.created_at.isoformat() + "Z",
-        "finished": task.finished_at.isoformat() + "Z" if task.finished_at else None,
+        "created": clock.iso(task.created_at),
+        "finished": clock.iso(task.finished_at) if task.finished_at else None,
         "error": task.error,
     }
     if with_results:
@@ -304,7 +298,7 @@ def status(kstore, task=None, minions=None, ip=None):
             out = {}
             for row in rows:
                 entry = _result(row)
-                entry.update(task=row.task_id, fun=row.fun, created=row.created_at.isoformat() + "Z")
+                entry.update(task=row.task_id, fun=row.fun, created=clock.iso(row.created_at))
                 out.setdefault(row.minion_id, []).append(entry)
             if not out:
                 raise KioskInputError(f"no task result for minions={minions!r} ip={ip!r}")

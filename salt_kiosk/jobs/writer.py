@@ -19,6 +19,7 @@ nothing. The job cache reads are in :mod:`salt_kiosk.jobs.cache`.
 """
 
 import datetime
+import hashlib
 import logging
 import os
 import threading
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from salt_kiosk import clock
+from salt_kiosk import clock, validate
 from salt_kiosk.db import migrations, schema, store
 from salt_kiosk.errors import KioskInputError, KioskSchemaError, KioskStoreError
 from salt_kiosk.jobs.spool import DEFAULT_SPOOL_MAX, DEFAULT_SPOOL_MAX_BYTES, Spool, dumps
@@ -46,16 +47,45 @@ UNREACHABLE = (
 )
 
 
-def settings(opts):
-    """The returner's settings: ``kiosk_mysql:`` with ``db`` falling back to ``kiosk:db``."""
-    section = dict(opts.get("kiosk_mysql") or {})
-    db = section.get("db") or (opts.get("kiosk") or {}).get("db")
+#: The options a ``kiosk_mysql`` profile, ``--return_kwargs`` or the ``kiosk_mysql:`` section may set.
+OPTIONS = ("db", "master_id", "spool_dir", "spool_max", "spool_max_bytes", "retry_after", "schema_owner")
+
+
+def settings(opts, options=None):
+    """
+    The returner's settings, validated: ``kiosk_mysql:`` with ``db`` falling
+    back to ``kiosk:db``.
+
+    ``options``, when given, replaces the ``kiosk_mysql:`` section: it is what
+    the returner gathered with Salt's ``get_returner_options`` for one call
+    (the ``--return_config`` profile, ``--return_kwargs``, the default
+    section for what they leave out). A key outside :data:`OPTIONS` is
+    refused. A database other than the configured one gets its own default
+    spool directory (``kiosk_mysql_spool-<12 hex digits of its URL>``): a
+    spool is replayed into the database of whoever owns it.
+    """
+    configured = dict(opts.get("kiosk_mysql") or {})
+    cachedir = opts.get("cachedir", "/var/cache/salt/master")
+    if options is None:
+        section = configured
+    else:
+        if not isinstance(options, dict):
+            raise KioskInputError(f"kiosk_mysql options {str(options)[:64]!r} are not a mapping (accepted: {', '.join(OPTIONS)})")
+        unknown = sorted(str(key)[:64] for key in options if key not in OPTIONS)
+        if unknown:
+            raise KioskInputError(f"kiosk_mysql: unknown option(s) {unknown} (accepted: {', '.join(OPTIONS)})")
+        section = dict(options)
+    url = _url(opts, section, cachedir)
     master_id = section.get("master_id") or opts.get("master_id") or opts.get("id") or "unknown"
-    spool_dir = section.get("spool_dir") or os.path.join(opts.get("cachedir", "/var/cache/salt/master"), "kiosk_mysql_spool")
+    spool_dir = section.get("spool_dir")
+    if not spool_dir:
+        spool_dir = os.path.join(cachedir, "kiosk_mysql_spool")
+        if options is not None and url != _url(opts, configured, cachedir):
+            digest = hashlib.sha256(url.render_as_string(hide_password=True).encode("utf-8")).hexdigest()[:12]
+            spool_dir = f"{spool_dir}-{digest}"
     spool_max = _positive_int(section, "spool_max", DEFAULT_SPOOL_MAX, "items")
     spool_max_bytes = _positive_int(section, "spool_max_bytes", DEFAULT_SPOOL_MAX_BYTES, "bytes")
     retry_after = float(section.get("retry_after", DEFAULT_RETRY_AFTER))
-    url = store.db_url({"cachedir": opts.get("cachedir", "/var/cache/salt/master"), "kiosk": {"db": db}})
     owner_opts = {"order_masters": opts.get("order_masters"), "kiosk": {}}
     for where in (opts.get("kiosk") or {}, section):
         if "schema_owner" in where:
@@ -65,18 +95,14 @@ def settings(opts):
             "schema_owner": store.schema_owner(owner_opts, url)}
 
 
+def _url(opts, section, cachedir):
+    db = section.get("db") or (opts.get("kiosk") or {}).get("db")
+    return store.db_url({"cachedir": cachedir, "kiosk": {"db": db}})
+
+
 def _positive_int(section, key, default, unit):
-    value = section.get(key, default)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or isinstance(value, bool) or number < 1 or (isinstance(value, float) and value != number):
-        raise KioskInputError(
-            f"kiosk_mysql:{key} {str(value)[:64]!r} is not a number of {unit} (accepted: an integer >= 1, "
-            f"default {default})"
-        )
-    return number
+    return validate.whole_number(section.get(key, default), f"kiosk_mysql:{key}", 1, validate.MAX_WHOLE,
+                                 accepted=f"a number of {unit}: an integer >= 1, default {default}")
 
 
 class JobResults:
@@ -111,8 +137,9 @@ class JobResults:
         )
 
     @classmethod
-    def get(cls, opts):
-        conf = settings(opts)
+    def get(cls, opts, options=None):
+        """The shared instance for ``settings(opts, options)`` (one per database, master id and spool)."""
+        conf = settings(opts, options)
         key = (str(conf["url"]), conf["master_id"], conf["spool_dir"])
         with cls._guard:
             if key not in cls._instances:
@@ -347,7 +374,8 @@ class JobResults:
     # --- shaping Salt's data -----------------------------------------------------
 
     def return_row(self, ret):
-        full = {key: value for key, value in ret.items() if not key.startswith("__")}
+        # ``ret_kwargs`` may hold a database URL with its password: never stored.
+        full = {key: value for key, value in ret.items() if not key.startswith("__") and key != "ret_kwargs"}
         return {
             "jid": str(ret["jid"]),
             "minion_id": str(ret["id"]),
@@ -369,6 +397,18 @@ class JobResults:
             "created_at": clock.utcnow().isoformat(),
         }
         return {"job": job, "minions": self.minion_rows(jid, minions or [])}
+
+    def standalone_load(self, ret):
+        """
+        The load of a standalone job (a minion returned with jid ``req``, after
+        the returner gave it a fresh jid), shaped as Salt's master shapes it
+        (``salt/utils/job.py`` ``_store_job``): the return's fields without the
+        return itself, ``arg`` from ``fun_args``, targeted at the minion by glob.
+        """
+        load = {key: value for key, value in ret.items()
+                if not key.startswith("__") and key not in ("return", "ret_kwargs")}
+        load.update(jid=str(ret["jid"]), arg=ret.get("fun_args", []), tgt=str(ret["id"]), tgt_type="glob")
+        return self.load_item(ret["jid"], load, [ret["id"]])
 
     def minion_rows(self, jid, minions):
         return [{"jid": str(jid), "minion_id": str(m), "master_id": self.master_id} for m in minions]

@@ -42,7 +42,7 @@ import tempfile
 
 from packaging.version import InvalidVersion, Version
 
-from salt_kiosk import clock, config, files
+from salt_kiosk import clock, config, files, validate
 from salt_kiosk.errors import KioskInputError
 from salt_kiosk.files import fsync_dir
 from salt_kiosk.node import delivery
@@ -173,10 +173,8 @@ class UnsafeArchive(delivery.KioskDeliveryError):
 
 
 def _positive_int(opts, key, default, unit):
-    value = config.section(opts).get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise KioskInputError(f"kiosk:{key} {value!r} is not accepted: expected a positive number of {unit}")
-    return value
+    return validate.whole_number(config.section(opts).get(key, default), f"kiosk:{key}", 1, validate.MAX_WHOLE,
+                                 accepted=f"a positive number of {unit}, default {default}")
 
 
 def install_limits(opts):

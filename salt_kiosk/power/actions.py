@@ -64,7 +64,7 @@ def _kiosk_entry(kiosk, ok, acked=(), silent=(), failed=None, detail=None, **ext
     return entry
 
 
-def wake(kstore, opts, target, port=None, repeat=3, timeout=None, user="unknown", source="manual", rule=None,
+def wake(opts, kstore, target, port=None, repeat=3, timeout=None, user="unknown", source="manual", rule=None,
          publish=fanout.run_jobs, minions=None):
     """
     Wake the kiosks of ``target``: every relay of each kiosk's campus sends the
@@ -137,7 +137,7 @@ def wake(kstore, opts, target, port=None, repeat=3, timeout=None, user="unknown"
     return _summary(event_id, "wake", target, results, campuses=campus_summary)
 
 
-def shutdown(kstore, opts, target, delay=60, message=None, reboot=False, test=False, timeout=None,
+def shutdown(opts, kstore, target, delay=60, message=None, reboot=False, test=False, timeout=None,
              user="unknown", source="manual", rule=None, publish=fanout.run_jobs, minions=None):
     """
     Power off (or reboot) the kiosks of ``target`` through their own minions.
@@ -275,7 +275,7 @@ def list_events(kstore, limit=20, kiosk=None, event=None):
                     "detail": row.detail,
                 }
     for event_row in events:
-        event_row["created_at"] = event_row["created_at"].isoformat() + "Z"
+        event_row["created_at"] = clock.iso(event_row["created_at"])
         event_row["user"] = event_row.pop("username")
         event_row["kiosks"] = per_kiosk.get(event_row["id"], {})
     return events
@@ -288,13 +288,13 @@ def _find_kiosk(kstore, kiosk):
     raise KioskInputError(f"kiosk: {kiosk!r} is not in the inventory (give a minion id or kiosk code)")
 
 
-def plan(kstore, opts, target="*", since=None, until=None, now=None):
+def plan(opts, kstore, target="*", since=None, until=None, now=None):
     """The effective timeline and transitions of every kiosk of ``target``."""
     kiosks = resolve_kiosks(kstore, target)
     return schedule.plan(kiosks, kstore.campus_rows(), rules.load(kstore), config.default_state(opts), since, until, now)
 
 
-def state_at(kstore, opts, kiosk, when=None):
+def state_at(opts, kstore, kiosk, when=None):
     """The desired state of one kiosk at ``when`` (default now) and the deciding rule."""
     entry = _find_kiosk(kstore, str(kiosk))
     campus = kstore.campus_rows().get(entry["campus"])

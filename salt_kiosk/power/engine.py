@@ -68,6 +68,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import IntegrityError
 
+from salt_kiosk import clock
 from salt_kiosk.db import schema
 from salt_kiosk import config, fanout, inventory
 from salt_kiosk.power import actions as power
@@ -482,7 +483,7 @@ def default_sweep_hook(engine, event_id, index, final):
     from salt_kiosk.power import verify  # pylint: disable=import-outside-toplevel
 
     try:
-        summary = verify.verify(engine.kstore, engine.opts, event_id, sweep=index, final=final,
+        summary = verify.verify(engine.opts, engine.kstore, event_id, sweep=index, final=final,
                                 fire=engine.fire, publish=engine.publish)
     except Exception as exc:  # pylint: disable=broad-except
         log.error("kiosk_scheduler: sweep %s of power event %s failed: %s", index, event_id, exc)
@@ -669,22 +670,22 @@ class Engine:
         late = (self.clock() - at).total_seconds()
         status = "missed" if late > self.grace else "running"
         claimed = self._claim(at, state, rule, minions, status)
-        outcome = {"at": at.isoformat(), "state": state, "rule": rule, "kiosks": claimed, "status": status}
+        outcome = {"at": clock.iso(at), "state": state, "rule": rule, "kiosks": claimed, "status": status}
         if not claimed:
             outcome["status"] = "already handled"
             return outcome
         if status == "missed":
             log.warning("kiosk_scheduler: transition %s -> %s (%s) missed by %ds for %s", at, state, rule, late, claimed)
-            self.fire({"at": at.isoformat(), "state": state, "rule": rule, "kiosks": claimed, "late": int(late)},
+            self.fire({"at": clock.iso(at), "state": state, "rule": rule, "kiosks": claimed, "late": int(late)},
                       "kiosk/power/missed")
             return outcome
         target = f"schedule:{rule or 'default'}"
         try:
             if state == "on":
-                result = power.wake(self.kstore, self.opts, target, port=None, user="kiosk_scheduler",
+                result = power.wake(self.opts, self.kstore, target, port=None, user="kiosk_scheduler",
                                     source="schedule", rule=rule, publish=self.publish, minions=claimed)
             else:
-                result = power.shutdown(self.kstore, self.opts, target, delay=self.shutdown_delay,
+                result = power.shutdown(self.opts, self.kstore, target, delay=self.shutdown_delay,
                                         user="kiosk_scheduler", source="schedule", rule=rule,
                                         publish=self.publish, minions=claimed)
         except Exception as exc:  # pylint: disable=broad-except
@@ -781,5 +782,5 @@ def status(kstore, limit=10, key="kiosk"):
         "executed": counts.get("done", 0),
         "failed": counts.get("failed", 0),
         "missed_count": counts.get("missed", 0),
-        "missed": [{"at": r.at.isoformat(), "kiosk": r.minion_id, "state": r.state, "rule": r.rule} for r in missed],
+        "missed": [{"at": clock.iso(r.at), "kiosk": r.minion_id, "state": r.state, "rule": r.rule} for r in missed],
     }

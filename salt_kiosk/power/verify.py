@@ -25,7 +25,7 @@ from salt_kiosk.errors import KioskInputError
 EXPECTED = {"wake": "on", "shutdown": "off", "reboot": "on"}
 
 
-def check(kstore, opts, target=None, expect="on", minions=None, ports=None, timeout=None, publish=fanout.run_jobs):
+def check(opts, kstore, target=None, expect="on", minions=None, ports=None, timeout=None, publish=fanout.run_jobs):
     """
     Compare ``expect`` with the observed state of the kiosks of ``target`` (or
     the minion ids ``minions``). Returns ``{minion id: {expected, observed,
@@ -101,7 +101,7 @@ def check(kstore, opts, target=None, expect="on", minions=None, ports=None, time
     return results
 
 
-def verify(kstore, opts, event_id, sweep=1, final=True, fire=None, ports=None, timeout=None, publish=fanout.run_jobs):
+def verify(opts, kstore, event_id, sweep=1, final=True, fire=None, ports=None, timeout=None, publish=fanout.run_jobs):
     """
     One verification sweep of power event ``event_id``: store each kiosk's
     outcome and, on the ``final`` sweep, fire an alert per kiosk still wrong and
@@ -116,7 +116,7 @@ def verify(kstore, opts, event_id, sweep=1, final=True, fire=None, ports=None, t
     if expected is None:
         raise KioskInputError(f"event: power event {event_id} has action {event['action']!r}, which cannot be verified")
     minions = sorted(event["kiosks"])
-    results = check(kstore, opts, expect=expected, minions=minions, ports=ports, timeout=timeout, publish=publish)
+    results = check(opts, kstore, expect=expected, minions=minions, ports=ports, timeout=timeout, publish=publish)
     now = clock.utcnow()
     with kstore.begin() as conn:
         conn.execute(
@@ -168,6 +168,6 @@ def results_for(kstore, event_id):
         out.setdefault(row.sweep, {})[row.minion_id] = {
             "expected": row.expected, "observed": row.observed, "network": row.network, "salt": row.salt,
             "ok": bool(row.ok), "reason": row.reason, "final": bool(row.final),
-            "checked_at": row.checked_at.isoformat() + "Z",
+            "checked_at": clock.iso(row.checked_at),
         }
     return out

@@ -71,7 +71,7 @@ def _row(row):
         "size": row.size,
         "source": row.source,
         "rollback_of": row.rollback_of,
-        "published": row.created_at.isoformat() + "Z",
+        "published": clock.iso(row.created_at),
     }
 
 

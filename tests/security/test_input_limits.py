@@ -119,7 +119,7 @@ def test_shutdown_message_refuses_control_and_bidi_characters(stand_in_shutdown,
     assert calls == []
     # The master refuses it too, before anything is published.
     with pytest.raises(KioskInputError, match=f"U\\+{ord(char):04X}"):
-        power.shutdown(None, {}, "*", message=message, publish=lambda *a: pytest.fail("published"))
+        power.shutdown({}, None, "*", message=message, publish=lambda *a: pytest.fail("published"))
 
 
 # --- finding 11: Wake-on-LAN destination and send errors ---------------------------
@@ -319,9 +319,9 @@ def test_nan_and_infinity_refused_wherever_numbers_are_taken():
     cases = {
         "power timeout": lambda v: power.check_timeout(v),
         "shutdown delay": lambda v: kshutdown.check_delay(v),
-        "shutdown delay (runner)": lambda v: power.shutdown(None, {}, "*", delay=v, publish=nothing),
+        "shutdown delay (runner)": lambda v: power.shutdown({}, None, "*", delay=v, publish=nothing),
         "wake repeat": lambda v: wol.parse_repeat(v),
-        "wake timeout (runner)": lambda v: power.wake(None, {}, "*", timeout=v, publish=nothing),
+        "wake timeout (runner)": lambda v: power.wake({}, None, "*", timeout=v, publish=nothing),
         "events limit": lambda v: power.list_events(None, limit=v),
         "sweep timeout": lambda v: sweep.parse_timeout(v),
     }
@@ -429,7 +429,7 @@ def test_id_targets_are_capped_and_clean(kstore):
         with pytest.raises(KioskInputError, match="^target: "):
             rules.add(kstore, "r", state="on", days="daily", start="07:00", end="19:00", target=bad)
         with pytest.raises(KioskInputError):
-            power.wake(kstore, {}, bad, publish=lambda *a: pytest.fail("published"))
+            power.wake({}, kstore, bad, publish=lambda *a: pytest.fail("published"))
     assert rules.list_rules(kstore) == []
     assert power.list_events(kstore) == []
 

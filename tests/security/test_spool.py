@@ -91,7 +91,7 @@ def test_refused_items_count_against_the_byte_bound(returner, mysql_db, tmp_path
 def test_bad_bound_is_refused_naming_the_key(tmp_path):
     for value in ("lots", 0, -5, True, 1.5):
         opts = {"cachedir": str(tmp_path), "kiosk_mysql": {"db": "sqlite://", "spool_max_bytes": value}}
-        with pytest.raises(KioskInputError, match="kiosk_mysql:spool_max_bytes .* is not a number of bytes"):
+        with pytest.raises(KioskInputError, match=r"kiosk_mysql:spool_max_bytes .* is out of range \(accepted: a number of bytes"):
             writer.settings(opts)
     assert writer.settings({"cachedir": str(tmp_path), "kiosk_mysql": {"db": "sqlite://"}})["spool_max_bytes"] \
         == spool.DEFAULT_SPOOL_MAX_BYTES

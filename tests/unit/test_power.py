@@ -49,7 +49,7 @@ class Publisher:
 
 def test_wake_fans_out_to_all_campus_relays_and_names_silent_ones(loaded):
     pub = Publisher({"relay-e1": None, "relay-w1": None})
-    result = power.wake(loaded, {}, "*", port=4009, repeat=2, user="alice", publish=pub)
+    result = power.wake({}, loaded, "*", port=4009, repeat=2, user="alice", publish=pub)
     assert pub.jobs["east"] == {
         "tgt": ["relay-e1", "relay-e2"],
         "fun": "kiosk.wake",
@@ -76,7 +76,7 @@ def test_wake_fans_out_to_all_campus_relays_and_names_silent_ones(loaded):
 
 def test_campus_without_answering_relay_is_a_failure(loaded):
     pub = Publisher({"relay-w1": "ERROR: something broke"})
-    result = power.wake(loaded, {}, "group:opd", publish=pub)
+    result = power.wake({}, loaded, "group:opd", publish=pub)
     e1 = result["kiosks"]["kiosk-e1"]
     assert not e1["ok"]
     assert e1["silent"] == ["relay-e1", "relay-e2"]
@@ -96,21 +96,21 @@ def test_bad_input_sends_nothing_and_records_nothing(loaded):
         ({"target": "*", "timeout": 0}, "timeout 0"),
     ):
         with pytest.raises(KioskInputError, match=message):
-            power.wake(loaded, {}, publish=pub, **kwargs)
+            power.wake({}, loaded, publish=pub, **kwargs)
     assert pub.jobs is None
     assert power.list_events(loaded) == []
 
 
 def test_shutdown_per_kiosk_and_test_mode(loaded):
     pub = Publisher({"kiosk-e1": None, "kiosk-w1": "ERROR: shutdown: not permitted"})
-    result = power.shutdown(loaded, {}, "*", delay=120, message="Closing", publish=pub)
+    result = power.shutdown({}, loaded, "*", delay=120, message="Closing", publish=pub)
     assert pub.jobs["east"] == {"tgt": ["kiosk-e1", "kiosk-e2"], "fun": "kiosk.shutdown", "kwarg": {"delay": 120, "reboot": False, "message": "Closing"}}
     assert result["kiosks"]["kiosk-e1"]["ok"] and result["kiosks"]["kiosk-e1"]["command"] == ["shutdown", "-h", "+1"]
     assert result["kiosks"]["kiosk-e2"]["detail"] == "the kiosk's minion did not answer"
     assert result["kiosks"]["kiosk-w1"]["detail"] == "ERROR: shutdown: not permitted"
     assert power.list_events(loaded, kiosk="kiosk-w1")[0]["action"] == "shutdown"
 
-    dry = power.shutdown(loaded, {}, "id:kiosk-e1", test=True, publish=pub)
+    dry = power.shutdown({}, loaded, "id:kiosk-e1", test=True, publish=pub)
     assert dry["test"] is True and dry["event"] is None
     assert pub.jobs["east"]["kwarg"]["test"] is True
     assert len(power.list_events(loaded)) == 1
@@ -127,5 +127,5 @@ def test_bad_event_ids_and_sweep_timeouts_are_clear_errors(loaded):
     pub = Publisher({})
     for bad in ("abc", 0.5, 1e9):
         with pytest.raises(KioskInputError, match="timeout"):
-            verify.check(loaded, {}, "*", expect="on", timeout=bad, publish=pub)
+            verify.check({}, loaded, "*", expect="on", timeout=bad, publish=pub)
     assert pub.jobs is None
