@@ -2,7 +2,7 @@
 PYTHON ?= python3
 DEMO_VENV := .venv-demo
 
-.PHONY: demo test clean
+.PHONY: demo test lint clean
 
 ## make demo: a small fleet on loopback with the embedded store, scripted scenario, report
 demo:
@@ -14,6 +14,10 @@ demo:
 ## make test: install what the tests need (MariaDB, nmap, Python packages) and run the whole suite
 test:
 	bash scripts/test.sh
+
+## make lint: ruff check and ruff format --check (configuration in pyproject.toml)
+lint:
+	bash scripts/lint.sh
 
 clean:
 	rm -rf build dist *.egg-info .venv .venv-demo .pytest_cache
