@@ -146,7 +146,7 @@ def _read(func, empty, *args):
     try:
         return func(__opts__, *args, options=options)
     except writer.UNREACHABLE as exc:
-        results._mark_down(exc)  # pylint: disable=protected-access
+        results.mark_down(exc)
         return empty
 
 

@@ -52,8 +52,6 @@ Events fired on the master bus:
 
 try:
     from salt_kiosk import events as kevents
-    from salt_kiosk.errors import KioskInputError
-    from salt_kiosk.node import release_install
     from salt_kiosk.releases import catalogue, rollout as rollouts
     from salt_kiosk.db import store
 
@@ -182,15 +180,7 @@ def rollout(version=None, target="*", timeout=300):
         salt-run kiosk_release.rollout 1.5.0 target=group:pilot
     """
     kstore = store.open_store(__opts__)
-    if version is None:
-        release = catalogue.latest_release(kstore)
-        if release is None:
-            raise KioskInputError("no release has been published yet")
-    else:
-        release = catalogue.get_release(kstore, release_install.check_version(version))
-        if release is None:
-            known = ", ".join(rel["version"] for rel in catalogue.list_releases(kstore)) or "none"
-            raise KioskInputError(f"release {version!r} is unknown: published versions are {known}")
+    release = catalogue.find_release(kstore, version)
     return rollouts.rollout(__opts__, kstore, release, target=target, timeout=int(timeout))
 
 

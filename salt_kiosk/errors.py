@@ -34,3 +34,25 @@ class KioskAccessError(AuthorizationError):
     example publishing a function its eauth grants do not allow). Raised
     before anything is changed or published.
     """
+
+
+class KioskPublishError(CommandExecutionError):
+    """
+    A job could not be published through the master (the master is not
+    running or not answering, or it refused the request or assigned no job
+    id), or its returns could not be collected. This is an error, not a fleet
+    state: nothing is known about the targeted minions.
+
+    ``failures`` maps the key of each such job to its message, which names
+    the function, the targets and the reason; ``results`` holds what the
+    other jobs of the same :func:`salt_kiosk.fanout.run_jobs` call returned
+    (those were published and ran).
+    """
+
+    def __init__(self, failures, results=None):
+        self.failures = dict(failures)
+        self.results = dict(results or {})
+        super().__init__("; ".join(self.failures[key] for key in sorted(self.failures, key=str)))
+
+    def __reduce__(self):
+        return (self.__class__, (self.failures, self.results))

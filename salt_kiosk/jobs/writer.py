@@ -286,7 +286,8 @@ class JobResults:
         """True while the circuit breaker holds: the database failed moments ago."""
         return time.monotonic() < self.down_until
 
-    def _mark_down(self, exc):
+    def mark_down(self, exc):
+        """Open the circuit breaker: the database failed now; spool for ``retry_after`` seconds."""
         self.ready = False
         self.down_until = time.monotonic() + self.conf.get("retry_after", DEFAULT_RETRY_AFTER)
         log.warning("kiosk_mysql: database unreachable (%s); spooling to %s for the next %ss",
@@ -334,7 +335,7 @@ class JobResults:
             try:
                 replayed = self.spool.replay(self.apply, is_poison=self._is_poison, block=False)
             except UNREACHABLE as exc:
-                self._mark_down(exc)
+                self.mark_down(exc)
                 return self._spool(kind, payload)
             if replayed is None or self.spool.entries():
                 # Another process is replaying: keep the order, queue behind it.
@@ -347,10 +348,10 @@ class JobResults:
                 # The schema is behind and only the master of masters may
                 # migrate it: keep the item until it has.
                 log.error("kiosk_mysql: %s", exc)
-                self._mark_down(exc)
+                self.mark_down(exc)
                 return self._spool(kind, payload)
             if isinstance(exc, UNREACHABLE) and not self._is_poison(exc):
-                self._mark_down(exc)
+                self.mark_down(exc)
                 return self._spool(kind, payload)
             if not isinstance(exc, (sa.exc.SQLAlchemyError, pymysql.err.MySQLError)):
                 raise
@@ -366,7 +367,7 @@ class JobResults:
         try:
             done = self.spool.replay(self.apply, is_poison=self._is_poison)
         except UNREACHABLE as exc:
-            self._mark_down(exc)
+            self.mark_down(exc)
             raise
         self.down_until = 0.0
         return done

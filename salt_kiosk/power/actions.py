@@ -71,7 +71,9 @@ def wake(opts, kstore, target, port=None, repeat=3, timeout=None, user="unknown"
     magic packets to the campus broadcast address. Return per kiosk the relays
     that acknowledged, the silent ones and the ones that failed; a kiosk is ok
     when at least one relay of its campus sent its packets. The call is recorded
-    as a power event.
+    as a power event. A job that could not be published raises
+    :class:`~salt_kiosk.errors.KioskPublishError` (see :mod:`salt_kiosk.fanout`)
+    and no power event is recorded.
     """
     if port is None:
         port = ((opts or {}).get("kiosk") or {}).get("wol_port", 9)
@@ -143,6 +145,8 @@ def shutdown(opts, kstore, target, delay=60, message=None, reboot=False, test=Fa
     Power off (or reboot) the kiosks of ``target`` through their own minions.
     A kiosk is ok when its minion acknowledged the command. With ``test`` the
     kiosks report the command they would run and no power event is recorded.
+    A job that could not be published raises
+    :class:`~salt_kiosk.errors.KioskPublishError` and no power event is recorded.
     """
     delay = kshutdown.check_delay(delay)
     message = kshutdown.check_message(message)

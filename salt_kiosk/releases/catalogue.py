@@ -99,6 +99,23 @@ def latest_release(kstore):
     return max(releases, key=lambda rel: version_key(rel["version"]))
 
 
+def find_release(kstore, version=None):
+    """
+    The published release ``version`` (default: the latest); a clear error
+    naming the published versions when there is none.
+    """
+    if version is None:
+        release = latest_release(kstore)
+        if release is None:
+            raise KioskInputError("no release has been published yet")
+        return release
+    release = get_release(kstore, check_version(version))
+    if release is None:
+        known = ", ".join(rel["version"] for rel in list_releases(kstore)) or "none"
+        raise KioskInputError(f"release {version!r} is unknown: published versions are {known}")
+    return release
+
+
 def _string_list(opts, key):
     """``kiosk:<key>`` as a list of non-empty strings (a single string is one item)."""
     value = config.section(opts).get(key)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def _state_outcome(ret):
-    """(ok, version, error) from a ``state.single kiosk_release.installed`` return."""
+    """``(ok, comment)`` from a ``state.single kiosk_release.installed`` return (the comment says why on failure)."""
     if isinstance(ret, dict) and ret:
         chunk = next(iter(ret.values()))
         if isinstance(chunk, dict) and "result" in chunk:
@@ -30,6 +30,7 @@ def _state_outcome(ret):
 
 
 def record_kiosk(kstore, minion_id, **values):
+    """Upsert what is known of ``minion_id``'s release (``kiosk_release_kiosks``), stamped now."""
     table = schema.release_kiosks
     values["seen_at"] = clock.utcnow()
     with kstore.begin() as conn:

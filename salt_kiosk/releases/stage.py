@@ -12,7 +12,7 @@ import logging
 from salt_kiosk import clock, fanout
 from salt_kiosk.config import campuses as campus_config
 from salt_kiosk.db import schema
-from salt_kiosk.errors import KioskInputError
+from salt_kiosk.errors import KioskInputError, KioskPublishError
 from salt_kiosk.releases import serve
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,10 @@ def stage(opts, kstore, release, path, relays=None, timeout=300, latest=False):
     (:func:`salt_kiosk.releases.serve.serve_file`); the server runs only while
     the relays fetch. Return
     ``{"staged": [...], "failed": {relay: reason}, "silent": [...],
-    "served_from": "http://address:port"}`` and record it per relay.
+    "served_from": "http://address:port"}`` and record it per relay. A relay
+    whose job could not be published or followed (master not running or not
+    answering, request refused; see :mod:`salt_kiosk.fanout`) is under
+    ``failed`` with that reason, not ``silent``.
     """
     relays = list(relays if relays is not None else all_relays(opts))
     if not relays:
@@ -67,12 +70,20 @@ def stage(opts, kstore, release, path, relays=None, timeout=300, latest=False):
             }
             for relay in relays
         }
-        answers = fanout.run_jobs(opts, jobs, timeout)
+        unpublished = {}
+        try:
+            answers = fanout.run_jobs(opts, jobs, timeout)
+        except KioskPublishError as exc:
+            # Each relay has its own job: record why this one was not sent.
+            answers, unpublished = exc.results, exc.failures
     result = {"staged": [], "failed": {}, "silent": [], "served_from": served["address"]}
     outcome = {}
     for relay in relays:
         answer = answers.get(relay, {}).get(relay)
-        if answer is None:
+        if relay in unpublished:
+            result["failed"][relay] = unpublished[relay]
+            outcome[relay] = (False, unpublished[relay])
+        elif answer is None:
             result["silent"].append(relay)
             outcome[relay] = (False, "no answer (relay down or unreachable)")
         elif fanout.failed(answer) or not isinstance(answer["ret"], dict):

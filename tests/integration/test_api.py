@@ -8,7 +8,7 @@ are refused.
 import pytest
 import requests
 
-from tests.conftest import api_login as login
+from tests.integration.conftest import api_login as login
 
 pytestmark = pytest.mark.fleet
 

@@ -9,13 +9,10 @@ Salt's own loader:
   in the return, read with ``salt.returners.get_returner_options``) choose the
   database on the minion that ran the job, and never on a master, where the
   return is a minion's data.
-"""
 
-import getpass
-import os
-import subprocess
-import sys
-import time
+A masterless salt-minion booted twice with the returner as its
+``ext_job_cache`` is in tests/functional/test_returner_contract.py.
+"""
 
 import pytest
 import salt.config
@@ -86,33 +83,6 @@ def test_two_standalone_returns_get_distinct_jids_and_loads(loaded, dbs):
     assert load["fun"] == "state.sls" and load["arg"] == ["kiosk.release"] and load["tgt"] == "kiosk-e1"
     assert load["tgt_type"] == "glob" and load["Minions"] == ["kiosk-e1"] and "return" not in load
     assert returners["kiosk_mysql.get_jid"](second["jid"])["kiosk-e1"]["return"] == "boot 2"
-
-
-def test_startup_states_of_two_boots_are_both_kept(tmp_path, dbs):
-    """The real path: a masterless salt-minion's startup states, ``ext_job_cache: kiosk_mysql``, booted twice."""
-    (tmp_path / "srv").mkdir()
-    (tmp_path / "srv" / "boot.sls").write_text("boot:\n  test.succeed_without_changes\n")
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "minion").write_text(
-        f"id: kiosk-e1\nuser: {getpass.getuser()}\nroot_dir: {tmp_path / 'root'}\nfile_client: local\n"
-        f"master_type: disable\nfile_roots: {{base: [{tmp_path / 'srv'}]}}\nstartup_states: sls\nsls_list: [boot]\n"
-        f"ext_job_cache: kiosk_mysql\nkiosk_mysql: {{db: '{dbs['default']}'}}\n"
-    )
-    minion = os.path.join(os.path.dirname(sys.executable), "salt-minion")
-    for boot in (1, 2):
-        proc = subprocess.Popen([minion, "-c", str(conf), "-l", "quiet"])
-        try:
-            deadline = time.monotonic() + 90
-            while len(rows(dbs["default"])) < boot and time.monotonic() < deadline:
-                time.sleep(0.5)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-    stored = rows(dbs["default"])
-    assert [(r["minion_id"], r["fun"]) for r in stored] == [("kiosk-e1", "state.sls")] * 2
-    assert len({r["jid"] for r in stored}) == 2 and all(salt.utils.jid.is_jid(r["jid"]) for r in stored)
-    assert sorted(r["jid"] for r in rows(dbs["default"], "kiosk_jobs")) == sorted(r["jid"] for r in stored)
 
 
 def test_a_real_jid_is_kept(loaded, dbs):

@@ -3,7 +3,7 @@ The schedule engine over the real store and real APScheduler (the plain-data
 job store in the same database). The publisher stands in for the daemon tree
 and the clock is fixed; the engine in a real master is covered by
 tests/integration/test_schedule.py, a poisoned database by
-tests/security/test_no_code_from_db.py.
+tests/functional/security/test_no_code_from_db.py.
 """
 
 import datetime

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import api_login as login
+from tests.integration.conftest import api_login as login
 
 pytestmark = pytest.mark.fleet
 

@@ -1,7 +1,8 @@
 """
 Security issue 13, release part: the kiosk-side unpacking (findings 4 and 11)
 and the master's hop-1 HTTP server (finding 5), through the library on real
-files. ``test_releases_fleet.py`` publishes through the runner on the fleet.
+files. tests/integration/security/test_releases_fleet.py publishes through the
+runner on the fleet.
 """
 
 import hashlib

@@ -5,8 +5,10 @@ and the bound counted items, not bytes: 300 refused returns of 100 kB filled
 30 MB with ``spool_max: 10``. Now the spool is bounded in items and bytes
 (``kiosk_mysql:spool_max_bytes``) and refused items count against both.
 
-The returner is loaded by Salt's own loader and writes into the local MariaDB
-(the refusals are real: a ``fun`` longer than its column).
+The returner is loaded by Salt's own loader. Here the bound in bytes with the
+database down and the setting's check; the refused items, which need the local
+MariaDB (the refusals are real: a ``fun`` longer than its column), are in
+tests/functional/security/test_spool.py.
 """
 
 import logging
@@ -52,23 +54,6 @@ def spool_usage(tmp_path):
     return len(names), sum(os.path.getsize(tmp_path / "spool" / n) for n in names)
 
 
-def test_refused_items_count_against_spool_max(returner, mysql_db, tmp_path, caplog):
-    write = returner(mysql_db, spool_max=10)
-    with caplog.at_level(logging.ERROR):
-        for index in range(30):
-            write(big_return(index, fun="f" * 300))  # longer than the fun column: the database refuses it
-    items, size = spool_usage(tmp_path)
-    assert items == 10, (items, size)
-    assert size <= 10 * (ITEM + 1000)
-    assert "not kept (spool full)" in caplog.text
-    # The refused items fill the spool: an item spooled while the database is down is dropped too.
-    writer.JobResults.dispose_all()
-    down = returner(f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2", spool_max=10)
-    down(big_return(99))
-    assert spool_usage(tmp_path)[0] == 10
-    assert "is FULL (10 items of kiosk_mysql:spool_max 10" in caplog.text
-
-
 def test_spool_is_bounded_in_bytes(returner, tmp_path, caplog):
     write = returner(f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2",
                      spool_max=1000, spool_max_bytes=1_000_000)
@@ -78,14 +63,6 @@ def test_spool_is_bounded_in_bytes(returner, tmp_path, caplog):
     items, size = spool_usage(tmp_path)
     assert size <= 1_000_000 and items == 9, (items, size)
     assert "kiosk_mysql:spool_max_bytes 1000000" in caplog.text
-
-
-def test_refused_items_count_against_the_byte_bound(returner, mysql_db, tmp_path):
-    write = returner(mysql_db, spool_max_bytes=500_000)
-    for index in range(20):
-        write(big_return(index, fun="f" * 300))
-    items, size = spool_usage(tmp_path)
-    assert size <= 500_000 and items == 4, (items, size)
 
 
 def test_bad_bound_is_refused_naming_the_key(tmp_path):

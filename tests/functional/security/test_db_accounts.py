@@ -8,6 +8,9 @@ Database accounts by role, on the real MariaDB server.
   the migration.
 - Build item 5: the relay returner account holds SELECT, INSERT and UPDATE on
   the result tables only, and that is enough for the returner.
+
+The ``kiosk_store.account_present`` state on the fleet's central minion is in
+tests/integration/security/test_db_accounts.py.
 """
 
 import json
@@ -152,37 +155,3 @@ def test_account_names_are_checked_before_any_sql(mysql_db):
         accounts.ensure_account(mysql_db, "kiosk_x", "pw", "admin")
     with pytest.raises(KioskInputError, match="database host pattern"):
         accounts.ensure_account(mysql_db, "kiosk_x", "pw", "relay", host="%' OR 1=1")
-
-
-@pytest.mark.fleet
-def test_account_state_on_the_central_minion(fleet, tmp_path):
-    """``kiosk_store.account_present`` through salt-call on the real central minion."""
-    user = f"kr_{uuid.uuid4().hex[:10]}"
-    password = secrets.token_urlsafe(18)
-    secret = tmp_path / "relay.secret"
-    secret.write_text(password + "\n")
-    secret.chmod(0o600)
-    args = ("state.single", "kiosk_store.account_present", f"name={user}", "role=relay",
-            f"password_file={secret}", "host=127.0.0.1")
-    try:
-        dry = fleet.central.salt_call_cli().run(*args, "test=True")
-        (state,) = dry.data.values()
-        assert state["result"] is None and state["changes"]["account"] == "created", dry
-        real = fleet.central.salt_call_cli().run(*args)
-        (state,) = real.data.values()
-        assert state["result"] is True and state["changes"]["account"] == "created", real
-        assert password not in real.stdout and password not in dry.stdout
-        again = fleet.central.salt_call_cli().run(*args)
-        (state,) = again.data.values()
-        assert state["result"] is True and state["changes"] == {}, again
-        database = sa.engine.make_url(fleet.mom.config["kiosk"]["db"]).database
-        conn = pymysql.connect(host="127.0.0.1", port=MYSQL_PORT, user=user, password=password, database=database)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute("SELECT COUNT(*) FROM kiosk_returns")
-                with pytest.raises(pymysql.err.OperationalError):
-                    cursor.execute("SELECT COUNT(*) FROM kiosk_rules")
-        finally:
-            conn.close()
-    finally:
-        _mysql_admin(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")

@@ -5,21 +5,19 @@ error naming the value and what is accepted, with nothing sent, run or written.
 Everything goes through the real code paths: the command builder and the
 ``kiosk.shutdown`` execution module (its power command run by a stand-in that
 parses the arguments with glibc's getopt_long exactly as systemd's
-``shutdown`` does, never by the real ``shutdown``), ``wol.send`` with the
-packets captured on loopback inside a network namespace of its own (so no
-packet can leave this machine, whatever the code under test does), nmap sweeps
-of 127.0.0.1, file delivery into a temporary directory, the rule, target,
-config and inventory parsers and an SQLite store.
+``shutdown`` does, never by the real ``shutdown``), ``wol.send`` to a
+listener on loopback, nmap sweeps of 127.0.0.1, file delivery into a temporary
+directory, the rule, target, config and inventory parsers and an SQLite store.
+The Wake-on-LAN destination tests, which send inside a network namespace of
+their own, are in tests/functional/security/test_input_limits.py.
 """
 
 import datetime
 import hashlib
 import importlib.util
-import json
 import os
 import stat
 import subprocess
-import sys
 import time
 
 import nmap
@@ -34,15 +32,15 @@ from salt_kiosk.node import sweep
 from salt_kiosk.node import wol
 from salt_kiosk.node import shutdown as kshutdown
 from salt_kiosk.errors import KioskInputError
+from tests.conftest import REPO_ROOT
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SYSTEMD_SHUTDOWN_OPTS = ["-o", "HPrhkKat:fFc", "-l", "help,halt,poweroff,reboot,kexec,no-wall,show"]
 
 
 def load_module(relpath, **dunders):
     """Import a loader module file and give it the dunders Salt's loader would."""
     name = "kiosk_test_" + relpath.replace("/", "_").replace(".py", "")
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, relpath))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_ROOT, relpath))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     for key, value in dunders.items():
@@ -122,100 +120,7 @@ def test_shutdown_message_refuses_control_and_bidi_characters(stand_in_shutdown,
         power.shutdown({}, None, "*", message=message, publish=lambda *a: pytest.fail("published"))
 
 
-# --- finding 11: Wake-on-LAN destination and send errors ---------------------------
-
-WAKE_CHILD = r"""
-import json, socket, sys
-from salt_kiosk.node import wol
-case = json.loads(sys.argv[1])
-listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-listener.bind(("0.0.0.0", 0))
-port = listener.getsockname()[1]
-if case.pop("closed_port", False):
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-outcome = {"port": port}
-try:
-    outcome["result"] = wol.send(case.pop("macs"), port=port, **case)
-except BaseException as exc:
-    outcome["error"] = [cls.__name__ for cls in type(exc).__mro__]
-    outcome["message"] = str(exc)
-listener.settimeout(0.5)
-received = []
-while True:
-    try:
-        data, _addr = listener.recvfrom(4096)
-    except socket.timeout:
-        break
-    received.append(data.hex())
-outcome["received"] = len(received)
-print(json.dumps(outcome))
-"""
-
-
-def wake_in_own_netns(**case):
-    """
-    Run ``wol.send`` in a new network namespace that has nothing but loopback
-    (127.0.0.0/8), with a UDP listener on 0.0.0.0; return what happened.
-    """
-    done = subprocess.run(
-        ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1" "$2"',
-         sys.executable, WAKE_CHILD, json.dumps(case)],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-MACS = ["02:00:00:00:0e:01", "02:00:00:00:0e:02", "02:00:00:00:0e:03"]
-
-
-@pytest.mark.parametrize(
-    "broadcast, why",
-    [
-        ("127.0.0.1", "not the broadcast address of any network of this node"),
-        ("127.0.0.1/32", "not the broadcast address of any network of this node"),
-        ("10.1.255.255", "not the broadcast address of any network of this node"),
-        ("224.0.0.1", "is a multicast address"),
-        ("239.255.255.250", "is a multicast address"),
-        ("0.0.0.0", "is an unspecified"),
-    ],
-)
-def test_wake_destination_must_be_a_broadcast(broadcast, why):
-    outcome = wake_in_own_netns(macs=MACS, broadcast=broadcast)
-    assert "KioskInputError" in outcome.get("error", []), outcome
-    assert why in outcome["message"] and repr(broadcast) in outcome["message"]
-    assert "accepted: 255.255.255.255" in outcome["message"] and "nothing was sent" in outcome["message"]
-    assert outcome["received"] == 0
-    # The same unicast host to a port where nothing listens: refused the
-    # same way, not a ConnectionRefusedError traceback.
-    if broadcast == "127.0.0.1":
-        closed = wake_in_own_netns(macs=MACS, broadcast=broadcast, closed_port=True)
-        assert "KioskInputError" in closed.get("error", []), closed
-    # What is accepted still works: the loopback network's broadcast.
-    good = wake_in_own_netns(macs=MACS, broadcast="127.0.0.0/8", repeat=2)
-    assert good.get("error") is None and good["received"] == 6, good
-    assert good["result"][MACS[0]] == {"address": "127.255.255.255", "port": good["port"], "packets": 2}
-
-
-def test_wake_send_error_is_a_clear_error_not_a_traceback():
-    # allow_unicast=True to a host where nothing listens: the connected UDP
-    # socket reports the ICMP port unreachable on the next send.
-    outcome = wake_in_own_netns(macs=MACS, broadcast="127.0.0.1", allow_unicast=True, repeat=3, closed_port=True)
-    assert "ConnectionRefusedError" not in outcome.get("error", []), outcome
-    assert "CommandExecutionError" in outcome.get("error", []), outcome
-    message = outcome["message"]
-    assert f"sending magic packets to 127.0.0.1:{outcome['port']} failed after" in message
-    assert "of 9 packets" in message and "Connection refused" in message
-    # allow_unicast to a listening host delivers, and says where.
-    listening = wake_in_own_netns(macs=MACS[:1], broadcast="127.0.0.1", allow_unicast=True, repeat=2)
-    assert listening.get("error") is None and listening["received"] == 2, listening
-    # Multicast and 0.0.0.0 stay refused even then.
-    for never in ("224.0.0.1", "0.0.0.0"):
-        refused = wake_in_own_netns(macs=MACS, broadcast=never, allow_unicast=True)
-        assert "KioskInputError" in refused.get("error", []) and refused["received"] == 0, refused
+# --- finding 11: Wake-on-LAN destination (the sends: tests/functional/security/test_input_limits.py)
 
 
 def test_campus_broadcast_in_config_must_be_plausible():
@@ -479,4 +384,3 @@ def test_sweep_ports_and_hosts_are_capped(monkeypatch):
         sweep.sweep(["127.0.0.1"], ports=list(range(1, 66)))
     with pytest.raises(KioskInputError, match=r"hosts has 5 entries, over the limit of 4 \(kiosk:sweep_max_hosts\)"):
         sweep.sweep(["127.0.0.1"] * 5, max_hosts=4)
-
