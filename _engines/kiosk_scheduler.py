@@ -80,8 +80,14 @@ def start(grace=600, horizon_hours=48, tick=30, replan_interval=3600, sweep_dela
     Run the engine until the master stops.
     """
     engine = scheduler.Engine(
-        __opts__, grace=grace, horizon_hours=horizon_hours, tick=tick, replan_interval=replan_interval,
-        sweep_delays=sweep_delays, shutdown_delay=shutdown_delay, fire=_fire,
+        __opts__,
+        grace=grace,
+        horizon_hours=horizon_hours,
+        tick=tick,
+        replan_interval=replan_interval,
+        sweep_delays=sweep_delays,
+        shutdown_delay=shutdown_delay,
+        fire=_fire,
     )
     engine.start()
     try:
@@ -93,7 +99,10 @@ def start(grace=600, horizon_hours=48, tick=30, replan_interval=3600, sweep_dela
                 try:
                     if event.get("tag") in REPLAN_TAGS:
                         engine.replan(event["tag"])
-                    elif event.get("tag") in MANUAL_POWER_TAGS and (event.get("data") or {}).get("user") != "kiosk_scheduler":
+                    elif (
+                        event.get("tag") in MANUAL_POWER_TAGS
+                        and (event.get("data") or {}).get("user") != "kiosk_scheduler"
+                    ):
                         # Manual power events from the runners are verified too.
                         engine.schedule_sweeps(event["data"]["event"])
                 except Exception as exc:  # pylint: disable=broad-except

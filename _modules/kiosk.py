@@ -38,12 +38,9 @@ from salt.exceptions import CommandExecutionError
 try:
     import salt_kiosk
     from salt_kiosk import files
-    from salt_kiosk.node import delivery
-    from salt_kiosk.node import release_install, release_stage
-    from salt_kiosk.node import sensors
+    from salt_kiosk.node import delivery, release_install, release_stage, sensors, wol
     from salt_kiosk.node import shutdown as kshutdown
     from salt_kiosk.node import sweep as ksweep
-    from salt_kiosk.node import wol
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -61,7 +58,10 @@ __kiosk_version__ = "0.1.0"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 
@@ -145,8 +145,14 @@ def wake(macs, broadcast=None, port=9, repeat=3, allow_unicast=False):
         salt relay-e1 kiosk.wake '["02:00:5e:10:00:01", "0200.5e10.0002"]' broadcast=10.1.0.0/16 repeat=5
         salt relay-e1 kiosk.wake 02:00:5e:10:00:01 broadcast=10.1.0.21 allow_unicast=True
     """
-    return wol.send(macs, broadcast=broadcast, port=port, repeat=repeat, source=_config().get("wol_source"),
-                    allow_unicast=allow_unicast)
+    return wol.send(
+        macs,
+        broadcast=broadcast,
+        port=port,
+        repeat=repeat,
+        source=_config().get("wol_source"),
+        allow_unicast=allow_unicast,
+    )
 
 
 def _run_power_command(argv, test):
@@ -196,7 +202,10 @@ def shutdown(delay=60, message=None, reboot=False, test=None):
         salt kiosk-e1 kiosk.shutdown test=True
     """
     argv = kshutdown.command(
-        __grains__.get("kernel"), delay=delay, message=message, reboot=bool(reboot),
+        __grains__.get("kernel"),
+        delay=delay,
+        message=message,
+        reboot=bool(reboot),
         template=_config().get("shutdown_command"),
     )
     done = _run_power_command(argv, test)

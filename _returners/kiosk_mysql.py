@@ -100,7 +100,10 @@ __virtualname__ = "kiosk_mysql"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 
@@ -251,10 +254,7 @@ def get_jids():
 
         salt-run jobs.list_jobs
     """
-    return {
-        jid: salt.utils.jid.format_jid_instance(jid, load)
-        for jid, load in _read(cache.get_jids, {}).items()
-    }
+    return {jid: salt.utils.jid.format_jid_instance(jid, load) for jid, load in _read(cache.get_jids, {}).items()}
 
 
 def get_jids_filter(count, filter_find_job=True):

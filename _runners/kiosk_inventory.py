@@ -36,8 +36,8 @@ Events fired on the master bus:
 import logging
 
 try:
-    from salt_kiosk import events as kevents
     from salt_kiosk import assets, inventory
+    from salt_kiosk import events as kevents
     from salt_kiosk import versions as kversions
     from salt_kiosk.db import store
 
@@ -54,7 +54,10 @@ __func_alias__ = {"list_": "list"}
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 

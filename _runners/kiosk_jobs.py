@@ -39,7 +39,10 @@ __virtualname__ = "kiosk_jobs"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 
@@ -94,8 +97,17 @@ def run(tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, wait=False, allo
     def authorize(fun, arg, minions, known):
         acl.check_publish(__opts__, user, fun, arg, minions, universe=known)
 
-    task_id = ktasks.create(kstore, tgt, fun, arg=arg, unit=unit, timeout=timeout, concurrency=concurrency,
-                            allow_unknown=bool(allow_unknown), authorize=authorize)
+    task_id = ktasks.create(
+        kstore,
+        tgt,
+        fun,
+        arg=arg,
+        unit=unit,
+        timeout=timeout,
+        concurrency=concurrency,
+        allow_unknown=bool(allow_unknown),
+        authorize=authorize,
+    )
     if wait:
         return ktasks.execute(__opts__, kstore, task_id)
     log_path = ktasks.start_background(__opts__, task_id)

@@ -32,10 +32,10 @@ import logging
 try:
     from salt_kiosk import events as kevents
     from salt_kiosk import inventory
-    from salt_kiosk.power import actions as power
-    from salt_kiosk.power import rules
     from salt_kiosk.db import store
+    from salt_kiosk.power import actions as power
     from salt_kiosk.power import engine as kengine
+    from salt_kiosk.power import rules
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -49,7 +49,10 @@ __virtualname__ = "kiosk_power"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 
@@ -62,7 +65,10 @@ def _fire_event(data, tag):
 
 
 def _rules_changed(action, name, kstore):
-    _fire_event({"action": action, "name": name, "revision": rules.rules_revision(kstore), "user": _user()}, "kiosk/rules/changed")
+    _fire_event(
+        {"action": action, "name": name, "revision": rules.rules_revision(kstore), "user": _user()},
+        "kiosk/rules/changed",
+    )
 
 
 def _fire(result):
@@ -183,8 +189,15 @@ def shutdown(target, delay=60, message=None, reboot=False, test=False, timeout=N
         salt-run kiosk_power.shutdown 'id:kiosk-e1' test=True
     """
     result = power.shutdown(
-        __opts__, store.open_store(__opts__), target, delay=delay, message=message, reboot=bool(reboot),
-        test=bool(test), timeout=timeout, user=_user(),
+        __opts__,
+        store.open_store(__opts__),
+        target,
+        delay=delay,
+        message=message,
+        reboot=bool(reboot),
+        test=bool(test),
+        timeout=timeout,
+        user=_user(),
     )
     _fire(result)
     return result
@@ -256,8 +269,17 @@ def rule_add(name, state, start, end, days=None, dates=None, target="*", priorit
     """
     kstore = store.open_store(__opts__)
     rule = rules.add(
-        kstore, name, state=state, start=start, end=end, days=days, dates=dates, target=target, priority=priority,
-        valid_from=valid_from, valid_until=valid_until,
+        kstore,
+        name,
+        state=state,
+        start=start,
+        end=end,
+        days=days,
+        dates=dates,
+        target=target,
+        priority=priority,
+        valid_from=valid_from,
+        valid_until=valid_until,
     )
     _rules_changed("add", rule["name"], kstore)
     return rule

@@ -52,8 +52,9 @@ Events fired on the master bus:
 
 try:
     from salt_kiosk import events as kevents
-    from salt_kiosk.releases import catalogue, rollout as rollouts
     from salt_kiosk.db import store
+    from salt_kiosk.releases import catalogue
+    from salt_kiosk.releases import rollout as rollouts
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -65,7 +66,10 @@ __virtualname__ = "kiosk_release"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 
@@ -75,9 +79,13 @@ def _finish(release, rollout, target, timeout):
     kevents.fire_master(
         __opts__,
         {
-            "version": release["version"], "md5": release["md5"], "file": release["file"],
-            "rollback_of": release["rollback_of"], "staged": staging["staged"],
-            "failed": staging["failed"], "silent": staging["silent"],
+            "version": release["version"],
+            "md5": release["md5"],
+            "file": release["file"],
+            "rollback_of": release["rollback_of"],
+            "staged": staging["staged"],
+            "failed": staging["failed"],
+            "silent": staging["silent"],
         },
         "kiosk/release/published",
     )
@@ -133,8 +141,9 @@ def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
         salt-run kiosk_release.publish 1.5.0 /srv/releases/ui.tar.gz target=campus:east rollout=False
     """
     kstore = store.open_store(__opts__)
-    release = catalogue.publish(__opts__, kstore, version, source, md5=md5, stage_timeout=int(timeout),
-                               latest=bool(rollout) and target == "*")
+    release = catalogue.publish(
+        __opts__, kstore, version, source, md5=md5, stage_timeout=int(timeout), latest=bool(rollout) and target == "*"
+    )
     return _finish(release, rollout, target, int(timeout))
 
 
@@ -160,8 +169,9 @@ def rollback(to=None, version=None, target="*", rollout=True, timeout=300):
         salt-run kiosk_release.rollback to=1.3.2 version=1.4.2
     """
     kstore = store.open_store(__opts__)
-    release = catalogue.rollback(__opts__, kstore, to=to, version=version, stage_timeout=int(timeout),
-                                latest=bool(rollout) and target == "*")
+    release = catalogue.rollback(
+        __opts__, kstore, to=to, version=version, stage_timeout=int(timeout), latest=bool(rollout) and target == "*"
+    )
     return _finish(release, rollout, target, int(timeout))
 
 

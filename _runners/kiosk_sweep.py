@@ -35,7 +35,10 @@ __virtualname__ = "kiosk_sweep"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 
@@ -72,8 +75,16 @@ def verify(event, sweep=1, final=True, ports=None, timeout=None):
         salt-run kiosk_sweep.verify 42
         salt-run kiosk_sweep.verify 42 sweep=1 final=False
     """
-    return kverify.verify(__opts__, store.open_store(__opts__), event, sweep=sweep, final=bool(final),
-                          fire=_fire, ports=ports, timeout=timeout)
+    return kverify.verify(
+        __opts__,
+        store.open_store(__opts__),
+        event,
+        sweep=sweep,
+        final=bool(final),
+        fire=_fire,
+        ports=ports,
+        timeout=timeout,
+    )
 
 
 def check(target, expect, ports=None, timeout=None):

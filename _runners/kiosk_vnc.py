@@ -24,8 +24,8 @@ Events fired: none.
 
 try:
     from salt_kiosk import config as kconfig
-    from salt_kiosk.db import store
     from salt_kiosk import vnc
+    from salt_kiosk.db import store
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -37,7 +37,10 @@ __virtualname__ = "kiosk_vnc"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 
@@ -63,5 +66,6 @@ def tokens(out_dir=None, campus=None):
         salt-run kiosk_vnc.tokens campus=east
         salt-run kiosk_vnc.tokens /var/lib/kiosk/websockify-tokens/east-only campus=east
     """
-    return vnc.tokens(__opts__, store.open_store(__opts__), out_dir=out_dir, campus=campus,
-                      campuses=list(kconfig.campuses(__opts__)))
+    return vnc.tokens(
+        __opts__, store.open_store(__opts__), out_dir=out_dir, campus=campus, campuses=list(kconfig.campuses(__opts__))
+    )

@@ -40,8 +40,8 @@ try:
     from salt.exceptions import SaltException
 
     from salt_kiosk import config
-    from salt_kiosk.power import rules
     from salt_kiosk.db import store
+    from salt_kiosk.power import rules
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -55,7 +55,10 @@ __virtualname__ = "kiosk_power"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 
@@ -71,8 +74,19 @@ def _changed(action, name, kstore):
         log.warning("could not announce the rule change on the master bus: %s", exc)
 
 
-def rule_present(name, power, start, end, days=None, dates=None, target="*", priority=0,
-                 valid_from=None, valid_until=None, **_job_data):
+def rule_present(
+    name,
+    power,
+    start,
+    end,
+    days=None,
+    dates=None,
+    target="*",
+    priority=0,
+    valid_from=None,
+    valid_until=None,
+    **_job_data,
+):
     """
     Ensure the power rule ``name`` exists with exactly these fields (see
     ``kiosk_power.rule_add`` for their meaning; ``power`` is the rule's
@@ -96,8 +110,15 @@ def rule_present(name, power, start, end, days=None, dates=None, target="*", pri
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     fields = {
-        "state": power, "start": start, "end": end, "days": days, "dates": dates, "target": target,
-        "priority": priority, "valid_from": valid_from, "valid_until": valid_until,
+        "state": power,
+        "start": start,
+        "end": end,
+        "days": days,
+        "dates": dates,
+        "target": target,
+        "priority": priority,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
     }
     try:
         wanted = rules.desired(name, **fields)

@@ -53,7 +53,10 @@ __virtualname__ = "kiosk_release"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 

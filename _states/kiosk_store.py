@@ -48,7 +48,10 @@ __virtualname__ = "kiosk_store"
 
 def __virtual__():
     if not HAS_LIB:
-        return (False, f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk")
+        return (
+            False,
+            f"the salt_kiosk library is not importable ({_IMPORT_ERROR}); install it with pip install salt-kiosk",
+        )
     return __virtualname__
 
 
@@ -97,8 +100,14 @@ def account_present(name, role, password_file, host="%", database=None, **_job_d
     ret = {"name": name, "result": True, "comment": "", "changes": {}}
     try:
         result = accounts.ensure_configured_account(
-            config.with_pillar(__opts__, __pillar__), name, role, password_file, host=host, database=database,
-            test=bool(__opts__.get("test")))
+            config.with_pillar(__opts__, __pillar__),
+            name,
+            role,
+            password_file,
+            host=host,
+            database=database,
+            test=bool(__opts__.get("test")),
+        )
     except SaltException as exc:
         ret["result"] = False
         ret["comment"] = f"kiosk database account {name}: {str(exc).splitlines()[0]}"

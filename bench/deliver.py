@@ -43,8 +43,12 @@ from fleet import BIN, LocalFleet, write_config  # noqa: E402
 from salt_kiosk import topology  # noqa: E402
 
 CAMPUSES = {
-    "east": {"timezone": "Asia/Shanghai", "broadcast": "127.255.255.255",
-             "relays": {"relay-e1": "127.0.0.2"}, "kiosks": ["bench-kiosk"]},
+    "east": {
+        "timezone": "Asia/Shanghai",
+        "broadcast": "127.255.255.255",
+        "relays": {"relay-e1": "127.0.0.2"},
+        "kiosks": ["bench-kiosk"],
+    },
 }
 
 
@@ -81,8 +85,12 @@ def make_caller(fleet, workdir):
     path = os.path.join(root, "conf", "minion")
     write_config(path, config)
     # salt-call once: it prepares the directories and gets the key accepted.
-    subprocess.run([os.path.join(BIN, "salt-call"), "-c", os.path.dirname(path), "test.ping"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [os.path.join(BIN, "salt-call"), "-c", os.path.dirname(path), "test.ping"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     opts = salt.config.minion_config(path)
     return salt.client.Caller(mopts=opts), opts
 
@@ -127,8 +135,11 @@ def main():
 
             dest = os.path.join(out, f"managed-{run}.bin")
             shutil.rmtree(os.path.join(opts["cachedir"], "files"), ignore_errors=True)
-            seconds, ret = timed(lambda d=dest: caller.cmd(
-                "state.single", "file.managed", name=d, source="salt://bench/big.bin", source_hash=f"md5={md5}"))
+            seconds, ret = timed(
+                lambda d=dest: caller.cmd(
+                    "state.single", "file.managed", name=d, source="salt://bench/big.bin", source_hash=f"md5={md5}"
+                )
+            )
             assert next(iter(ret.values()))["result"] is True, ret
             figures["file.managed"].append(seconds)
             os.unlink(dest)
@@ -159,8 +170,9 @@ def main():
             version = f"1.0.{run}"
             with open(release, "r+b") as handle:  # a different release each time
                 handle.write(os.urandom(16))
-            hop1, ret = timed(lambda v=version: fleet.cli(
-                "salt-run", "kiosk_release.publish", v, release, "rollout=False"))
+            hop1, ret = timed(
+                lambda v=version: fleet.cli("salt-run", "kiosk_release.publish", v, release, "rollout=False")
+            )
             assert ret["staging"]["staged"] == ["relay-e1"], ret
             hop2, ret = timed(lambda: fleet.cli("salt-run", "kiosk_release.rollout"))
             assert ret["installed"] == ["bench-kiosk"], ret

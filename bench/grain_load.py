@@ -48,8 +48,14 @@ def measure(checkout, runs):
     with tempfile.TemporaryDirectory() as cache:
         for _ in range(runs):
             env = dict(os.environ, PYTHONPATH=checkout)
-            out = subprocess.run([sys.executable, "-c", PROBE, checkout, cache], env=env, check=True,
-                                 capture_output=True, text=True, cwd=cache).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", PROBE, checkout, cache],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=cache,
+            ).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
     return results
 
@@ -58,10 +64,12 @@ def report(label, results):
     load = [r["load"] * 1000 for r in results]
     total = [(r["load"] + r["collect"]) * 1000 for r in results]
     last = results[-1]
-    print(f"{label:<10} load {min(load):7.1f} ms min {statistics.median(load):7.1f} ms median | "
-          f"load+collect {min(total):7.1f} ms min | {last['modules']:4d} modules, "
-          f"{len(last['library']):2d} of salt_kiosk | sqlalchemy {last['sqlalchemy']!s:5} "
-          f"salt.client {last['salt.client']!s:5} | {last['fields']} fields")
+    print(
+        f"{label:<10} load {min(load):7.1f} ms min {statistics.median(load):7.1f} ms median | "
+        f"load+collect {min(total):7.1f} ms min | {last['modules']:4d} modules, "
+        f"{len(last['library']):2d} of salt_kiosk | sqlalchemy {last['sqlalchemy']!s:5} "
+        f"salt.client {last['salt.client']!s:5} | {last['fields']} fields"
+    )
 
 
 def main():

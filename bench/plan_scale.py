@@ -17,9 +17,8 @@ import sys
 import tempfile
 import time
 
-from salt_kiosk.power import rules
-from salt_kiosk.power import schedule
 from salt_kiosk.db import store
+from salt_kiosk.power import rules, schedule
 
 CAMPUSES = {
     "north": {"timezone": "Asia/Shanghai"},
@@ -34,7 +33,9 @@ def make_kiosks(count, rng):
     kiosks = []
     for index in range(count):
         groups = sorted({f"g{rng.randrange(200):03d}" for _ in range(rng.randint(1, 3))})
-        kiosks.append({"minion_id": f"kiosk-{index:05d}", "code": f"K{index:05d}", "campus": names[index % 4], "groups": groups})
+        kiosks.append(
+            {"minion_id": f"kiosk-{index:05d}", "code": f"K{index:05d}", "campus": names[index % 4], "groups": groups}
+        )
     return kiosks
 
 
@@ -50,21 +51,51 @@ def make_rules(kstore, count, rng):
         add(state="on", days="mon-fri", start="07:30", end="18:00", target=f"campus:{campus}")
         add(state="on", days="sat", start="08:00", end="12:00", target=f"campus:{campus}")
     for group in range(200):
-        add(state="on", days="mon-fri", start=f"{rng.randint(6, 9):02d}:{rng.choice((0, 30)):02d}",
-            end=f"{rng.randint(17, 21):02d}:00", target=f"group:g{group:03d}", priority=1)
-        add(state="off", days=rng.choice(("wed", "thu", "fri")), start="12:00", end="13:00",
-            target=f"group:g{group:03d}", priority=2)
+        add(
+            state="on",
+            days="mon-fri",
+            start=f"{rng.randint(6, 9):02d}:{rng.choice((0, 30)):02d}",
+            end=f"{rng.randint(17, 21):02d}:00",
+            target=f"group:g{group:03d}",
+            priority=1,
+        )
+        add(
+            state="off",
+            days=rng.choice(("wed", "thu", "fri")),
+            start="12:00",
+            end="13:00",
+            target=f"group:g{group:03d}",
+            priority=2,
+        )
     while made < count - 20:
         kind = rng.random()
         if kind < 0.5:
-            add(state="on", days=rng.choice(("fri", "sat")), start="22:00", end="02:00",
-                target=f"id:kiosk-{rng.randrange(10000):05d}", priority=5)
+            add(
+                state="on",
+                days=rng.choice(("fri", "sat")),
+                start="22:00",
+                end="02:00",
+                target=f"id:kiosk-{rng.randrange(10000):05d}",
+                priority=5,
+            )
         else:
-            add(state="off", dates=["2026-12-02", "2026-12-03"], start="00:00", end="24:00",
-                target=f"group:g{rng.randrange(200):03d}", priority=10)
+            add(
+                state="off",
+                dates=["2026-12-02", "2026-12-03"],
+                start="00:00",
+                end="24:00",
+                target=f"group:g{rng.randrange(200):03d}",
+                priority=10,
+            )
     while made < count:
-        add(state="off", dates="2026-12-01..2026-12-07", start="00:00", end="24:00",
-            target=f"id:kiosk-{rng.randrange(10000):04d}*", priority=20)
+        add(
+            state="off",
+            dates="2026-12-01..2026-12-07",
+            start="00:00",
+            end="24:00",
+            target=f"id:kiosk-{rng.randrange(10000):04d}*",
+            priority=20,
+        )
 
 
 def timed_plan(kiosks, rule_list):
@@ -95,10 +126,16 @@ def main():
         best20 = min(timed_plan(kiosks20, rule_list)[0] for _ in range(3))
         rss20_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"rules loaded from the store in {load_time:.3f}s")
-        print(f"10,000 kiosks, 1,000 rules, 7 days: {best10:.2f}s wall (best of 3), {transitions} transitions, peak RSS {rss_mb:.0f} MB")
-        print(f"20,000 kiosks: {best20:.2f}s wall (best of 3), ratio {best20 / best10:.2f}x, peak RSS {rss20_mb:.0f} MB")
+        print(
+            f"10,000 kiosks, 1,000 rules, 7 days: {best10:.2f}s wall (best of 3), {transitions} transitions, peak RSS {rss_mb:.0f} MB"
+        )
+        print(
+            f"20,000 kiosks: {best20:.2f}s wall (best of 3), ratio {best20 / best10:.2f}x, peak RSS {rss20_mb:.0f} MB"
+        )
         ok = best10 < 2 and rss_mb < 500 and best20 / best10 <= 2.2
-        print(f"RESULT plan10k={best10:.2f}s rss={rss_mb:.0f}MB plan20k={best20:.2f}s ratio={best20 / best10:.2f} goal(<2s, <500MB, <=2.2x) {'MET' if ok else 'MISSED'}")
+        print(
+            f"RESULT plan10k={best10:.2f}s rss={rss_mb:.0f}MB plan20k={best20:.2f}s ratio={best20 / best10:.2f} goal(<2s, <500MB, <=2.2x) {'MET' if ok else 'MISSED'}"
+        )
         store.dispose_all()
     return 0
 

@@ -39,9 +39,13 @@ SALTEXT_SCHEMA = [
 
 
 def admin(sql_list, database=None):
-    conn = pymysql.connect(host="127.0.0.1", user=os.environ.get("KIOSK_BENCH_MYSQL_USER", "root"),
-                           password=os.environ.get("KIOSK_BENCH_MYSQL_PASSWORD", ""), database=database,
-                           autocommit=True)
+    conn = pymysql.connect(
+        host="127.0.0.1",
+        user=os.environ.get("KIOSK_BENCH_MYSQL_USER", "root"),
+        password=os.environ.get("KIOSK_BENCH_MYSQL_PASSWORD", ""),
+        database=database,
+        autocommit=True,
+    )
     try:
         with conn.cursor() as cursor:
             for sql in sql_list:
@@ -65,43 +69,74 @@ def main():
     import salt.config  # pylint: disable=import-outside-toplevel
     import salt.loader  # pylint: disable=import-outside-toplevel
 
-    admin([f"CREATE DATABASE {DB}", f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'",
-           f"GRANT ALL ON {DB}.* TO '{USER}'@'127.0.0.1'"])
+    admin(
+        [
+            f"CREATE DATABASE {DB}",
+            f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'",
+            f"GRANT ALL ON {DB}.* TO '{USER}'@'127.0.0.1'",
+        ]
+    )
     admin(SALTEXT_SCHEMA, database=DB)
     workdir = tempfile.mkdtemp(prefix="kiosk-bench-returner-")
     try:
         opts = salt.config.master_config(os.path.join(workdir, "master"))
-        opts.update({
-            "cachedir": workdir, "id": "bench-master", "master_id": "bench-master",
-            "mysql.host": "127.0.0.1", "mysql.user": USER, "mysql.pass": PASSWORD, "mysql.db": DB, "mysql.port": 3306,
-            "kiosk_mysql": {"db": f"mysql+pymysql://{USER}:{PASSWORD}@127.0.0.1:3306/{DB}"},
-        })
+        opts.update(
+            {
+                "cachedir": workdir,
+                "id": "bench-master",
+                "master_id": "bench-master",
+                "mysql.host": "127.0.0.1",
+                "mysql.user": USER,
+                "mysql.pass": PASSWORD,
+                "mysql.db": DB,
+                "mysql.port": 3306,
+                "kiosk_mysql": {"db": f"mysql+pymysql://{USER}:{PASSWORD}@127.0.0.1:3306/{DB}"},
+            }
+        )
         returners = salt.loader.returners(opts, {})
         if "mysql.event_return" not in returners:
             raise SystemExit("saltext-mysql is not installed: pip install saltext-mysql (or .[bench])")
-        events = [{"tag": f"salt/job/2026112500000000{i:04d}/ret/kiosk-{i % 500:04d}",
-                   "data": {"fun": "test.ping", "return": True, "id": f"kiosk-{i % 500:04d}", "i": i}}
-                  for i in range(args.events)]
-        rets = [{"jid": f"20261125000000{i // 500:06d}", "id": f"kiosk-{i % 500:04d}", "fun": "test.ping",
-                 "fun_args": [], "return": True, "retcode": 0, "success": True} for i in range(args.returns)]
+        events = [
+            {
+                "tag": f"salt/job/2026112500000000{i:04d}/ret/kiosk-{i % 500:04d}",
+                "data": {"fun": "test.ping", "return": True, "id": f"kiosk-{i % 500:04d}", "i": i},
+            }
+            for i in range(args.events)
+        ]
+        rets = [
+            {
+                "jid": f"20261125000000{i // 500:06d}",
+                "id": f"kiosk-{i % 500:04d}",
+                "fun": "test.ping",
+                "fun_args": [],
+                "return": True,
+                "retcode": 0,
+                "success": True,
+            }
+            for i in range(args.returns)
+        ]
         returners["kiosk_mysql.returner"](dict(rets[0], jid="warmup"))  # schema creation outside the timing
 
         figures = {}
         for name in ("mysql", "kiosk_mysql"):
             started = time.perf_counter()
             for start in range(0, len(events), args.batch):
-                returners[f"{name}.event_return"](events[start:start + args.batch])
+                returners[f"{name}.event_return"](events[start : start + args.batch])
             figures[(name, "event_return")] = time.perf_counter() - started
             started = time.perf_counter()
             for ret in rets:
                 returners[f"{name}.returner"](ret)
             figures[(name, "returner")] = time.perf_counter() - started
-        stored = {"mysql": (count("salt_events"), count("salt_returns")),
-                  "kiosk_mysql": (count("kiosk_events"), count("kiosk_returns") - 1)}
+        stored = {
+            "mysql": (count("salt_events"), count("salt_returns")),
+            "kiosk_mysql": (count("kiosk_events"), count("kiosk_returns") - 1),
+        }
         print(f"{args.events} events (batches of {args.batch}) and {args.returns} returns, same MariaDB, seconds:")
         for name, label in (("mysql", "saltext-mysql"), ("kiosk_mysql", "kiosk_mysql")):
-            print(f"  {label:<14} event_return {figures[(name, 'event_return')]:7.3f}   "
-                  f"returner() {figures[(name, 'returner')]:7.3f}   rows stored {stored[name]}")
+            print(
+                f"  {label:<14} event_return {figures[(name, 'event_return')]:7.3f}   "
+                f"returner() {figures[(name, 'returner')]:7.3f}   rows stored {stored[name]}"
+            )
         ev = figures[("mysql", "event_return")] / figures[("kiosk_mysql", "event_return")]
         rt = figures[("mysql", "returner")] / figures[("kiosk_mysql", "returner")]
         print(f"  event_return: kiosk_mysql {ev:.1f}x faster (goal >= 5x)")

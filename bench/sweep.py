@@ -64,7 +64,7 @@ def main():
     parser.add_argument("--skip-per-host", action="store_true")
     args = parser.parse_args()
     with namespace(prefixlen=21) as ns:
-        hosts = [str(a) for a in list(ipaddress.IPv4Network("198.18.0.0/21").hosts())[1:COUNT + 1]]
+        hosts = [str(a) for a in list(ipaddress.IPv4Network("198.18.0.0/21").hosts())[1 : COUNT + 1]]
         present = hosts[::2]
         ns.add_many(present)
         started = time.perf_counter()
@@ -74,12 +74,16 @@ def main():
             handle.write("\n".join(hosts))
             listfile = handle.name
         started = time.perf_counter()
-        bare = subprocess.run(["nmap", "-sn", "-n", "-oG", "-", "-iL", listfile], capture_output=True, text=True, check=True)
+        bare = subprocess.run(
+            ["nmap", "-sn", "-n", "-oG", "-", "-iL", listfile], capture_output=True, text=True, check=True
+        )
         t_bare = time.perf_counter() - started
         os.unlink(listfile)
         bare_up = sum(1 for line in bare.stdout.splitlines() if line.startswith("Host:") and "Status: Up" in line)
         print(f"addresses: {len(hosts)}, present: {len(present)}")
-        print(f"kiosk.sweep (one nmap via python-nmap): {t_sweep:.2f}s, up {result['up_count']}, down {result['down_count']}")
+        print(
+            f"kiosk.sweep (one nmap via python-nmap): {t_sweep:.2f}s, up {result['up_count']}, down {result['down_count']}"
+        )
         print(f"bare nmap -sn -n -iL:                  {t_bare:.2f}s, up {bare_up}")
         line = f"RESULT sweep={t_sweep:.2f}s bare={t_bare:.2f}s ratio={t_sweep / t_bare:.2f}"
         if not args.skip_per_host:

@@ -27,10 +27,18 @@ from capture import PacketCapture  # noqa: E402
 from fleet import LocalFleet  # noqa: E402
 
 CAMPUSES = {
-    "east": {"timezone": "Asia/Shanghai", "broadcast": "127.255.255.255",
-             "relays": {"relay-e1": "127.0.0.2", "relay-e2": "127.0.0.4"}, "kiosks": []},
-    "west": {"timezone": "Europe/Berlin", "broadcast": "127.255.255.255",
-             "relays": {"relay-w1": "127.0.0.3", "relay-w2": "127.0.0.5"}, "kiosks": []},
+    "east": {
+        "timezone": "Asia/Shanghai",
+        "broadcast": "127.255.255.255",
+        "relays": {"relay-e1": "127.0.0.2", "relay-e2": "127.0.0.4"},
+        "kiosks": [],
+    },
+    "west": {
+        "timezone": "Europe/Berlin",
+        "broadcast": "127.255.255.255",
+        "relays": {"relay-w1": "127.0.0.3", "relay-w2": "127.0.0.5"},
+        "kiosks": [],
+    },
 }
 
 
@@ -40,14 +48,18 @@ def inventory(path, count):
         for index in range(count):
             campus = "east" if index % 2 == 0 else "west"
             mac = "02:4b:%02x:%02x:%02x:%02x" % (index >> 24 & 255, index >> 16 & 255, index >> 8 & 255, index & 255)
-            handle.write(f"K{index:05d},bench-kiosk-{index:05d},{campus},bench,10.99.{index // 250}.{index % 250 + 1},{mac},5900\n")
+            handle.write(
+                f"K{index:05d},bench-kiosk-{index:05d},{campus},bench,10.99.{index // 250}.{index % 250 + 1},{mac},5900\n"
+            )
 
 
 def one_run(fleet, repeat):
     capture = PacketCapture()
     try:
         started = time.monotonic()
-        result = fleet.cli("salt-run", "kiosk_power.wake", "*", f"port={capture.port}", f"repeat={repeat}", "timeout=30")
+        result = fleet.cli(
+            "salt-run", "kiosk_power.wake", "*", f"port={capture.port}", f"repeat={repeat}", "timeout=30"
+        )
         returned = time.monotonic()
         packets = capture.settle(quiet=1.0)
     finally:

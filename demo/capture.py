@@ -29,7 +29,7 @@ class PacketCapture:
         while not self._stop.is_set():
             try:
                 data, addr = self.sock.recvfrom(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             self.packets.append((time.monotonic(), data, addr[0]))
 

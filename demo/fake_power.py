@@ -33,7 +33,9 @@ def main(argv):
         if effect.get("kill"):
             subprocess.Popen(
                 ["/bin/sh", "-c", f"sleep {float(effect.get('after', 2))}; kill -TERM {int(effect['kill'])}"],
-                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
     print(f"{action} scheduled in {delay}s")
     return 0

@@ -26,10 +26,9 @@ import tarfile
 import tempfile
 import textwrap
 import time
-
-import yaml
 import zoneinfo
 
+import yaml
 from capture import PacketCapture
 from fleet import LocalFleet, free_port
 
@@ -50,7 +49,8 @@ class Demo:
     def __init__(self, workdir):
         self.wol_port = free_port("127.0.0.1")
         self.fleet = LocalFleet(
-            workdir, CAMPUSES,
+            workdir,
+            CAMPUSES,
             kiosk_settings={"default_state": "off", "wol_port": self.wol_port, "import_dirs": [HERE]},
             engine={"tick": 5, "grace": 300, "sweep_delays": [5, 10, 15]},
         )
@@ -95,7 +95,9 @@ class Demo:
         self.step("4. Power targets resolve per campus, with the relays that carry Wake-on-LAN")
         targets = self.run("salt-run", "kiosk_power.targets", "group:outpatient")
         for campus, info in targets.items():
-            print(f"  campus {campus}: kiosks {info['kiosks']} via relays {info['relays']} (broadcast {info['broadcast']})")
+            print(
+                f"  campus {campus}: kiosks {info['kiosks']} via relays {info['relays']} (broadcast {info['broadcast']})"
+            )
 
         self.step("5. Wake-on-LAN from the campus relay, captured on the wire")
         capture = PacketCapture()
@@ -112,8 +114,12 @@ class Demo:
                 f"for {entry['mac']} from {sorted({s for _t, s in got})}"
             )
         last = max((t for t, _d, _s in packets), default=started)
-        print(f"  power event #{woke['event']}: {woke['ok']} ok, {woke['failed']} failed; last packet {last - started:.2f}s after the call")
-        self.report.append(("wake: kiosks ok / magic packets captured", f"{woke['ok']}/{len(woke['kiosks'])} / {len(packets)}"))
+        print(
+            f"  power event #{woke['event']}: {woke['ok']} ok, {woke['failed']} failed; last packet {last - started:.2f}s after the call"
+        )
+        self.report.append(
+            ("wake: kiosks ok / magic packets captured", f"{woke['ok']}/{len(woke['kiosks'])} / {len(packets)}")
+        )
 
         self.step("6. Shutdown through each kiosk's own minion (dry run, then for real)")
         dry = self.run("salt-run", "kiosk_power.shutdown", "campus:east", "test=True")
@@ -123,7 +129,9 @@ class Demo:
         for minion, entry in sorted(done["kiosks"].items()):
             with open(self.fleet.power_log[minion], encoding="utf-8") as handle:
                 logged = json.loads(handle.readlines()[-1])
-            print(f"  {minion}: ok={entry['ok']}; its power command received: {logged['action']} in {logged['delay']}s, {logged['message']!r}")
+            print(
+                f"  {minion}: ok={entry['ok']}; its power command received: {logged['action']} in {logged['delay']}s, {logged['message']!r}"
+            )
         self.report.append(("shutdown: kiosks acknowledged", f"{done['ok']}/{len(done['kiosks'])}"))
 
         self.step("7. Verification of the shutdown: nmap from the relay plus Salt presence")
@@ -132,26 +140,52 @@ class Demo:
         verdict = self.run("salt-run", "kiosk_sweep.verify", str(done["event"]))
         for minion, entry in sorted(verdict["kiosks"].items()):
             print(f"  {minion}: {'OK   ' if entry['ok'] else 'WRONG'} {entry['reason']}")
-        print(f"  power event #{verdict['event']}: {verdict['ok']} ok, {len(verdict['wrong'])} wrong -> "
-              f"alert events kiosk/alert/power/<id> fired for {verdict['wrong']}")
+        print(
+            f"  power event #{verdict['event']}: {verdict['ok']} ok, {len(verdict['wrong'])} wrong -> "
+            f"alert events kiosk/alert/power/<id> fired for {verdict['wrong']}"
+        )
         self.report.append(("verification: kiosks still wrong after shutdown", len(verdict["wrong"])))
 
         self.step("8. Every power event is recorded")
         events = self.run("salt-run", "kiosk_power.events", "limit=5")
         for event in events:
-            print(f"  #{event['id']} {event['created_at']} {event['user']:<6} {event['action']:<9} {event['target']:<12} ok={event['ok_count']} failed={event['failed_count']}")
+            print(
+                f"  #{event['id']} {event['created_at']} {event['user']:<6} {event['action']:<9} {event['target']:<12} ok={event['ok_count']} failed={event['failed_count']}"
+            )
         self.report.append(("power events recorded", len(events)))
 
         self.step("9. Power rules: weekday hours, a holiday override, and the plan")
         tz = zoneinfo.ZoneInfo(CAMPUSES["east"]["timezone"])
         today = datetime.datetime.now(tz).date()
         holiday = today + datetime.timedelta(days=1)
-        self.run("salt-run", "kiosk_power.rule_add", "weekday-hours", "state=on", "days=mon-fri", "start=07:30",
-                 "end=18:00", "target=*")
-        self.run("salt-run", "kiosk_power.rule_add", "holiday", "state=off", f"dates={holiday.isoformat()}",
-                 "start=00:00", "end=24:00", "priority=10", "target=campus:east")
-        plan = self.run("salt-run", "kiosk_power.plan", "id:kiosk-e1", f"since={today.isoformat()}",
-                        f"until={(today + datetime.timedelta(days=3)).isoformat()}")
+        self.run(
+            "salt-run",
+            "kiosk_power.rule_add",
+            "weekday-hours",
+            "state=on",
+            "days=mon-fri",
+            "start=07:30",
+            "end=18:00",
+            "target=*",
+        )
+        self.run(
+            "salt-run",
+            "kiosk_power.rule_add",
+            "holiday",
+            "state=off",
+            f"dates={holiday.isoformat()}",
+            "start=00:00",
+            "end=24:00",
+            "priority=10",
+            "target=campus:east",
+        )
+        plan = self.run(
+            "salt-run",
+            "kiosk_power.plan",
+            "id:kiosk-e1",
+            f"since={today.isoformat()}",
+            f"until={(today + datetime.timedelta(days=3)).isoformat()}",
+        )
         for step in plan["kiosk-e1"]["timeline"]:
             print(f"  {step['from']} .. {step['until']}  {step['state']:<3}  {step['rule'] or '(default)'}")
         print(f"  ({holiday.isoformat()} is a holiday: the off rule outranks weekday-hours)")
@@ -166,11 +200,21 @@ class Demo:
         # Whatever the time of day, the override flips kiosk-e1's planned state.
         planned = self.fleet.cli("salt-run", "kiosk_power.state_at", "kiosk-e1", f"when={start.isoformat()}")
         flip = "off" if planned["state"] == "on" else "on"
-        print(f"  kiosk-e1 is planned {planned['state']} at {start:%H:%M} ({planned['rule'] or 'default'}); "
-              f"a one-off rule turns it {flip}")
-        self.run("salt-run", "kiosk_power.rule_add", "demo-override", f"state={flip}",
-                 f"dates={start.date().isoformat()}", f"start={start:%H:%M}", f"end={end:%H:%M}",
-                 "target=id:kiosk-e1", "priority=50")
+        print(
+            f"  kiosk-e1 is planned {planned['state']} at {start:%H:%M} ({planned['rule'] or 'default'}); "
+            f"a one-off rule turns it {flip}"
+        )
+        self.run(
+            "salt-run",
+            "kiosk_power.rule_add",
+            "demo-override",
+            f"state={flip}",
+            f"dates={start.date().isoformat()}",
+            f"start={start:%H:%M}",
+            f"end={end:%H:%M}",
+            "target=id:kiosk-e1",
+            "priority=50",
+        )
         capture = PacketCapture(port=self.wol_port)
         try:
             print(f"  waiting for {start:%H:%M} {tz.key} ({(start - now).total_seconds():.0f}s)...")
@@ -185,16 +229,22 @@ class Demo:
             capture.close()
         if event is None:
             raise RuntimeError("the engine did not run the transition in time")
-        print(f"  engine executed power event #{event['id']} at {event['created_at']}: {event['action']} "
-              f"{list(event['kiosks'])} by {event['user']} (rule {event['rule']})")
+        print(
+            f"  engine executed power event #{event['id']} at {event['created_at']}: {event['action']} "
+            f"{list(event['kiosks'])} by {event['user']} (rule {event['rule']})"
+        )
         if flip == "on":
-            print(f"  magic packets captured on port {self.wol_port}: {len(packets)} from {sorted({s for _t, _d, s in packets})}")
+            print(
+                f"  magic packets captured on port {self.wol_port}: {len(packets)} from {sorted({s for _t, _d, s in packets})}"
+            )
         else:
             with open(self.fleet.power_log["kiosk-e1"], encoding="utf-8") as handle:
                 logged = json.loads(handle.readlines()[-1])
             print(f"  kiosk-e1's power command received: {logged['action']} in {logged['delay']}s")
         status = self.fleet.cli("salt-run", "kiosk_power.engine_status")
-        print(f"  engine: last tick {status['last_tick']}Z, executed {status['executed']}, missed {status['missed_count']}")
+        print(
+            f"  engine: last tick {status['last_tick']}Z, executed {status['executed']}, missed {status['missed_count']}"
+        )
         for nxt in status["next_transitions"][:3]:
             print(f"  next: {nxt['at']} -> {nxt['state']} ({nxt['rule'] or 'default'})")
         self.report.append(("engine transitions executed", status["executed"]))
@@ -203,15 +253,28 @@ class Demo:
         self.releases()
 
         self.step("12. A unit-split job: one kiosk per unit, a hard timeout per unit, results in the store")
-        task = self.run("salt-run", "kiosk_jobs.run", "*", "test.echo", "arg=[hello from the demo]",
-                        "unit=1", "timeout=20", "concurrency=2", "wait=True")
+        task = self.run(
+            "salt-run",
+            "kiosk_jobs.run",
+            "*",
+            "test.echo",
+            "arg=[hello from the demo]",
+            "unit=1",
+            "timeout=20",
+            "concurrency=2",
+            "wait=True",
+        )
         print(f"  task {task['task']}: {task['units']} units, {task['counts']}, success rate {task['success_rate']}")
         for minion, result in sorted(task["results"].items()):
-            print(f"  {minion:<10} unit {result['unit']}  {result['status']:<8} jid {result['jid']}  -> {result['return']!r}")
+            print(
+                f"  {minion:<10} unit {result['unit']}  {result['status']:<8} jid {result['jid']}  -> {result['return']!r}"
+            )
         jid = task["results"]["kiosk-e1"]["jid"]
         progress = self.run("salt-run", "kiosk_jobs.progress", jid)
-        print(f"  job {jid} as the relay's kiosk_mysql returner recorded it: {progress['returned']}/"
-              f"{progress['expected']} returned, written by {progress['masters']}")
+        print(
+            f"  job {jid} as the relay's kiosk_mysql returner recorded it: {progress['returned']}/"
+            f"{progress['expected']} returned, written by {progress['masters']}"
+        )
         self.report.append(("unit-split job: kiosks succeeded", f"{task['counts']['success']}/{task['total']}"))
 
         self.step("13. Asset inventory refresh, relay environment report, noVNC token files")
@@ -222,7 +285,9 @@ class Demo:
         for minion, version in sorted(versions.items()):
             if isinstance(version, dict):
                 skew = " (VERSION SKEW)" if version.get("skew") else ""
-                print(f"  {minion:<10} salt-kiosk modules {version.get('modules')} library {version.get('library')}{skew}")
+                print(
+                    f"  {minion:<10} salt-kiosk modules {version.get('modules')} library {version.get('library')}{skew}"
+                )
             else:
                 print(f"  {minion:<10} {version}")
         self.report.append(("nodes running salt-kiosk modules", f"{len(versions)}/3"))
@@ -238,58 +303,90 @@ class Demo:
     def releases(self):
         v1 = self.make_release("kiosk-ui-1.0.0.tar.gz", b"kiosk ui 1.0.0\n")
         rel = self.run("salt-run", "kiosk_release.publish", "1.0.0", v1)
-        print(f"  1.0.0 md5 {rel['md5']}: staged on {rel['staging']['staged']} (md5 checked on the relay), "
-              f"installed on {rel['rollout']['installed']} (md5 checked on each kiosk)")
+        print(
+            f"  1.0.0 md5 {rel['md5']}: staged on {rel['staging']['staged']} (md5 checked on the relay), "
+            f"installed on {rel['rollout']['installed']} (md5 checked on each kiosk)"
+        )
         conf = os.path.join(self.fleet.workdir, "kiosk-e1", "kiosk.conf")
         source = os.path.join(os.path.dirname(HERE), "srv", "salt", "kiosk", "release.sls")
         with open(source, "rb") as handle:
             md5 = hashlib.md5(handle.read()).hexdigest()
         for attempt in ("first", "second"):
             done = self.run("salt", "kiosk-e1", "kiosk.deliver", "salt://kiosk/release.sls", conf, md5)
-            print(f"  {attempt} delivery to kiosk-e1: changed={done['kiosk-e1']['changed']}, "
-                  f"{done['kiosk-e1']['bytes']} bytes transferred")
-        bad = self.run("salt", "kiosk-e1", "kiosk.deliver", "salt://kiosk/release.sls", conf, "deadbeef" * 4, check=False)
+            print(
+                f"  {attempt} delivery to kiosk-e1: changed={done['kiosk-e1']['changed']}, "
+                f"{done['kiosk-e1']['bytes']} bytes transferred"
+            )
+        bad = self.run(
+            "salt", "kiosk-e1", "kiosk.deliver", "salt://kiosk/release.sls", conf, "deadbeef" * 4, check=False
+        )
         print(f"  wrong md5: {str(bad['kiosk-e1']).splitlines()[-1].strip()}")
         v2 = self.make_release("kiosk-ui-1.1.0.tar.gz", b"kiosk ui 1.1.0\n")
         rel = self.run("salt-run", "kiosk_release.publish", "1.1.0", v2)
         print(f"  1.1.0 installed on {rel['rollout']['installed']}")
         back = self.run("salt-run", "kiosk_release.rollback")
-        print(f"  rollback: new version {back['version']} carries the content of {back['rollback_of']}, "
-              f"installed on {back['rollout']['installed']}")
+        print(
+            f"  rollback: new version {back['version']} carries the content of {back['rollback_of']}, "
+            f"installed on {back['rollout']['installed']}"
+        )
         status = self.run("salt-run", "kiosk_release.status")
-        print(textwrap.indent(yaml.safe_dump({k: status[k] for k in ("latest", "versions", "behind", "failures")},
-                                             default_flow_style=False), "  "))
+        print(
+            textwrap.indent(
+                yaml.safe_dump(
+                    {k: status[k] for k in ("latest", "versions", "behind", "failures")}, default_flow_style=False
+                ),
+                "  ",
+            )
+        )
         current = os.path.join(self.fleet.release_dir("kiosk-e1"), "current")
         print(f"  kiosk-e1: {current} -> {os.readlink(current)}")
-        self.report.append(("release on every kiosk after the rollback", f"{status['latest']} "
-                            f"({len(status['versions'].get(status['latest'], []))}/{len(CAMPUSES['east']['kiosks'])})"))
+        self.report.append(
+            (
+                "release on every kiosk after the rollback",
+                f"{status['latest']} "
+                f"({len(status['versions'].get(status['latest'], []))}/{len(CAMPUSES['east']['kiosks'])})",
+            )
+        )
 
     def assets_env_vnc(self):
         refresh = self.run("salt-run", "kiosk_inventory.refresh")
-        print(f"  grains collected from {refresh['answered']}; new assets {refresh['new']}; "
-              f"changed {sorted(refresh['changed'])}")
+        print(
+            f"  grains collected from {refresh['answered']}; new assets {refresh['new']}; "
+            f"changed {sorted(refresh['changed'])}"
+        )
         for minion, changes in sorted(refresh["changed"].items()):
             for field, change in changes.items():
                 print(f"    {minion}: {field} {change['old']} -> {change['new']}")
         history = self.run("salt-run", "kiosk_inventory.history", "E-REG-01")
         for row in history:
             print(f"  history E-REG-01 {row['changed_at']}: {row['field']} {row['old']} -> {row['new']}")
-        script = [{"temperature": t, "humidity": 45, "smoke": s} for t, s in ((24, False), (39, False), (39, False),
-                                                                             (25, False), (25, True), (24, False))]
-        config = json.dumps([{"driver": "simulated"}, {"interval": 1}, {"temperature": [5, 35]},
-                             {"humidity": [20, 80]}, {"script": script}])
+        script = [
+            {"temperature": t, "humidity": 45, "smoke": s}
+            for t, s in ((24, False), (39, False), (39, False), (25, False), (25, True), (24, False))
+        ]
+        config = json.dumps(
+            [
+                {"driver": "simulated"},
+                {"interval": 1},
+                {"temperature": [5, 35]},
+                {"humidity": [20, 80]},
+                {"script": script},
+            ]
+        )
         self.run("salt", "relay-e1", "beacons.add", "kiosk_env", config)
         time.sleep(8)
         self.fleet.cli("salt", "relay-e1", "beacons.delete", "kiosk_env")
         time.sleep(2)
         env = self.run("salt-run", "kiosk_env.report", "hours=1")
         for campus, data in env["campuses"].items():
-            print(f"  {campus}: temperature {data['temperature']}, humidity {data['humidity']}, "
-                  f"readings with smoke {data['smoke_readings']}")
+            print(
+                f"  {campus}: temperature {data['temperature']}, humidity {data['humidity']}, "
+                f"readings with smoke {data['smoke_readings']}"
+            )
         for alert in env["alerts"]:
             print(f"  alert {alert['at']} {alert['relay']}: {alert['sensor']} {alert['state']} ({alert['value']})")
         tokens = self.run("salt-run", "kiosk_vnc.tokens")  # into kiosk:vnc_token_dir
-        for campus, path in tokens["files"].items():
+        for path in tokens["files"].values():
             with open(path, encoding="utf-8") as handle:
                 print(textwrap.indent(handle.read().strip(), f"  {os.path.basename(path)}: "))
         self.report.append(("environment alerts (one per crossing)", len(env["alerts"])))

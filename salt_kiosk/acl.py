@@ -54,8 +54,9 @@ def _ckminions(opts, universe):
             return super()._check_glob_minions(expr, greedy, minions=minions or sorted(self._pki_minions()))
 
         def _check_list_minions(self, expr, greedy, ignore_missing=False, minions=None):
-            return super()._check_list_minions(expr, greedy, ignore_missing=ignore_missing,
-                                               minions=minions or sorted(self._pki_minions()))
+            return super()._check_list_minions(
+                expr, greedy, ignore_missing=ignore_missing, minions=minions or sorted(self._pki_minions())
+            )
 
         def _check_pcre_minions(self, expr, greedy, minions=None):
             return super()._check_pcre_minions(expr, greedy, minions=minions or sorted(self._pki_minions()))
@@ -67,7 +68,9 @@ def _listed(config, user):
     import salt.utils.stringutils  # pylint: disable=import-outside-toplevel
 
     return any(
-        isinstance(key, str) and not key.startswith("^") and not key.endswith("%")
+        isinstance(key, str)
+        and not key.startswith("^")
+        and not key.endswith("%")
         and (key == "*" or salt.utils.stringutils.expr_match(key, user))
         for key in config
     )

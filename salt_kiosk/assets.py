@@ -27,21 +27,33 @@ import unicodedata
 
 import sqlalchemy as sa
 
+from salt_kiosk import clock, fanout, validate
 from salt_kiosk.db import schema
-from salt_kiosk import clock
-from salt_kiosk import fanout
-from salt_kiosk import validate
-from salt_kiosk.node.grain import ROLES
 from salt_kiosk.errors import KioskInputError
 from salt_kiosk.inventory import safe_message
+from salt_kiosk.node.grain import ROLES
 from salt_kiosk.validate import show as shown
 
 log = logging.getLogger(__name__)
 
 
 #: Fields compared between refreshes (a change writes one history row each).
-TRACKED = ("code", "role", "campus", "hostname", "ip", "mac", "release", "serial", "vendor", "model", "cpu",
-           "cpu_count", "memory_mb", "disk_gb")
+TRACKED = (
+    "code",
+    "role",
+    "campus",
+    "hostname",
+    "ip",
+    "mac",
+    "release",
+    "serial",
+    "vendor",
+    "model",
+    "cpu",
+    "cpu_count",
+    "memory_mb",
+    "disk_gb",
+)
 
 
 # --- the grain ------------------------------------------------------------------
@@ -220,8 +232,9 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
             try:
                 validate.minion_id(minion)
             except KioskInputError:
-                report["conflicts"][shown(minion)] = "minion id is not valid (accepted: 1-255 characters without " \
-                    "whitespace or slashes); nothing stored"
+                report["conflicts"][shown(minion)] = (
+                    "minion id is not valid (accepted: 1-255 characters without whitespace or slashes); nothing stored"
+                )
                 continue
             report["seen"] += 1
             new, bad = check_grain(grain)
@@ -246,10 +259,14 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
             if new.get("code") is not None:
                 stored_values["code"] = new["code"]
             values = {
-                "code": stored_values.get("code"), "role": stored_values.get("role"),
-                "campus": stored_values.get("campus"), "hostname": stored_values.get("hostname"),
-                "ip": stored_values.get("ip"), "mac": stored_values.get("mac"),
-                "release": stored_values.get("release"), "facts": facts,
+                "code": stored_values.get("code"),
+                "role": stored_values.get("role"),
+                "campus": stored_values.get("campus"),
+                "hostname": stored_values.get("hostname"),
+                "ip": stored_values.get("ip"),
+                "mac": stored_values.get("mac"),
+                "release": stored_values.get("release"),
+                "facts": facts,
                 "last_seen": now,
             }
             before = _flat(facts_of.get(minion, {}))
@@ -270,10 +287,19 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
                 if new.get(field) is not None and before.get(field) != new.get(field)
             }
             if changes:
-                conn.execute(schema.asset_history.insert(), [
-                    {"minion_id": minion, "field": field, "old": _text(old_v), "new": _text(new_v), "changed_at": now}
-                    for field, (old_v, new_v) in sorted(changes.items())
-                ])
+                conn.execute(
+                    schema.asset_history.insert(),
+                    [
+                        {
+                            "minion_id": minion,
+                            "field": field,
+                            "old": _text(old_v),
+                            "new": _text(new_v),
+                            "changed_at": now,
+                        }
+                        for field, (old_v, new_v) in sorted(changes.items())
+                    ],
+                )
                 report["changed"][minion] = {f: {"old": o, "new": n} for f, (o, n) in sorted(changes.items())}
             if inv is not None and (new.get("ip") or new.get("mac")):
                 update = {}
@@ -282,8 +308,11 @@ def apply_grains(kstore, grains, not_seen_days=7, now=None):
                 if new.get("mac") and new["mac"] != inv.mac:
                     update["mac"] = new["mac"]
                 if update:
-                    conn.execute(schema.kiosks.update().where(schema.kiosks.c.minion_id == minion)
-                                 .values(updated_at=now, **update))
+                    conn.execute(
+                        schema.kiosks.update()
+                        .where(schema.kiosks.c.minion_id == minion)
+                        .values(updated_at=now, **update)
+                    )
         cutoff = now - datetime.timedelta(days=days)
         for row in conn.execute(sa.select(schema.assets.c.minion_id, schema.assets.c.last_seen)).all():
             if row.last_seen < cutoff:
@@ -318,8 +347,11 @@ def refresh(opts, kstore, not_seen_days=7, timeout=30):
     answers = fanout.run_jobs(
         opts, {"grains": {"tgt": "*", "tgt_type": "glob", "fun": "grains.item", "arg": ["kiosk"]}}, timeout
     )["grains"]
-    grains = {minion: (answer["ret"] or {}).get("kiosk") for minion, answer in answers.items()
-              if isinstance(answer.get("ret"), dict)}
+    grains = {
+        minion: (answer["ret"] or {}).get("kiosk")
+        for minion, answer in answers.items()
+        if isinstance(answer.get("ret"), dict)
+    }
     grains = {m: g for m, g in grains.items() if isinstance(g, dict)}
     report = apply_grains(kstore, grains, not_seen_days=not_seen_days)
     report["answered"] = sorted(grains)

@@ -77,9 +77,7 @@ def _campus(name, spec):
         raise KioskInputError(f"{where} must be a mapping with timezone, broadcast, relays")
     unknown = set(spec) - {"timezone", "broadcast", "relays"}
     if unknown:
-        raise KioskInputError(
-            f"{where} has unknown key(s) {sorted(unknown)} (accepted: timezone, broadcast, relays)"
-        )
+        raise KioskInputError(f"{where} has unknown key(s) {sorted(unknown)} (accepted: timezone, broadcast, relays)")
     tz = spec.get("timezone")
     if not tz:
         raise KioskInputError(f"{where}:timezone is missing (a zoneinfo name such as Asia/Shanghai)")

@@ -11,10 +11,10 @@ import re
 import sqlalchemy as sa
 
 from salt_kiosk import clock
-from salt_kiosk.db import schema
-from salt_kiosk.jobs import writer
 from salt_kiosk.config import campuses as campus_config
+from salt_kiosk.db import schema
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.jobs import writer
 
 # The master of masters sees a relay's event twice: as fired (salt/beacon/...)
 # and as the syndic forwarded it (syndic/<relay>/salt/beacon/...); count the first.
@@ -78,14 +78,25 @@ def report(opts, campus=None, hours=24, now=None):
             if data.get("smoke"):
                 bucket["smoke"] += 1
         else:
-            alerts.append({"at": clock.iso(row.alter_time), "relay": relay, "campus": where,
-                           "sensor": data.get("sensor"), "state": data.get("state"), "value": data.get("value")})
+            alerts.append(
+                {
+                    "at": clock.iso(row.alter_time),
+                    "relay": relay,
+                    "campus": where,
+                    "sensor": data.get("sensor"),
+                    "state": data.get("state"),
+                    "value": data.get("value"),
+                }
+            )
     out = {"since": clock.iso(since), "hours": hours, "campuses": {}, "alerts": alerts}
     for relay, bucket in sorted(per_relay.items()):
         name = relay_campus.get(relay, "unknown")
         entry = out["campuses"].setdefault(name, {"relays": {}, "_t": [], "_h": [], "smoke_readings": 0})
-        entry["relays"][relay] = {"temperature": _stats(bucket["temperature"]), "humidity": _stats(bucket["humidity"]),
-                                  "smoke_readings": bucket["smoke"]}
+        entry["relays"][relay] = {
+            "temperature": _stats(bucket["temperature"]),
+            "humidity": _stats(bucket["humidity"]),
+            "smoke_readings": bucket["smoke"],
+        }
         entry["_t"] += bucket["temperature"]
         entry["_h"] += bucket["humidity"]
         entry["smoke_readings"] += bucket["smoke"]

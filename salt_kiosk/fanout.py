@@ -152,6 +152,8 @@ def failed(answer):
         return True
     ret = answer.get("ret")
     return isinstance(ret, str) and (
-        ret.startswith("ERROR") or "is not available" in ret or "Passed invalid arguments" in ret
+        ret.startswith("ERROR")
+        or "is not available" in ret
+        or "Passed invalid arguments" in ret
         or ret.startswith("The minion function caused an exception")
     )

@@ -30,11 +30,10 @@ import tempfile
 
 import sqlalchemy as sa
 
+from salt_kiosk import clock, validate
 from salt_kiosk.db import schema
-from salt_kiosk import clock
-from salt_kiosk import validate
-from salt_kiosk.validate import show as shown
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.validate import show as shown
 
 COLUMNS = ("code", "minion_id", "campus", "groups", "ip", "mac", "vnc_port")
 REQUIRED = ("code", "minion_id", "campus")
@@ -96,8 +95,10 @@ def _header_error(header):
         return None
     parts = [f"missing {missing}"]
     if unknown:
-        parts.append(f"{len(unknown)} unknown column(s) at position(s) {', '.join(map(str, unknown[:10]))}"
-                     + (" ..." if len(unknown) > 10 else ""))
+        parts.append(
+            f"{len(unknown)} unknown column(s) at position(s) {', '.join(map(str, unknown[:10]))}"
+            + (" ..." if len(unknown) > 10 else "")
+        )
     if duplicate:
         parts.append(f"duplicate {duplicate}")
     return (
@@ -113,8 +114,9 @@ def parse_csv(text, known_campuses):
     :class:`RowError` (line numbers count the header as line 1).
     """
     if "\x00" in text:
-        raise KioskInputError("the file holds NUL bytes: it is not a CSV text file "
-                              f"(expected the header {','.join(COLUMNS)})")
+        raise KioskInputError(
+            f"the file holds NUL bytes: it is not a CSV text file (expected the header {','.join(COLUMNS)})"
+        )
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
@@ -146,17 +148,21 @@ def parse_csv(text, known_campuses):
         if not any(field.strip() for field in fields):
             continue
         if len(fields) != len(header):
-            errors.append(
-                RowError(number, "*", "", f"has {len(fields)} fields, the header has {len(header)}")
-            )
+            errors.append(RowError(number, "*", "", f"has {len(fields)} fields, the header has {len(header)}"))
             continue
         raw = {column: value.strip() for column, value in zip(header, fields)}
         row, row_errors = {"line": number}, []
         for column, value in raw.items():
             limit = MAX_FIELD.get(column, MAX_FIELD_DEFAULT)
             if len(value) > limit:
-                row_errors.append(RowError(number, column, _capped(value),
-                                           f"{shown(value)} is too long (accepted: at most {limit} characters)"))
+                row_errors.append(
+                    RowError(
+                        number,
+                        column,
+                        _capped(value),
+                        f"{shown(value)} is too long (accepted: at most {limit} characters)",
+                    )
+                )
                 raw[column] = ""
         for column in REQUIRED:
             if not raw[column] and not any(e.field == column for e in row_errors):
@@ -198,9 +204,7 @@ def parse_csv(text, known_campuses):
         for column, seen in (("code", seen_code), ("minion_id", seen_minion)):
             value = row.get(column)
             if value and value in seen:
-                row_errors.append(
-                    RowError(number, column, value, f"{value!r} is already used on line {seen[value]}")
-                )
+                row_errors.append(RowError(number, column, value, f"{value!r} is already used on line {seen[value]}"))
             elif value:
                 seen[value] = number
         if row_errors:
@@ -354,7 +358,10 @@ def _read_salt_url(opts, url):
 
     path, saltenv = salt.utils.url.parse(url)
     bad = (
-        not path or len(url) > 1024 or ".." in path.split("/") or "\\" in path
+        not path
+        or len(url) > 1024
+        or ".." in path.split("/")
+        or "\\" in path
         or any(ord(ch) < 32 or ord(ch) == 127 for ch in url)
     )
     if bad:
@@ -428,9 +435,7 @@ def import_text(kstore, text, label, skip_bad=False, replace=False):
                 summary["added"].append(row["code"])
             elif _kiosk_dict(old) != values:
                 conn.execute(
-                    schema.kiosks.update()
-                    .where(schema.kiosks.c.code == row["code"])
-                    .values(updated_at=now, **values)
+                    schema.kiosks.update().where(schema.kiosks.c.code == row["code"]).values(updated_at=now, **values)
                 )
                 summary["updated"].append(row["code"])
             else:

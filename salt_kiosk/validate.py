@@ -88,7 +88,7 @@ def check_count(items, what, limit, note="", suffix=""):
 
 
 #: The largest whole number :func:`whole_number` reads (18 decimal digits).
-MAX_WHOLE = 10 ** 18 - 1
+MAX_WHOLE = 10**18 - 1
 
 
 def whole_number(value, what, low, high, accepted=None, suffix=""):

@@ -144,8 +144,14 @@ def _checked_line(kiosk):
             if good[field] != value:  # " E01", "5900\n" ...: not what a clean row holds
                 raise KioskInputError(f"{value!r} is not in its normal form")
         except KioskInputError:
-            return None, None, (f"{field} {shown(value)} in the inventory is not valid; nothing written for this "
-                                "kiosk (fix the inventory: salt-run kiosk_inventory.import_csv)")
+            return (
+                None,
+                None,
+                (
+                    f"{field} {shown(value)} in the inventory is not valid; nothing written for this "
+                    "kiosk (fix the inventory: salt-run kiosk_inventory.import_csv)"
+                ),
+            )
     return good["code"], f"{good['ip']}:{good['vnc_port']}", None
 
 
@@ -172,8 +178,9 @@ def write_tokens(kstore, out_dir, campus=None, secret=None, campuses=None):
                 raise KioskInputError(f"{name!r} is not in its normal form")
         except KioskInputError:
             for kiosk in members:
-                result["skipped"][_key(kiosk)] = (f"campus {shown(name)} is not a valid campus name; no token file "
-                                                  "written for it (fix the inventory)")
+                result["skipped"][_key(kiosk)] = (
+                    f"campus {shown(name)} is not a valid campus name; no token file written for it (fix the inventory)"
+                )
             continue
         lines = [f"# websockify tokens for campus {name}, written by salt-kiosk (kiosk_vnc.tokens)"]
         tokens = {}

@@ -56,5 +56,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
 
+[ "${KIOSK_LINT:-1}" = 0 ] || { echo "== lint (ruff)"; bash scripts/lint.sh; }
+
 echo "== running the test suite"
 exec .venv/bin/python -m pytest -p no:cacheprovider "${@:-tests}"

@@ -44,18 +44,37 @@ class PrivateMariaDB:
     def install(self):
         os.makedirs(self.datadir, exist_ok=True)
         subprocess.run(
-            [_binary("mariadb-install-db", "mysql_install_db"), "--no-defaults", f"--datadir={self.datadir}",
-             "--user=root", "--skip-test-db", "--auth-root-authentication-method=normal"],
-            check=True, capture_output=True, timeout=120,
+            [
+                _binary("mariadb-install-db", "mysql_install_db"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                "--skip-test-db",
+                "--auth-root-authentication-method=normal",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
     def start(self, timeout=60):
         self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
-            [_binary("mariadbd", "mysqld"), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
-             f"--socket={self.socket}", "--bind-address=127.0.0.1", "--user=root", "--skip-grant-tables",
-             f"--pid-file={os.path.join(self.root, 'mysqld.pid')}", f"--log-error={self.log}",
-             "--innodb-buffer-pool-size=32M", "--skip-log-bin"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                _binary("mariadbd", "mysqld"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--port={self.port}",
+                f"--socket={self.socket}",
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--skip-grant-tables",
+                f"--pid-file={os.path.join(self.root, 'mysqld.pid')}",
+                f"--log-error={self.log}",
+                "--innodb-buffer-pool-size=32M",
+                "--skip-log-bin",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while True:

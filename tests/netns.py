@@ -29,8 +29,19 @@ class Namespace:
         sh("ip", "netns", "exec", self.name, "ip", "addr", "add", f"{address}/{self.prefixlen}", "dev", self.ns_if)
 
     def remove(self, address):
-        sh("ip", "netns", "exec", self.name, "ip", "addr", "del", f"{address}/{self.prefixlen}", "dev", self.ns_if,
-           check=False)
+        sh(
+            "ip",
+            "netns",
+            "exec",
+            self.name,
+            "ip",
+            "addr",
+            "del",
+            f"{address}/{self.prefixlen}",
+            "dev",
+            self.ns_if,
+            check=False,
+        )
 
     def remove_command(self, address):
         """The argument list that takes ``address`` off the namespace."""
@@ -38,8 +49,13 @@ class Namespace:
 
     def add_many(self, addresses):
         batch = "\n".join(f"addr add {a}/{self.prefixlen} dev {self.ns_if}" for a in addresses)
-        subprocess.run(["ip", "netns", "exec", self.name, "ip", "-batch", "-"], input=batch, text=True, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["ip", "netns", "exec", self.name, "ip", "-batch", "-"],
+            input=batch,
+            text=True,
+            check=True,
+            capture_output=True,
+        )
 
 
 @contextlib.contextmanager

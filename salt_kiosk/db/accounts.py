@@ -115,7 +115,8 @@ def ensure_account(admin_url, user, password, role, host="%", database=None, tes
                 try:
                     same = conn.exec_driver_sql(
                         "SELECT COUNT(*) FROM mysql.user WHERE User = %s AND Host = %s "
-                        "AND authentication_string = PASSWORD(%s)", (user, host, password)
+                        "AND authentication_string = PASSWORD(%s)",
+                        (user, host, password),
                     ).scalar()
                 except sa.exc.SQLAlchemyError:  # a server without PASSWORD(): set it again
                     same = 0
@@ -171,7 +172,9 @@ def ensure_configured_account(opts, user, role, password_file, host="%", databas
     try:
         return ensure_account(admin_url, user, password, role, host=host, database=database, test=test)
     except sa.exc.SQLAlchemyError as exc:
-        raise KioskStoreError(f"{exc.__class__.__name__}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}") from None
+        raise KioskStoreError(
+            f"{exc.__class__.__name__}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}"
+        ) from None
 
 
 def _show(privileges):

@@ -56,8 +56,16 @@ MIGRATIONS = (
     (2, "power events", _create(schema.power_events, schema.power_event_kiosks)),
     (3, "power rules, schedule runs, engine state", _create(schema.meta, schema.rules, schema.schedule_runs)),
     (4, "verification sweep results", _create(schema.sweep_results)),
-    (5, "releases, staging and installed versions", _create(schema.releases, schema.release_stages, schema.release_kiosks)),
-    (6, "job results: jobs, job minions, returns, events", _create(schema.jobs, schema.job_minions, schema.returns, schema.events)),
+    (
+        5,
+        "releases, staging and installed versions",
+        _create(schema.releases, schema.release_stages, schema.release_kiosks),
+    ),
+    (
+        6,
+        "job results: jobs, job minions, returns, events",
+        _create(schema.jobs, schema.job_minions, schema.returns, schema.events),
+    ),
     (7, "unit-split tasks and their per-minion results", _create(schema.tasks, schema.task_results)),
     (8, "assets collected from grains and their change history", _create(schema.assets, schema.asset_history)),
     (9, "scheduler jobs as plain JSON data; the pickled APScheduler job table dropped", _plain_scheduler_jobs),

@@ -165,9 +165,7 @@ class Store:
             return
         now = clock.utcnow()
         with self.begin() as conn:
-            existing = {
-                row.name: row for row in conn.execute(sa.select(schema.campuses))
-            }
+            existing = {row.name: row for row in conn.execute(sa.select(schema.campuses))}
             for name, spec in self.campuses_config.items():
                 values = {
                     "timezone": spec["timezone"],

@@ -22,7 +22,6 @@ from salt_kiosk.jobs.writer import JobResults, settings
 log = logging.getLogger(__name__)
 
 
-
 def _read(opts, options=None):
     results = JobResults.get(opts, options)
     results.ensure_schema()
@@ -36,8 +35,9 @@ def get_load(opts, jid, options=None):
     """
     with _read(opts, options).engine.connect() as conn:
         row = conn.execute(sa.select(schema.jobs.c.load).where(schema.jobs.c.jid == str(jid))).first()
-        minions = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid))
-                               .distinct()).all()
+        minions = conn.execute(
+            sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid)).distinct()
+        ).all()
     if not row:
         return {}
     load = json.loads(row.load)
@@ -52,8 +52,12 @@ def get_jid(opts, jid, options=None):
     out = {}
     for row in rows:
         full = json.loads(row.ret)
-        out[row.minion_id] = {"return": full.get("return"), "retcode": row.retcode, "success": row.success,
-                              "master_id": row.master_id}
+        out[row.minion_id] = {
+            "return": full.get("return"),
+            "retcode": row.retcode,
+            "success": row.success,
+            "master_id": row.master_id,
+        }
     return out
 
 
@@ -62,7 +66,8 @@ def get_fun(opts, fun, options=None):
     with _read(opts, options).engine.connect() as conn:
         rows = conn.execute(
             sa.select(schema.returns.c.minion_id, sa.func.max(schema.returns.c.jid).label("jid"))
-            .where(schema.returns.c.fun == fun).group_by(schema.returns.c.minion_id)
+            .where(schema.returns.c.fun == fun)
+            .group_by(schema.returns.c.minion_id)
         ).all()
     return {row.minion_id: fun for row in rows}
 
@@ -93,7 +98,9 @@ def get_minions(opts, options=None):
 def job_minions_of(opts, jid, options=None):
     """The minions a job was published to, as recorded by every master."""
     with _read(opts, options).engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid)).distinct()).all()
+        rows = conn.execute(
+            sa.select(schema.job_minions.c.minion_id).where(schema.job_minions.c.jid == str(jid)).distinct()
+        ).all()
     return sorted(row.minion_id for row in rows)
 
 

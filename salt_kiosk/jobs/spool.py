@@ -37,7 +37,6 @@ def dumps(value):
     return json.dumps(value, default=_default)
 
 
-
 class Spool:
     """
     Durable FIFO of items that could not be written yet (one JSON file per
@@ -88,7 +87,14 @@ class Spool:
             "kiosk_mysql spool %s is FULL (%d items of kiosk_mysql:spool_max %d, %d bytes of "
             "kiosk_mysql:spool_max_bytes %d, refused .bad items included): dropping %s %s item of %d bytes; "
             "restore the database connection and inspect or delete the .json.bad files",
-            self.folder, items, self.limit, size, self.max_bytes, what, kind, len(data),
+            self.folder,
+            items,
+            self.limit,
+            size,
+            self.max_bytes,
+            what,
+            kind,
+            len(data),
         )
         return False
 
@@ -118,8 +124,12 @@ class Spool:
             return False
         name = self._name(len(data), ".json.bad")
         write_atomically(os.path.join(self.folder, name), text, mode=0o600)
-        log.error("kiosk_mysql: the database refused a %s item (%s); kept as %s", kind, reason,
-                  os.path.join(self.folder, name))
+        log.error(
+            "kiosk_mysql: the database refused a %s item (%s); kept as %s",
+            kind,
+            reason,
+            os.path.join(self.folder, name),
+        )
         return True
 
     def replay(self, apply, is_poison=lambda exc: False, block=True):
@@ -153,8 +163,11 @@ class Spool:
                 except Exception as exc:  # pylint: disable=broad-except
                     if not is_poison(exc):
                         raise
-                    log.error("kiosk_mysql: the database refuses spooled item %s (%s); moved aside", path,
-                              str(exc).splitlines()[0][:200])
+                    log.error(
+                        "kiosk_mysql: the database refuses spooled item %s (%s); moved aside",
+                        path,
+                        str(exc).splitlines()[0][:200],
+                    )
                     os.replace(path, path + ".bad")
                     continue
                 os.unlink(path)

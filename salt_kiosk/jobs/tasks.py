@@ -24,19 +24,14 @@ import uuid
 
 import sqlalchemy as sa
 
-from salt_kiosk.db import schema
-from salt_kiosk import clock
-from salt_kiosk import inventory
-from salt_kiosk.jobs import cache, spool
-from salt_kiosk.db import store
-from salt_kiosk import validate
+from salt_kiosk import clock, inventory, validate
+from salt_kiosk.db import schema, store
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.jobs import cache, spool
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("success", "failed", "timeout", "absent")
-
-
 
 
 def _positive(name, value, upper):
@@ -63,7 +58,9 @@ def resolve(kstore, tgt, allow_unknown=False):
             raise KioskInputError("tgt is an empty list: expected minion ids or an inventory target")
         unknown = [m for m in dict.fromkeys(ids) if m not in known]
         if unknown and not allow_unknown:
-            shown = ", ".join(repr(m) for m in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+            shown = ", ".join(repr(m) for m in unknown[:10]) + (
+                f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            )
             raise KioskInputError(
                 f"tgt names minion(s) that are not kiosks of the inventory: {shown} "
                 "(accepted: inventory kiosks; pass allow_unknown=True to target other minions); nothing was run"
@@ -101,15 +98,34 @@ def create(kstore, tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, allow
     task_id = uuid.uuid4().hex
     now = clock.utcnow()
     with kstore.begin() as conn:
-        conn.execute(schema.tasks.insert().values(
-            task_id=task_id, tgt=json.dumps(tgt), fun=fun, arg=json.dumps(list(arg)), unit=unit, timeout=timeout,
-            concurrency=concurrency, total=len(minions), state="pending", created_at=now,
-        ))
-        conn.execute(schema.task_results.insert(), [
-            {"task_id": task_id, "minion_id": minion, "unit": index // unit, "ip": ip, "status": "pending",
-             "updated_at": now}
-            for index, (minion, ip) in enumerate(minions)
-        ])
+        conn.execute(
+            schema.tasks.insert().values(
+                task_id=task_id,
+                tgt=json.dumps(tgt),
+                fun=fun,
+                arg=json.dumps(list(arg)),
+                unit=unit,
+                timeout=timeout,
+                concurrency=concurrency,
+                total=len(minions),
+                state="pending",
+                created_at=now,
+            )
+        )
+        conn.execute(
+            schema.task_results.insert(),
+            [
+                {
+                    "task_id": task_id,
+                    "minion_id": minion,
+                    "unit": index // unit,
+                    "ip": ip,
+                    "status": "pending",
+                    "updated_at": now,
+                }
+                for index, (minion, ip) in enumerate(minions)
+            ],
+        )
     return task_id
 
 
@@ -141,7 +157,7 @@ def run_unit(opts, minions, fun, arg, timeout):
         pub = client.run_job(minions, fun, arg=list(arg), tgt_type="list", timeout=timeout, listen=True)
         jid = pub.get("jid") if isinstance(pub, dict) else None
         if not jid:
-            return None, {m: ("failed", None, "the master did not accept the job") for m in minions}
+            return None, dict.fromkeys(minions, ("failed", None, "the master did not accept the job"))
         pending = set(minions)
         for event in client.get_returns_no_block(f"salt/job/{jid}"):
             if not pending or time.monotonic() > deadline:
@@ -161,7 +177,8 @@ def run_unit(opts, minions, fun, arg, timeout):
             for minion in pending:
                 known = targeted is None or minion in targeted
                 outcome[minion] = (
-                    ("timeout", None, f"no return within {timeout}s") if known
+                    ("timeout", None, f"no return within {timeout}s")
+                    if known
                     else ("absent", None, "no master knows this minion")
                 )
     finally:
@@ -173,8 +190,11 @@ def execute(opts, kstore, task_id):
     """Run a recorded task to the end (in this process)."""
     with kstore.connect() as conn:
         task = conn.execute(sa.select(schema.tasks).where(schema.tasks.c.task_id == task_id)).first()
-        rows = conn.execute(sa.select(schema.task_results.c.minion_id, schema.task_results.c.unit)
-                            .where(schema.task_results.c.task_id == task_id)).all()
+        rows = conn.execute(
+            sa.select(schema.task_results.c.minion_id, schema.task_results.c.unit).where(
+                schema.task_results.c.task_id == task_id
+            )
+        ).all()
     if task is None:
         raise KioskInputError(f"task {task_id!r} is unknown")
     units = {}
@@ -191,14 +211,19 @@ def execute(opts, kstore, task_id):
             # The unit could not be published or followed: its minions are not
             # left pending, they fail with the reason.
             log.error("kiosk_jobs task %s unit %s: %s", task_id, number, exc)
-            jid, outcome = None, {m: ("failed", None, f"the unit could not run: {exc}") for m in units[number]}
+            jid, outcome = None, dict.fromkeys(units[number], ("failed", None, f"the unit could not run: {exc}"))
         with kstore.begin() as conn:
             for minion, (status, retcode, ret) in outcome.items():
                 conn.execute(
                     schema.task_results.update()
                     .where(schema.task_results.c.task_id == task_id, schema.task_results.c.minion_id == minion)
-                    .values(status=status, retcode=retcode if isinstance(retcode, int) else None,
-                            ret=spool.dumps(ret), jid=jid, updated_at=clock.utcnow())
+                    .values(
+                        status=status,
+                        retcode=retcode if isinstance(retcode, int) else None,
+                        ret=spool.dumps(ret),
+                        jid=jid,
+                        updated_at=clock.utcnow(),
+                    )
                 )
         return number
 
@@ -211,8 +236,11 @@ def execute(opts, kstore, task_id):
                 log.exception("kiosk_jobs task %s: a unit failed", task_id)
                 error = str(exc)
     with kstore.begin() as conn:
-        conn.execute(schema.tasks.update().where(schema.tasks.c.task_id == task_id)
-                     .values(state="failed" if error else "done", error=error, finished_at=clock.utcnow()))
+        conn.execute(
+            schema.tasks.update()
+            .where(schema.tasks.c.task_id == task_id)
+            .values(state="failed" if error else "done", error=error, finished_at=clock.utcnow())
+        )
     return status(kstore, task=task_id)
 
 
@@ -220,19 +248,24 @@ def start_background(opts, task_id):
     """Run the task in a detached process, so ``salt-run`` returns at once."""
     conf_file = opts.get("conf_file")
     if not conf_file:
-        raise KioskInputError("the master configuration file is unknown, so the task cannot run in the background; pass wait=True")
+        raise KioskInputError(
+            "the master configuration file is unknown, so the task cannot run in the background; pass wait=True"
+        )
     log_path = os.path.join(opts.get("cachedir", "/tmp"), "kiosk", f"task-{task_id}.log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "ab") as out:
         subprocess.Popen(  # pylint: disable=consider-using-with
             [sys.executable, "-m", "salt_kiosk.jobs.tasks", conf_file, task_id],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     return log_path
 
 
 def _task_summary(task, rows, with_results=True):
-    counts = {name: 0 for name in STATUSES + ("pending",)}
+    counts = dict.fromkeys(STATUSES + ("pending",), 0)
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     done = task.total - counts["pending"]
@@ -277,21 +310,28 @@ def status(kstore, task=None, minions=None, ip=None):
             row = conn.execute(sa.select(schema.tasks).where(schema.tasks.c.task_id == str(task))).first()
             if row is None:
                 raise KioskInputError(f"task {task!r} is unknown: see kiosk_jobs.status for the recent tasks")
-            rows = conn.execute(sa.select(schema.task_results).where(schema.task_results.c.task_id == row.task_id)
-                                .order_by(schema.task_results.c.unit, schema.task_results.c.minion_id)).all()
+            rows = conn.execute(
+                sa.select(schema.task_results)
+                .where(schema.task_results.c.task_id == row.task_id)
+                .order_by(schema.task_results.c.unit, schema.task_results.c.minion_id)
+            ).all()
             summary = _task_summary(row, rows)
             if minions is not None or ip is not None:
                 wanted_m = set([minions] if isinstance(minions, str) else minions or [])
                 wanted_ip = set([ip] if isinstance(ip, str) else ip or [])
-                summary["results"] = {m: r for m, r in summary["results"].items()
-                                      if m in wanted_m or r["ip"] in wanted_ip}
+                summary["results"] = {
+                    m: r for m, r in summary["results"].items() if m in wanted_m or r["ip"] in wanted_ip
+                }
             return summary
         if minions is not None or ip is not None:
             query = sa.select(schema.task_results, schema.tasks.c.fun, schema.tasks.c.created_at).join(
-                schema.tasks, schema.tasks.c.task_id == schema.task_results.c.task_id)
+                schema.tasks, schema.tasks.c.task_id == schema.task_results.c.task_id
+            )
             conds = []
             if minions is not None:
-                conds.append(schema.task_results.c.minion_id.in_([minions] if isinstance(minions, str) else list(minions)))
+                conds.append(
+                    schema.task_results.c.minion_id.in_([minions] if isinstance(minions, str) else list(minions))
+                )
             if ip is not None:
                 conds.append(schema.task_results.c.ip.in_([ip] if isinstance(ip, str) else list(ip)))
             rows = conn.execute(query.where(sa.or_(*conds)).order_by(schema.tasks.c.created_at.desc())).all()
@@ -306,8 +346,11 @@ def status(kstore, task=None, minions=None, ip=None):
         recent = conn.execute(sa.select(schema.tasks).order_by(schema.tasks.c.created_at.desc()).limit(20)).all()
         listing = []
         for row in recent:
-            rows = conn.execute(sa.select(schema.task_results.c.status, schema.task_results.c.unit)
-                                .where(schema.task_results.c.task_id == row.task_id)).all()
+            rows = conn.execute(
+                sa.select(schema.task_results.c.status, schema.task_results.c.unit).where(
+                    schema.task_results.c.task_id == row.task_id
+                )
+            ).all()
             listing.append(_task_summary(row, rows, with_results=False))
         return listing
 

@@ -42,8 +42,12 @@ DEFAULT_RETRY_AFTER = 10
 
 #: Errors that mean "the database is not reachable now": spool and retry later.
 UNREACHABLE = (
-    sa.exc.OperationalError, sa.exc.InterfaceError, KioskStoreError,
-    pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    KioskStoreError,
+    pymysql.err.OperationalError,
+    pymysql.err.InterfaceError,
+    ConnectionError,
 )
 
 
@@ -70,7 +74,9 @@ def settings(opts, options=None):
         section = configured
     else:
         if not isinstance(options, dict):
-            raise KioskInputError(f"kiosk_mysql options {str(options)[:64]!r} are not a mapping (accepted: {', '.join(OPTIONS)})")
+            raise KioskInputError(
+                f"kiosk_mysql options {str(options)[:64]!r} are not a mapping (accepted: {', '.join(OPTIONS)})"
+            )
         unknown = sorted(str(key)[:64] for key in options if key not in OPTIONS)
         if unknown:
             raise KioskInputError(f"kiosk_mysql: unknown option(s) {unknown} (accepted: {', '.join(OPTIONS)})")
@@ -90,9 +96,15 @@ def settings(opts, options=None):
     for where in (opts.get("kiosk") or {}, section):
         if "schema_owner" in where:
             owner_opts["kiosk"]["schema_owner"] = where["schema_owner"]
-    return {"url": url, "master_id": str(master_id), "spool_dir": spool_dir, "spool_max": spool_max,
-            "spool_max_bytes": spool_max_bytes, "retry_after": retry_after,
-            "schema_owner": store.schema_owner(owner_opts, url)}
+    return {
+        "url": url,
+        "master_id": str(master_id),
+        "spool_dir": spool_dir,
+        "spool_max": spool_max,
+        "spool_max_bytes": spool_max_bytes,
+        "retry_after": retry_after,
+        "schema_owner": store.schema_owner(owner_opts, url),
+    }
 
 
 def _url(opts, section, cachedir):
@@ -101,8 +113,13 @@ def _url(opts, section, cachedir):
 
 
 def _positive_int(section, key, default, unit):
-    return validate.whole_number(section.get(key, default), f"kiosk_mysql:{key}", 1, validate.MAX_WHOLE,
-                                 accepted=f"a number of {unit}: an integer >= 1, default {default}")
+    return validate.whole_number(
+        section.get(key, default),
+        f"kiosk_mysql:{key}",
+        1,
+        validate.MAX_WHOLE,
+        accepted=f"a number of {unit}: an integer >= 1, default {default}",
+    )
 
 
 class JobResults:
@@ -132,8 +149,13 @@ class JobResults:
         if "connect_timeout" not in url.query:
             connect_args["connect_timeout"] = 5
         return sa.create_engine(
-            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_recycle=3600,
-            pool_size=2, max_overflow=8, connect_args=connect_args,
+            url,
+            isolation_level="AUTOCOMMIT",
+            pool_reset_on_return=None,
+            pool_recycle=3600,
+            pool_size=2,
+            max_overflow=8,
+            connect_args=connect_args,
         )
 
     @classmethod
@@ -166,8 +188,10 @@ class JobResults:
         if not rows:
             return
         rows = [
-            {key: (datetime.datetime.fromisoformat(value) if key in ("alter_time", "created_at") else value)
-             for key, value in row.items()}
+            {
+                key: (datetime.datetime.fromisoformat(value) if key in ("alter_time", "created_at") else value)
+                for key, value in row.items()
+            }
             for row in rows
         ]
         name = conn.dialect.name
@@ -290,8 +314,12 @@ class JobResults:
         """Open the circuit breaker: the database failed now; spool for ``retry_after`` seconds."""
         self.ready = False
         self.down_until = time.monotonic() + self.conf.get("retry_after", DEFAULT_RETRY_AFTER)
-        log.warning("kiosk_mysql: database unreachable (%s); spooling to %s for the next %ss",
-                    str(exc).splitlines()[0][:200], self.spool.folder, self.conf.get("retry_after", DEFAULT_RETRY_AFTER))
+        log.warning(
+            "kiosk_mysql: database unreachable (%s); spooling to %s for the next %ss",
+            str(exc).splitlines()[0][:200],
+            self.spool.folder,
+            self.conf.get("retry_after", DEFAULT_RETRY_AFTER),
+        )
 
     def _is_poison(self, exc):
         """
@@ -406,8 +434,9 @@ class JobResults:
         (``salt/utils/job.py`` ``_store_job``): the return's fields without the
         return itself, ``arg`` from ``fun_args``, targeted at the minion by glob.
         """
-        load = {key: value for key, value in ret.items()
-                if not key.startswith("__") and key not in ("return", "ret_kwargs")}
+        load = {
+            key: value for key, value in ret.items() if not key.startswith("__") and key not in ("return", "ret_kwargs")
+        }
         load.update(jid=str(ret["jid"]), arg=ret.get("fun_args", []), tgt=str(ret["id"]), tgt_type="glob")
         return self.load_item(ret["jid"], load, [ret["id"]])
 

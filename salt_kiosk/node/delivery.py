@@ -57,9 +57,7 @@ class Md5Mismatch(KioskDeliveryError):
     def __init__(self, source, expected, actual):
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"md5 mismatch for {source}: expected {expected}, got {actual}; destination left untouched"
-        )
+        super().__init__(f"md5 mismatch for {source}: expected {expected}, got {actual}; destination left untouched")
 
 
 def check_md5(value, field="md5"):
@@ -125,7 +123,7 @@ def source_kind(source):
 
 
 def _local_chunks(source):
-    path = source[len("file://"):] if source.startswith("file://") else source
+    path = source[len("file://") :] if source.startswith("file://") else source
     if not os.path.isfile(path):
         raise KioskDeliveryError(f"source {source!r} does not exist or is not a regular file")
     with open(path, "rb") as handle:
@@ -158,7 +156,7 @@ class _SaltFileReader:
         path, senv = salt.utils.url.split_env(source)
         self.source = source
         self.saltenv = senv or (opts.get("saltenv") or "base")
-        self.relpath = path[len("salt://"):]
+        self.relpath = path[len("salt://") :]
         self.opts = opts
         self.streams = max(1, int(streams))
         self.local = threading.local()
@@ -296,8 +294,11 @@ def plan(source, dest, md5, mode=None, user=None):
         if pending:
             return {"changed": True, "comment": f"{dest} holds md5 {md5}; would set {pending}", "changes": pending}
         return {"changed": False, "comment": f"{dest} already holds md5 {md5}", "changes": {}}
-    return {"changed": True, "comment": f"would fetch {source} into {dest} and check md5 {md5}",
-            "changes": {"md5": md5}}
+    return {
+        "changed": True,
+        "comment": f"would fetch {source} into {dest} and check md5 {md5}",
+        "changes": {"md5": md5},
+    }
 
 
 def deliver(source, dest, md5, mode=None, user=None, backup=True, makedirs=False, opts=None, timeout=60):
@@ -314,7 +315,9 @@ def deliver(source, dest, md5, mode=None, user=None, backup=True, makedirs=False
     parent = os.path.dirname(dest)
     if not os.path.isdir(parent):
         if not makedirs:
-            raise KioskInputError(f"dest {dest!r}: directory {parent!r} does not exist (pass makedirs=True to create it)")
+            raise KioskInputError(
+                f"dest {dest!r}: directory {parent!r} does not exist (pass makedirs=True to create it)"
+            )
         os.makedirs(parent, exist_ok=True)
     result = {"dest": dest, "md5": md5, "changed": False, "bytes": 0, "backup": None, "changes": {}}
     if os.path.isfile(dest) and md5_file(dest) == md5:

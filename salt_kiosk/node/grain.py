@@ -107,8 +107,15 @@ def collect(opts):
             facts["mac"] = interfaces[primary]["mac"]
     _probe(facts, "serial", lambda: _read("/sys/class/dmi/id/product_serial") or _cpuinfo("Serial"))
     _probe(facts, "vendor", lambda: _read("/sys/class/dmi/id/sys_vendor"))
-    _probe(facts, "model", lambda: _read("/sys/class/dmi/id/product_name") if os.path.exists(
-        "/sys/class/dmi/id/product_name") else _read("/proc/device-tree/model"))
+    _probe(
+        facts,
+        "model",
+        lambda: (
+            _read("/sys/class/dmi/id/product_name")
+            if os.path.exists("/sys/class/dmi/id/product_name")
+            else _read("/proc/device-tree/model")
+        ),
+    )
     _probe(facts, "cpu", lambda: _cpuinfo("model name") or _cpuinfo("Hardware"))
     _probe(facts, "cpu_count", os.cpu_count)
     _probe(facts, "memory_mb", lambda: int(_read("/proc/meminfo").split("MemTotal:")[1].split()[0]) // 1024)
@@ -122,6 +129,7 @@ def collect(opts):
             for item in beacon if isinstance(beacon, list) else [beacon]:
                 if isinstance(item, dict):
                     settings.update(item)
-            facts["sensors"] = {key: settings[key] for key in ("driver", "dht_type", "dht_pin", "smoke_pin")
-                                if key in settings}
+            facts["sensors"] = {
+                key: settings[key] for key in ("driver", "dht_type", "dht_pin", "smoke_pin") if key in settings
+            }
     return facts

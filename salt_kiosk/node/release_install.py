@@ -68,7 +68,7 @@ ATTEMPT_NAME = ".kiosk-last-attempt.json"
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
-DEFAULT_MAX_BYTES = 1024 ** 3
+DEFAULT_MAX_BYTES = 1024**3
 
 
 DEFAULT_MAX_MEMBERS = 20000
@@ -112,10 +112,19 @@ RESERVED_NAMES = ("release.json", "latest.json", "current")
 
 
 def check_filename(name):
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+    if (
+        not isinstance(name, str)
+        or not name
+        or "/" in name
+        or "\\" in name
+        or name in (".", "..")
+        or name.startswith(".")
+    ):
         raise KioskInputError(f"release file name {name!r} is not a plain file name")
     if name in RESERVED_NAMES:
-        raise KioskInputError(f"release file name {name!r} is reserved (used for {', '.join(RESERVED_NAMES)}); rename the file")
+        raise KioskInputError(
+            f"release file name {name!r} is reserved (used for {', '.join(RESERVED_NAMES)}); rename the file"
+        )
     return name
 
 
@@ -135,8 +144,11 @@ def current(opts):
         target = os.path.realpath(link)
         meta = files.read_json(os.path.join(target, META_NAME)) or {}
         info.update(
-            version=meta.get("version"), md5=meta.get("md5"), file=meta.get("file"),
-            path=target, installed=meta.get("installed"),
+            version=meta.get("version"),
+            md5=meta.get("md5"),
+            file=meta.get("file"),
+            path=target,
+            installed=meta.get("installed"),
         )
     info["last_attempt"] = files.read_json(os.path.join(base, ATTEMPT_NAME))
     return info
@@ -158,7 +170,9 @@ def manifest_from_master(opts, version="latest"):
 def _record_attempt(opts, version, ok, error=None):
     base = release_dir(opts)
     os.makedirs(base, exist_ok=True)
-    files.write_json(os.path.join(base, ATTEMPT_NAME), {"version": version, "ok": ok, "error": error, "at": clock.now_iso()})
+    files.write_json(
+        os.path.join(base, ATTEMPT_NAME), {"version": version, "ok": ok, "error": error, "at": clock.now_iso()}
+    )
 
 
 def _switch_current(base, name):
@@ -173,8 +187,13 @@ class UnsafeArchive(delivery.KioskDeliveryError):
 
 
 def _positive_int(opts, key, default, unit):
-    return validate.whole_number(config.section(opts).get(key, default), f"kiosk:{key}", 1, validate.MAX_WHOLE,
-                                 accepted=f"a positive number of {unit}, default {default}")
+    return validate.whole_number(
+        config.section(opts).get(key, default),
+        f"kiosk:{key}",
+        1,
+        validate.MAX_WHOLE,
+        accepted=f"a positive number of {unit}, default {default}",
+    )
 
 
 def install_limits(opts):
@@ -193,7 +212,9 @@ _DIR, _FILE, _SYMLINK, _HARDLINK = "directory", "file", "symbolic link", "hard l
 
 
 _TYPE_NAMES = {
-    tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "FIFO",
+    tarfile.CHRTYPE: "character device",
+    tarfile.BLKTYPE: "block device",
+    tarfile.FIFOTYPE: "FIFO",
 }
 
 
@@ -313,8 +334,7 @@ def check_members(archive, max_bytes=DEFAULT_MAX_BYTES, max_members=DEFAULT_MAX_
         else:
             if previous is not None:
                 raise UnsafeArchive(
-                    f"member {name!r} appears twice in the archive (a {previous}, then again): "
-                    "accepted: each name once"
+                    f"member {name!r} appears twice in the archive (a {previous}, then again): accepted: each name once"
                 )
             size = 0
             if member.isreg():
@@ -358,8 +378,13 @@ def _unpack(folder, filename, limits):
     path = os.path.join(folder, filename)
     try:
         with tarfile.open(path, "r:*") as archive:
-            members = check_members(archive, limits["max_bytes"], limits["max_members"],
-                                    used=os.path.getsize(path), reserved=(filename, META_NAME))
+            members = check_members(
+                archive,
+                limits["max_bytes"],
+                limits["max_members"],
+                used=os.path.getsize(path),
+                reserved=(filename, META_NAME),
+            )
             # tarfile's data filter (where this Python has it) is a second layer only.
             extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             archive.extractall(folder, members=members, **extra)
@@ -372,8 +397,10 @@ def _unpack(folder, filename, limits):
 def _copies(base, version):
     """Directory names holding ``version``: ``<version>`` and ``<version>~<suffix>``."""
     return sorted(
-        name for name in os.listdir(base)
-        if (name == version or name.startswith(version + COPY_MARK)) and os.path.isdir(os.path.join(base, name))
+        name
+        for name in os.listdir(base)
+        if (name == version or name.startswith(version + COPY_MARK))
+        and os.path.isdir(os.path.join(base, name))
         and not os.path.islink(os.path.join(base, name))
     )
 
@@ -435,8 +462,10 @@ def install(opts, version, md5, filename, source=None):
                         f"release file {filename} is larger than {limits['max_bytes']} bytes (kiosk:release_max_bytes)"
                     )
                 os.chmod(staging, 0o755)
-                files.write_json(os.path.join(staging, META_NAME),
-                            {"version": version, "md5": md5, "file": filename, "installed": clock.now_iso()})
+                files.write_json(
+                    os.path.join(staging, META_NAME),
+                    {"version": version, "md5": md5, "file": filename, "installed": clock.now_iso()},
+                )
                 # Everything unpacked reaches the disk before the directory
                 # gets its name and current points at it (kiosks are powered
                 # off every night).
@@ -455,8 +484,9 @@ def install(opts, version, md5, filename, source=None):
         _record_attempt(opts, version, False, str(exc))
         raise
     _record_attempt(opts, version, True)
-    removed = _prune(base, keep=int(config.section(opts).get("release_keep", DEFAULT_KEEP)),
-                     current=os.path.basename(folder))
+    removed = _prune(
+        base, keep=int(config.section(opts).get("release_keep", DEFAULT_KEEP)), current=os.path.basename(folder)
+    )
     return {"version": version, "changed": True, "previous": now["version"], "path": folder, "pruned": removed}
 
 

@@ -42,13 +42,21 @@ def stage_local(opts, version, url, md5, filename, latest=True):
     md5 = delivery.check_md5(md5)
     filename = check_filename(filename)
     folder = os.path.join(release_root(opts), STAGE_DIR, version)
-    result = delivery.deliver(url, os.path.join(folder, filename), md5, mode="0644", backup=False, makedirs=True, opts=opts)
+    result = delivery.deliver(
+        url, os.path.join(folder, filename), md5, mode="0644", backup=False, makedirs=True, opts=opts
+    )
     manifest = {"version": version, "file": filename, "md5": md5, "staged": clock.now_iso()}
     files.write_json(os.path.join(folder, "release.json"), manifest)
     if latest:
         files.write_json(os.path.join(release_root(opts), STAGE_DIR, "latest.json"), manifest)
-    return {"version": version, "path": result["dest"], "md5": md5, "changed": result["changed"],
-            "bytes": result["bytes"], "latest": bool(latest)}
+    return {
+        "version": version,
+        "path": result["dest"],
+        "md5": md5,
+        "changed": result["changed"],
+        "bytes": result["bytes"],
+        "latest": bool(latest),
+    }
 
 
 def promote_local(opts, version):

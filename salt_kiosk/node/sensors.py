@@ -23,10 +23,25 @@ from salt_kiosk.errors import KioskInputError
 log = logging.getLogger(__name__)
 
 DRIVERS = ("simulated", "adafruit_dht", "circuitpython")
-KEYS = ("driver", "dht_type", "dht_pin", "smoke_pin", "smoke_gpio", "smoke_active_low", "temperature", "humidity",
-        "retries", "retry_delay", "script", "interval",
-        # Salt's own beacon options
-        "disable_during_state_run", "beacon_module", "enabled", "run_once")
+KEYS = (
+    "driver",
+    "dht_type",
+    "dht_pin",
+    "smoke_pin",
+    "smoke_gpio",
+    "smoke_active_low",
+    "temperature",
+    "humidity",
+    "retries",
+    "retry_delay",
+    "script",
+    "interval",
+    # Salt's own beacon options
+    "disable_during_state_run",
+    "beacon_module",
+    "enabled",
+    "run_once",
+)
 SENSORS = ("temperature", "humidity", "smoke")
 
 
@@ -42,7 +57,9 @@ def _flatten(config):
         merged = {}
         for item in config:
             if not isinstance(item, dict):
-                raise KioskInputError(f"kiosk_env config item {item!r} is not a mapping (expected e.g. - driver: simulated)")
+                raise KioskInputError(
+                    f"kiosk_env config item {item!r} is not a mapping (expected e.g. - driver: simulated)"
+                )
             merged.update(item)
         return merged
     raise KioskInputError(f"kiosk_env config {config!r} must be a list of mappings or a mapping")
@@ -51,9 +68,12 @@ def _flatten(config):
 def _range(name, value, default):
     if value is None:
         return default
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in value)
-            or value[0] >= value[1]):
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in value)
+        or value[0] >= value[1]
+    ):
         raise KioskInputError(f"{name} threshold {value!r} is not a range: expected [min, max] numbers with min < max")
     return [float(value[0]), float(value[1])]
 
@@ -232,7 +252,14 @@ def evaluate(cfg, reading, alarms):
             limits = [low, high]
         previous = alarms.get(sensor, "ok")
         if level != previous:
-            alerts.append({"sensor": sensor, "state": "clear" if level == "ok" else level, "value": value,
-                           "limits": limits, "previous": previous})
+            alerts.append(
+                {
+                    "sensor": sensor,
+                    "state": "clear" if level == "ok" else level,
+                    "value": value,
+                    "limits": limits,
+                    "previous": previous,
+                }
+            )
         alarms[sensor] = level
     return alerts

@@ -25,8 +25,7 @@ MAX_DELAY = 24 * 3600
 MAX_MESSAGE = 200
 UNIX_KERNELS = ("Linux", "FreeBSD", "OpenBSD", "NetBSD", "Darwin", "SunOS")
 MESSAGE_ACCEPTED = (
-    f"one line of printable text, at most {MAX_MESSAGE} characters, without control, bidi or other "
-    "format characters"
+    f"one line of printable text, at most {MAX_MESSAGE} characters, without control, bidi or other format characters"
 )
 
 
@@ -69,9 +68,7 @@ def _option_like(message, prefixes):
 
 def _format(template, values):
     if not isinstance(template, (list, tuple)) or not template:
-        raise KioskInputError(
-            f"kiosk:shutdown_command must be a non-empty list of arguments, not {template!r}"
-        )
+        raise KioskInputError(f"kiosk:shutdown_command must be a non-empty list of arguments, not {template!r}")
     parts = [str(part) for part in template]
     message = values.get("message") or ""
     if _option_like(message, "-"):

@@ -47,8 +47,10 @@ def parse_hosts(hosts, max_hosts=DEFAULT_MAX_HOSTS):
     for item in items:
         text = str(item).strip()
         try:
-            network = ipaddress.IPv4Network(text, strict=False) if "/" in text else ipaddress.IPv4Network(
-                str(ipaddress.IPv4Address(text))
+            network = (
+                ipaddress.IPv4Network(text, strict=False)
+                if "/" in text
+                else ipaddress.IPv4Network(str(ipaddress.IPv4Address(text)))
             )
         except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError):
             raise KioskInputError(
@@ -65,7 +67,9 @@ def parse_hosts(hosts, max_hosts=DEFAULT_MAX_HOSTS):
     # Exactly the addresses asked for: a CIDR block means its hosts, a single
     # address itself (even when collapsing merged it into a larger block).
     addresses = sorted({addr for net in networks for addr in (net if net.num_addresses <= 2 else net.hosts())})
-    return [str(net) if net.num_addresses > 1 else str(net.network_address) for net in collapsed], [str(a) for a in addresses]
+    return [str(net) if net.num_addresses > 1 else str(net.network_address) for net in collapsed], [
+        str(a) for a in addresses
+    ]
 
 
 def parse_ports(ports):
@@ -115,10 +119,14 @@ def sweep(hosts, timeout=None, ports=None, max_hosts=DEFAULT_MAX_HOSTS):
     try:
         scanner.scan(hosts=" ".join(targets), arguments=args, timeout=max(1, int(round(timeout))))
     except nmap.PortScannerTimeout:
-        raise CommandExecutionError(f"nmap did not finish within {timeout:g}s over {len(addresses)} addresses") from None
+        raise CommandExecutionError(
+            f"nmap did not finish within {timeout:g}s over {len(addresses)} addresses"
+        ) from None
     elapsed = time.monotonic() - started
     wanted = set(addresses)
-    up = sorted((h for h in scanner.all_hosts() if scanner[h].state() == "up" and h in wanted), key=ipaddress.IPv4Address)
+    up = sorted(
+        (h for h in scanner.all_hosts() if scanner[h].state() == "up" and h in wanted), key=ipaddress.IPv4Address
+    )
     down = [a for a in addresses if a not in set(up)]
     return {
         "up": up,

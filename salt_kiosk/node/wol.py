@@ -156,7 +156,7 @@ def send(macs, broadcast=None, port=9, repeat=3, source=None, allow_unicast=Fals
     if source is not None:
         source = validate.ipv4(source)
     packets = [(mac, wakeonlan.create_magic_packet(mac)) for mac in mac_list]
-    sent = {mac: 0 for mac in mac_list}
+    sent = dict.fromkeys(mac_list, 0)
     total = len(packets) * repeat
     try:
         sock = wakeonlan.create_socket(host=address, port=port, interface=source, family=socket.AF_INET)

@@ -12,14 +12,12 @@ import datetime
 
 import sqlalchemy as sa
 
+from salt_kiosk import clock, config, fanout, inventory, validate
 from salt_kiosk.db import schema
-from salt_kiosk import clock
-from salt_kiosk import config, fanout, inventory, validate
-from salt_kiosk.power import rules
-from salt_kiosk.power import schedule
-from salt_kiosk.node import wol
-from salt_kiosk.node import shutdown as kshutdown
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.node import shutdown as kshutdown
+from salt_kiosk.node import wol
+from salt_kiosk.power import rules, schedule
 
 DEFAULT_TIMEOUT = 10
 MAX_TIMEOUT = 600
@@ -64,8 +62,19 @@ def _kiosk_entry(kiosk, ok, acked=(), silent=(), failed=None, detail=None, **ext
     return entry
 
 
-def wake(opts, kstore, target, port=None, repeat=3, timeout=None, user="unknown", source="manual", rule=None,
-         publish=fanout.run_jobs, minions=None):
+def wake(
+    opts,
+    kstore,
+    target,
+    port=None,
+    repeat=3,
+    timeout=None,
+    user="unknown",
+    source="manual",
+    rule=None,
+    publish=fanout.run_jobs,
+    minions=None,
+):
     """
     Wake the kiosks of ``target``: every relay of each kiosk's campus sends the
     magic packets to the campus broadcast address. Return per kiosk the relays
@@ -87,7 +96,9 @@ def wake(opts, kstore, target, port=None, repeat=3, timeout=None, user="unknown"
         info = campuses.get(campus) or {"relays": [], "broadcast": None}
         for kiosk in group:
             if not kiosk["mac"]:
-                results[kiosk["minion_id"]] = _kiosk_entry(kiosk, False, detail="no MAC address in the inventory", mac=None)
+                results[kiosk["minion_id"]] = _kiosk_entry(
+                    kiosk, False, detail="no MAC address in the inventory", mac=None
+                )
         with_mac = [k for k in group if k["mac"]]
         if not with_mac:
             continue
@@ -100,7 +111,9 @@ def wake(opts, kstore, target, port=None, repeat=3, timeout=None, user="unknown"
         if not info["relays"]:
             for kiosk in with_mac:
                 results[kiosk["minion_id"]] = _kiosk_entry(
-                    kiosk, False, mac=kiosk["mac"],
+                    kiosk,
+                    False,
+                    mac=kiosk["mac"],
                     detail=f"campus {campus} has no relays configured (kiosk:campuses:{campus}:relays)",
                 )
             continue
@@ -116,7 +129,9 @@ def wake(opts, kstore, target, port=None, repeat=3, timeout=None, user="unknown"
     for campus, job in jobs.items():
         answers = returns.get(campus, {})
         relays = job["tgt"]
-        acked_relays = [r for r in relays if r in answers and not fanout.failed(answers[r]) and isinstance(answers[r]["ret"], dict)]
+        acked_relays = [
+            r for r in relays if r in answers and not fanout.failed(answers[r]) and isinstance(answers[r]["ret"], dict)
+        ]
         errors = {r: _error_text(answers[r]["ret"]) for r in relays if r in answers and r not in acked_relays}
         silent = [r for r in relays if r not in answers]
         campus_summary[campus] = {
@@ -139,8 +154,21 @@ def wake(opts, kstore, target, port=None, repeat=3, timeout=None, user="unknown"
     return _summary(event_id, "wake", target, results, campuses=campus_summary)
 
 
-def shutdown(opts, kstore, target, delay=60, message=None, reboot=False, test=False, timeout=None,
-             user="unknown", source="manual", rule=None, publish=fanout.run_jobs, minions=None):
+def shutdown(
+    opts,
+    kstore,
+    target,
+    delay=60,
+    message=None,
+    reboot=False,
+    test=False,
+    timeout=None,
+    user="unknown",
+    source="manual",
+    rule=None,
+    publish=fanout.run_jobs,
+    minions=None,
+):
     """
     Power off (or reboot) the kiosks of ``target`` through their own minions.
     A kiosk is ok when its minion acknowledged the command. With ``test`` the
@@ -169,7 +197,9 @@ def shutdown(opts, kstore, target, delay=60, message=None, reboot=False, test=Fa
             minion = kiosk["minion_id"]
             answer = answers.get(minion)
             if answer is None:
-                results[minion] = _kiosk_entry(kiosk, False, silent=[minion], detail="the kiosk's minion did not answer")
+                results[minion] = _kiosk_entry(
+                    kiosk, False, silent=[minion], detail="the kiosk's minion did not answer"
+                )
             elif fanout.failed(answer) or not isinstance(answer["ret"], dict):
                 results[minion] = _kiosk_entry(
                     kiosk, False, failed={minion: _error_text(answer["ret"])}, detail=_error_text(answer["ret"])
@@ -295,7 +325,9 @@ def _find_kiosk(kstore, kiosk):
 def plan(opts, kstore, target="*", since=None, until=None, now=None):
     """The effective timeline and transitions of every kiosk of ``target``."""
     kiosks = resolve_kiosks(kstore, target)
-    return schedule.plan(kiosks, kstore.campus_rows(), rules.load(kstore), config.default_state(opts), since, until, now)
+    return schedule.plan(
+        kiosks, kstore.campus_rows(), rules.load(kstore), config.default_state(opts), since, until, now
+    )
 
 
 def state_at(opts, kstore, kiosk, when=None):

@@ -68,12 +68,10 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import IntegrityError
 
-from salt_kiosk import clock
+from salt_kiosk import clock, config, fanout, inventory
 from salt_kiosk.db import schema
-from salt_kiosk import config, fanout, inventory
 from salt_kiosk.power import actions as power
-from salt_kiosk.power import rules
-from salt_kiosk.power import schedule
+from salt_kiosk.power import rules, schedule
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +109,9 @@ JOB_FUNCTIONS = {f"{__name__}:{func.__name__}": func for func in (run_transition
 JOB_EXECUTORS = ("default",)
 
 JOB_DOCUMENT_VERSION = 1
-_DOCUMENT_KEYS = frozenset(("version", "id", "name", "func", "args", "trigger", "executor",
-                            "misfire_grace_time", "coalesce", "max_instances"))
+_DOCUMENT_KEYS = frozenset(
+    ("version", "id", "name", "func", "args", "trigger", "executor", "misfire_grace_time", "coalesce", "max_instances")
+)
 _MAX_TEXT = 255
 
 
@@ -153,8 +152,13 @@ def _integer(value, field, minimum):
 
 
 def _number(value, field, minimum, allow_zero=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < minimum or (not allow_zero and value == minimum):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < minimum
+        or (not allow_zero and value == minimum)
+    ):
         raise InvalidJobRow(f"{field}: expected a finite number {'>=' if allow_zero else '>'} {minimum}")
     return value
 
@@ -248,8 +252,9 @@ def decode_trigger(spec):
         return trigger
     if kind == "interval":
         if set(spec) != {"type", "seconds", "start_date", "end_date", "timezone", "jitter"}:
-            raise InvalidJobRow("trigger: an interval trigger has exactly type, seconds, start_date, "
-                                "end_date, timezone and jitter")
+            raise InvalidJobRow(
+                "trigger: an interval trigger has exactly type, seconds, start_date, end_date, timezone and jitter"
+            )
         seconds = _number(spec["seconds"], "trigger.seconds", 0, allow_zero=False)
         if spec["timezone"] != "UTC":
             raise InvalidJobRow("trigger.timezone: only 'UTC' is accepted")
@@ -262,14 +267,16 @@ def decode_trigger(spec):
         except OverflowError:
             raise InvalidJobRow("trigger.seconds: out of range") from None
         trigger = IntervalTrigger.__new__(IntervalTrigger)
-        trigger.__setstate__({
-            "version": 2,
-            "timezone": UTC,
-            "start_date": _instant(spec["start_date"], "trigger.start_date"),
-            "end_date": _instant(end_date, "trigger.end_date") if end_date is not None else None,
-            "interval": interval,
-            "jitter": jitter,
-        })
+        trigger.__setstate__(
+            {
+                "version": 2,
+                "timezone": UTC,
+                "start_date": _instant(spec["start_date"], "trigger.start_date"),
+                "end_date": _instant(end_date, "trigger.end_date") if end_date is not None else None,
+                "interval": interval,
+                "jitter": jitter,
+            }
+        )
         return trigger
     raise InvalidJobRow(f"trigger.type: {str(kind)[:40]!r} is not one of 'date', 'interval'")
 
@@ -401,8 +408,11 @@ class PlainJobStore(BaseJobStore):
                 jobs.append(self._rebuild(row))
             except Exception as exc:  # pylint: disable=broad-except
                 # Anything that is not a valid document is refused the same way.
-                log.error("kiosk_scheduler: stored job %r is not a valid engine job (%s): deleted, not run",
-                          str(row.id)[:200], exc)
+                log.error(
+                    "kiosk_scheduler: stored job %r is not a valid engine job (%s): deleted, not run",
+                    str(row.id)[:200],
+                    exc,
+                )
                 bad.append(row.id)
         if bad:
             conn.execute(self.table.delete().where(self.table.c.id.in_(bad)))
@@ -421,14 +431,17 @@ class PlainJobStore(BaseJobStore):
     def get_due_jobs(self, now):
         timestamp = now.timestamp()
         with self.engine.begin() as conn:
-            return self._load(conn, self._select().where(self.table.c.next_run_time <= timestamp)
-                              .order_by(self.table.c.next_run_time))
+            return self._load(
+                conn, self._select().where(self.table.c.next_run_time <= timestamp).order_by(self.table.c.next_run_time)
+            )
 
     def get_next_run_time(self):
         with self.engine.begin() as conn:
             value = conn.execute(
-                sa.select(self.table.c.next_run_time).where(self.table.c.next_run_time.is_not(None))
-                .order_by(self.table.c.next_run_time).limit(1)
+                sa.select(self.table.c.next_run_time)
+                .where(self.table.c.next_run_time.is_not(None))
+                .order_by(self.table.c.next_run_time)
+                .limit(1)
             ).scalar()
         try:
             return _next_run_time(value)
@@ -483,22 +496,37 @@ def default_sweep_hook(engine, event_id, index, final):
     from salt_kiosk.power import verify  # pylint: disable=import-outside-toplevel
 
     try:
-        summary = verify.verify(engine.opts, engine.kstore, event_id, sweep=index, final=final,
-                                fire=engine.fire, publish=engine.publish)
+        summary = verify.verify(
+            engine.opts, engine.kstore, event_id, sweep=index, final=final, fire=engine.fire, publish=engine.publish
+        )
     except Exception as exc:  # pylint: disable=broad-except
         log.error("kiosk_scheduler: sweep %s of power event %s failed: %s", index, event_id, exc)
         engine.fire({"event": event_id, "sweep": index, "final": final, "error": str(exc)}, "kiosk/power/sweep")
         return
-    engine.fire({"event": event_id, "sweep": index, "final": final, "ok": summary["ok"],
-                 "wrong": summary["wrong"]}, "kiosk/power/sweep")
+    engine.fire(
+        {"event": event_id, "sweep": index, "final": final, "ok": summary["ok"], "wrong": summary["wrong"]},
+        "kiosk/power/sweep",
+    )
 
 
 class Engine:
     """One scheduler engine over the kiosk database configured in ``opts``."""
 
-    def __init__(self, opts, grace=600, horizon_hours=48, tick=30, replan_interval=3600,
-                 sweep_delays=(300, 600, 900), shutdown_delay=60, publish=fanout.run_jobs, fire=None,
-                 sweep_hook=default_sweep_hook, clock=_utcnow, key="kiosk"):
+    def __init__(
+        self,
+        opts,
+        grace=600,
+        horizon_hours=48,
+        tick=30,
+        replan_interval=3600,
+        sweep_delays=(300, 600, 900),
+        shutdown_delay=60,
+        publish=fanout.run_jobs,
+        fire=None,
+        sweep_hook=default_sweep_hook,
+        clock=_utcnow,
+        key="kiosk",
+    ):
         self.opts = opts
         self.grace = int(grace)
         self.horizon = datetime.timedelta(hours=float(horizon_hours))
@@ -540,8 +568,15 @@ class Engine:
         self.catch_up(now)
         self.scheduler.start(paused=True)
         self.replan("start", since=now)
-        self.scheduler.add_job(run_tick, "interval", seconds=self.tick_seconds, id=TICK_JOB, args=[self.key],
-                               replace_existing=True, misfire_grace_time=None)
+        self.scheduler.add_job(
+            run_tick,
+            "interval",
+            seconds=self.tick_seconds,
+            id=TICK_JOB,
+            args=[self.key],
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
         self.tick()
         self.scheduler.resume()
         log.info("kiosk_scheduler started (grace %ss, horizon %s)", self.grace, self.horizon)
@@ -564,8 +599,13 @@ class Engine:
         """``{job id: (at, state, rule, [minions])}`` for transitions in (since, until]."""
         kiosks = inventory.list_kiosks(self.kstore, "*")
         computed = schedule.compute(
-            kiosks, self.kstore.campus_rows(), rules.load(self.kstore), config.default_state(self.opts),
-            since=since, until=until, now=since,
+            kiosks,
+            self.kstore.campus_rows(),
+            rules.load(self.kstore),
+            config.default_state(self.opts),
+            since=since,
+            until=until,
+            now=since,
         )
         jobs = {}
         for minion, (_campus, _tz, segments) in computed.items():
@@ -608,8 +648,13 @@ class Engine:
             self._last_plan = now
             with self.kstore.begin() as conn:
                 _set_meta(conn, "engine_last_plan", _naive(now).isoformat())
-            log.info("kiosk_scheduler re-planned (%s): %d transition jobs, %d added/changed, %d removed",
-                     reason, len(desired), added, removed)
+            log.info(
+                "kiosk_scheduler re-planned (%s): %d transition jobs, %d added/changed, %d removed",
+                reason,
+                len(desired),
+                added,
+                removed,
+            )
             return {"jobs": len(desired), "added": added, "removed": removed}
 
     def catch_up(self, now=None):
@@ -654,10 +699,16 @@ class Engine:
         for minion in minions:
             try:
                 with self.kstore.begin() as conn:
-                    conn.execute(schema.schedule_runs.insert().values(
-                        at=naive_at, minion_id=minion, state=state, rule=rule, status=status,
-                        recorded_at=_naive(self.clock()),
-                    ))
+                    conn.execute(
+                        schema.schedule_runs.insert().values(
+                            at=naive_at,
+                            minion_id=minion,
+                            state=state,
+                            rule=rule,
+                            status=status,
+                            recorded_at=_naive(self.clock()),
+                        )
+                    )
                 claimed.append(minion)
             except IntegrityError:
                 continue
@@ -675,19 +726,40 @@ class Engine:
             outcome["status"] = "already handled"
             return outcome
         if status == "missed":
-            log.warning("kiosk_scheduler: transition %s -> %s (%s) missed by %ds for %s", at, state, rule, late, claimed)
-            self.fire({"at": clock.iso(at), "state": state, "rule": rule, "kiosks": claimed, "late": int(late)},
-                      "kiosk/power/missed")
+            log.warning(
+                "kiosk_scheduler: transition %s -> %s (%s) missed by %ds for %s", at, state, rule, late, claimed
+            )
+            self.fire(
+                {"at": clock.iso(at), "state": state, "rule": rule, "kiosks": claimed, "late": int(late)},
+                "kiosk/power/missed",
+            )
             return outcome
         target = f"schedule:{rule or 'default'}"
         try:
             if state == "on":
-                result = power.wake(self.opts, self.kstore, target, port=None, user="kiosk_scheduler",
-                                    source="schedule", rule=rule, publish=self.publish, minions=claimed)
+                result = power.wake(
+                    self.opts,
+                    self.kstore,
+                    target,
+                    port=None,
+                    user="kiosk_scheduler",
+                    source="schedule",
+                    rule=rule,
+                    publish=self.publish,
+                    minions=claimed,
+                )
             else:
-                result = power.shutdown(self.opts, self.kstore, target, delay=self.shutdown_delay,
-                                        user="kiosk_scheduler", source="schedule", rule=rule,
-                                        publish=self.publish, minions=claimed)
+                result = power.shutdown(
+                    self.opts,
+                    self.kstore,
+                    target,
+                    delay=self.shutdown_delay,
+                    user="kiosk_scheduler",
+                    source="schedule",
+                    rule=rule,
+                    publish=self.publish,
+                    minions=claimed,
+                )
         except Exception as exc:  # pylint: disable=broad-except
             log.error("kiosk_scheduler: transition %s -> %s failed: %s", at, state, exc)
             self._finish(at, claimed, "failed", None)
@@ -696,8 +768,14 @@ class Engine:
             return outcome
         self._finish(at, claimed, "done", result["event"])
         self.fire(
-            {"event": result["event"], "target": target, "user": "kiosk_scheduler", "ok": result["ok"],
-             "failed": result["failed"], "kiosks": {m: e["ok"] for m, e in result["kiosks"].items()}},
+            {
+                "event": result["event"],
+                "target": target,
+                "user": "kiosk_scheduler",
+                "ok": result["ok"],
+                "failed": result["failed"],
+                "kiosks": {m: e["ok"] for m, e in result["kiosks"].items()},
+            },
             f"kiosk/power/{result['action']}",
         )
         self.schedule_sweeps(result["event"])
@@ -717,8 +795,11 @@ class Engine:
         now = self.clock()
         for index, delay in enumerate(self.sweep_delays, start=1):
             self.scheduler.add_job(
-                run_sweep, "date", run_date=now + datetime.timedelta(seconds=delay),
-                id=f"{SWEEP_PREFIX}{event_id}:{index}", args=[self.key, event_id, index, index == len(self.sweep_delays)],
+                run_sweep,
+                "date",
+                run_date=now + datetime.timedelta(seconds=delay),
+                id=f"{SWEEP_PREFIX}{event_id}:{index}",
+                args=[self.key, event_id, index, index == len(self.sweep_delays)],
                 replace_existing=True,
             )
 
@@ -729,7 +810,7 @@ class Engine:
         """APScheduler gave up on a job (engine down for longer than the grace time)."""
         job = self.scheduler.get_job(event.job_id) if self.scheduler else None
         if event.job_id.startswith(POWER_PREFIX):
-            _key, at, state, rule, minions = (job.args if job else (None, None, None, None, None))
+            _key, at, state, rule, minions = job.args if job else (None, None, None, None, None)
             if at is None:
                 log.warning("kiosk_scheduler: job %s missed", event.job_id)
                 return
@@ -739,20 +820,33 @@ class Engine:
 def status(kstore, limit=10, key="kiosk"):
     """Engine health as stored in the database (works from any process)."""
     with kstore.connect() as conn:
-        meta = {key: _get_meta(conn, key) for key in ("engine_started_at", "engine_last_tick", "engine_last_plan",
-                                                     "rules_revision", "inventory_revision")}
-        counts = dict(conn.execute(
-            sa.select(schema.schedule_runs.c.status, sa.func.count()).group_by(schema.schedule_runs.c.status)
-        ).all())
+        meta = {
+            key: _get_meta(conn, key)
+            for key in (
+                "engine_started_at",
+                "engine_last_tick",
+                "engine_last_plan",
+                "rules_revision",
+                "inventory_revision",
+            )
+        }
+        counts = dict(
+            conn.execute(
+                sa.select(schema.schedule_runs.c.status, sa.func.count()).group_by(schema.schedule_runs.c.status)
+            ).all()
+        )
         missed = conn.execute(
-            sa.select(schema.schedule_runs).where(schema.schedule_runs.c.status == "missed")
-            .order_by(schema.schedule_runs.c.at.desc()).limit(limit)
+            sa.select(schema.schedule_runs)
+            .where(schema.schedule_runs.c.status == "missed")
+            .order_by(schema.schedule_runs.c.at.desc())
+            .limit(limit)
         ).all()
         upcoming = []
         jobs = schema.scheduler_jobs
         rows = conn.execute(
             sa.select(jobs.c.id, jobs.c.next_run_time, jobs.c.job)
-            .where(jobs.c.id.like(POWER_PREFIX + "%")).where(jobs.c.next_run_time.is_not(None))
+            .where(jobs.c.id.like(POWER_PREFIX + "%"))
+            .where(jobs.c.next_run_time.is_not(None))
             .order_by(jobs.c.next_run_time)
         )
         for row in rows:

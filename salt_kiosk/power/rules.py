@@ -21,15 +21,16 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from salt_kiosk import clock, inventory, validate
 from salt_kiosk.db import schema
-from salt_kiosk import clock
-from salt_kiosk import inventory, validate
 from salt_kiosk.errors import KioskInputError
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_ALIASES = {
     **{d: i for i, d in enumerate(DAY_NAMES)},
-    **{full: i for i, full in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))},
+    **{
+        full: i for i, full in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+    },
 }
 FIELDS = ("state", "days", "dates", "start", "end", "valid_from", "valid_until", "target", "priority")
 SPECIFICITY = {"all": 0, "campus": 1, "group": 2, "id": 3}
@@ -316,9 +317,11 @@ def add(kstore, name, **fields):
             if conn.execute(sa.select(schema.rules.c.name).where(schema.rules.c.name == name)).first():
                 raise KioskInputError(f"name: a rule named {name!r} already exists (use rule_update to change it)")
             revision = _next_revision(conn)
-            conn.execute(schema.rules.insert().values(
-                name=name, revision=revision, created_revision=revision, created_at=now, updated_at=now, **values
-            ))
+            conn.execute(
+                schema.rules.insert().values(
+                    name=name, revision=revision, created_revision=revision, created_at=now, updated_at=now, **values
+                )
+            )
             _bump(conn, revision)
     except IntegrityError:
         raise KioskInputError(f"name: a rule named {name!r} already exists (use rule_update to change it)") from None
@@ -335,7 +338,20 @@ def update(kstore, name, **fields):
         row = conn.execute(sa.select(schema.rules).where(schema.rules.c.name == name)).first()
         if row is None:
             raise KioskInputError(f"name: no rule named {name!r}")
-        merged = {key: getattr(row, key) for key in ("state", "start_min", "end_min", "days", "dates", "valid_from", "valid_until", "target", "priority")}
+        merged = {
+            key: getattr(row, key)
+            for key in (
+                "state",
+                "start_min",
+                "end_min",
+                "days",
+                "dates",
+                "valid_from",
+                "valid_until",
+                "target",
+                "priority",
+            )
+        }
         merged.update(changes)
         check_whole(merged)
         old = _row_dict(row)
@@ -343,7 +359,8 @@ def update(kstore, name, **fields):
             return old, old
         revision = _next_revision(conn)
         conn.execute(
-            schema.rules.update().where(schema.rules.c.name == name)
+            schema.rules.update()
+            .where(schema.rules.c.name == name)
             .values(revision=revision, updated_at=clock.utcnow(), **changes)
         )
         _bump(conn, revision)
@@ -380,11 +397,37 @@ def load(kstore):
 class Rule:
     """A rule in the form schedule computation uses."""
 
-    __slots__ = ("name", "state", "days", "dates", "start", "end", "valid_from", "valid_until",
-                 "target", "kind", "value", "priority", "revision", "specificity")
+    __slots__ = (
+        "name",
+        "state",
+        "days",
+        "dates",
+        "start",
+        "end",
+        "valid_from",
+        "valid_until",
+        "target",
+        "kind",
+        "value",
+        "priority",
+        "revision",
+        "specificity",
+    )
 
-    def __init__(self, name, state, start, end, days=None, dates=None, valid_from=None, valid_until=None,
-                 target="*", priority=0, revision=0):
+    def __init__(
+        self,
+        name,
+        state,
+        start,
+        end,
+        days=None,
+        dates=None,
+        valid_from=None,
+        valid_until=None,
+        target="*",
+        priority=0,
+        revision=0,
+    ):
         self.name = name
         self.state = state
         self.start = start
@@ -403,16 +446,37 @@ class Rule:
     def from_row(cls, row):
         # Ties go to the newer rule: the one created later (editing a rule
         # does not make it outrank rules created after it).
-        return cls(row.name, row.state, row.start_min, row.end_min, row.days, row.dates, row.valid_from,
-                   row.valid_until, row.target, row.priority, row.created_revision)
+        return cls(
+            row.name,
+            row.state,
+            row.start_min,
+            row.end_min,
+            row.days,
+            row.dates,
+            row.valid_from,
+            row.valid_until,
+            row.target,
+            row.priority,
+            row.created_revision,
+        )
 
     @classmethod
     def from_fields(cls, name, revision=0, **fields):
         values = normalise(fields)
         check_whole(values)
-        return cls(parse_name(name), values["state"], values["start_min"], values["end_min"], values["days"],
-                   values["dates"], values["valid_from"], values["valid_until"], values["target"],
-                   values["priority"], revision)
+        return cls(
+            parse_name(name),
+            values["state"],
+            values["start_min"],
+            values["end_min"],
+            values["days"],
+            values["dates"],
+            values["valid_from"],
+            values["valid_until"],
+            values["target"],
+            values["priority"],
+            revision,
+        )
 
     def applies_on(self, day):
         """True when a window of this rule starts on local date ``day``."""

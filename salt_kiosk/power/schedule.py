@@ -136,11 +136,7 @@ def timeline(rule_set, tz, since, until, default_state, window_cache=None):
 
 def transitions(segments):
     """``[(at, state, rule)]`` where the state changes between segments."""
-    return [
-        (seg[0], seg[2], seg[3])
-        for prev, seg in zip(segments, segments[1:])
-        if seg[2] != prev[2]
-    ]
+    return [(seg[0], seg[2], seg[3]) for prev, seg in zip(segments, segments[1:]) if seg[2] != prev[2]]
 
 
 class RuleIndex:
@@ -217,7 +213,9 @@ def plan(kiosks, campuses, rule_list, default_state, since=None, until=None, now
             text = stamps[key] = _iso(moment, tz)
         return text
 
-    for minion, (campus, tz, segments) in compute(kiosks, campuses, rule_list, default_state, since, until, now).items():
+    for minion, (campus, tz, segments) in compute(
+        kiosks, campuses, rule_list, default_state, since, until, now
+    ).items():
         key = (id(segments), tz.key)
         if key not in formatted:
             formatted[key] = {
@@ -235,7 +233,9 @@ def state_at(kiosk, campus, rule_list, default_state, when):
     tz = zone(campus["timezone"])
     moment = parse_when(when, tz)
     applicable = RuleIndex(rule_list).for_kiosk(kiosk)
-    start, _end, state, rule = timeline(applicable, tz, moment, moment + datetime.timedelta(minutes=1), default_state)[0]
+    start, _end, state, rule = timeline(applicable, tz, moment, moment + datetime.timedelta(minutes=1), default_state)[
+        0
+    ]
     decider = next((r for r in applicable if r.name == rule), None)
     return {
         "kiosk": kiosk["minion_id"],

@@ -15,12 +15,11 @@ fired for each kiosk still wrong, and one summary ``kiosk/power/verified``.
 
 import sqlalchemy as sa
 
+from salt_kiosk import clock, fanout, inventory, validate
 from salt_kiosk.db import schema
-from salt_kiosk import clock
-from salt_kiosk import fanout, inventory, validate
-from salt_kiosk.power import actions as power
-from salt_kiosk.node import sweep as ksweep
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.node import sweep as ksweep
+from salt_kiosk.power import actions as power
 
 EXPECTED = {"wake": "on", "shutdown": "off", "reboot": "on"}
 
@@ -49,7 +48,9 @@ def check(opts, kstore, target=None, expect="on", minions=None, ports=None, time
                 kwarg["ports"] = ports
             jobs[f"sweep:{campus}"] = {"tgt": list(relays), "fun": "kiosk.sweep", "arg": [ips], "kwarg": kwarg}
         jobs[f"ping:{campus}"] = {
-            "tgt": [k["minion_id"] for k in group], "fun": "test.ping", "timeout": int(settings.get("presence_timeout", 10)),
+            "tgt": [k["minion_id"] for k in group],
+            "fun": "test.ping",
+            "timeout": int(settings.get("presence_timeout", 10)),
         }
     returns = publish(opts, jobs, int(float(sweep_timeout)) + 15)
     results = {}
@@ -63,9 +64,7 @@ def check(opts, kstore, target=None, expect="on", minions=None, ports=None, time
         for kiosk in group:
             minion = kiosk["minion_id"]
             seen_by = sorted(relay for relay, ret in sweeps.items() if kiosk["ip"] in ret["up"])
-            if not kiosk["ip"]:
-                network = "unknown"
-            elif not sweeps:
+            if not kiosk["ip"] or not sweeps:
                 network = "unknown"
             else:
                 network = "up" if seen_by else "down"
@@ -122,9 +121,19 @@ def verify(opts, kstore, event_id, sweep=1, final=True, fire=None, ports=None, t
         conn.execute(
             schema.sweep_results.insert(),
             [
-                {"event_id": event["id"], "sweep": int(sweep), "minion_id": minion, "expected": r["expected"],
-                 "observed": r["observed"], "network": r["network"], "salt": r["salt"], "ok": r["ok"],
-                 "reason": r["reason"], "final": bool(final), "checked_at": now}
+                {
+                    "event_id": event["id"],
+                    "sweep": int(sweep),
+                    "minion_id": minion,
+                    "expected": r["expected"],
+                    "observed": r["observed"],
+                    "network": r["network"],
+                    "salt": r["salt"],
+                    "ok": r["ok"],
+                    "reason": r["reason"],
+                    "final": bool(final),
+                    "checked_at": now,
+                }
                 for minion, r in results.items()
             ],
         )
@@ -145,13 +154,31 @@ def verify(opts, kstore, event_id, sweep=1, final=True, fire=None, ports=None, t
         for minion in wrong:
             r = results[minion]
             fire(
-                {"kiosk": minion, "code": r["code"], "campus": r["campus"], "expected": r["expected"],
-                 "observed": r["observed"], "event": event["id"], "action": event["action"], "rule": event["rule"],
-                 "reason": r["reason"]},
+                {
+                    "kiosk": minion,
+                    "code": r["code"],
+                    "campus": r["campus"],
+                    "expected": r["expected"],
+                    "observed": r["observed"],
+                    "event": event["id"],
+                    "action": event["action"],
+                    "rule": event["rule"],
+                    "reason": r["reason"],
+                },
                 f"kiosk/alert/power/{minion}",
             )
-        fire({"event": event["id"], "action": event["action"], "rule": event["rule"], "total": len(results),
-              "ok": len(results) - len(wrong), "wrong": len(wrong), "kiosks_wrong": wrong}, "kiosk/power/verified")
+        fire(
+            {
+                "event": event["id"],
+                "action": event["action"],
+                "rule": event["rule"],
+                "total": len(results),
+                "ok": len(results) - len(wrong),
+                "wrong": len(wrong),
+                "kiosks_wrong": wrong,
+            },
+            "kiosk/power/verified",
+        )
     return summary
 
 
@@ -166,8 +193,13 @@ def results_for(kstore, event_id):
     out = {}
     for row in rows:
         out.setdefault(row.sweep, {})[row.minion_id] = {
-            "expected": row.expected, "observed": row.observed, "network": row.network, "salt": row.salt,
-            "ok": bool(row.ok), "reason": row.reason, "final": bool(row.final),
+            "expected": row.expected,
+            "observed": row.observed,
+            "network": row.network,
+            "salt": row.salt,
+            "ok": bool(row.ok),
+            "reason": row.reason,
+            "final": bool(row.final),
             "checked_at": clock.iso(row.checked_at),
         }
     return out

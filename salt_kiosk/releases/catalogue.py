@@ -47,7 +47,6 @@ from salt_kiosk.node import delivery
 from salt_kiosk.node.release_install import check_filename, check_version, version_key
 from salt_kiosk.releases import serve, stage
 
-
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +59,9 @@ def next_version(version):
 
 def release_store(opts):
     kiosk = opts.get("kiosk") or {}
-    return kiosk.get("release_store") or os.path.join(opts.get("cachedir", "/var/cache/salt/master"), "kiosk", "releases")
+    return kiosk.get("release_store") or os.path.join(
+        opts.get("cachedir", "/var/cache/salt/master"), "kiosk", "releases"
+    )
 
 
 def _row(row):
@@ -280,7 +281,7 @@ def check_source(opts, source):
                 "expected an http(s) URL starting with one of them, without '..' or '.' segments"
             )
         return _url_reader(source, prefixes)
-    path = source[len("file://"):] if source.startswith("file://") else source
+    path = source[len("file://") :] if source.startswith("file://") else source
     sources = release_sources(opts)
     if not sources:
         raise KioskInputError(
@@ -299,9 +300,7 @@ def check_source(opts, source):
             "(symbolic links and '..' are resolved first)"
         )
     if not os.path.isfile(real):
-        raise KioskInputError(
-            f"source {source!r} does not exist or is not a regular file inside kiosk:release_sources"
-        )
+        raise KioskInputError(f"source {source!r} does not exist or is not a regular file inside kiosk:release_sources")
     return _local_reader(source, real, sources)
 
 
@@ -343,8 +342,7 @@ def _record(kstore, release_row):
     return get_release(kstore, release_row["version"])
 
 
-def publish(opts, kstore, version, source, md5=None, rollback_of=None, stage_timeout=300, stager=None,
-            latest=True):
+def publish(opts, kstore, version, source, md5=None, rollback_of=None, stage_timeout=300, stager=None, latest=True):
     """
     Record release ``version`` from ``source`` (a file inside
     ``kiosk:release_sources`` or an http(s) URL under ``kiosk:release_urls``),
@@ -371,12 +369,34 @@ def publish(opts, kstore, version, source, md5=None, rollback_of=None, stage_tim
     if stager is None:
         serve.check_serving(opts)
     filename = os.path.basename(urllib.parse.urlsplit(source).path if "://" in source else source)
-    return _publish(opts, kstore, version, source, filename, chunks, md5=md5, rollback_of=rollback_of,
-                    stage_timeout=stage_timeout, stager=stager, latest=latest)
+    return _publish(
+        opts,
+        kstore,
+        version,
+        source,
+        filename,
+        chunks,
+        md5=md5,
+        rollback_of=rollback_of,
+        stage_timeout=stage_timeout,
+        stager=stager,
+        latest=latest,
+    )
 
 
-def _publish(opts, kstore, version, source, filename, chunks, md5=None, rollback_of=None, stage_timeout=300,
-             stager=None, latest=True):
+def _publish(
+    opts,
+    kstore,
+    version,
+    source,
+    filename,
+    chunks,
+    md5=None,
+    rollback_of=None,
+    stage_timeout=300,
+    stager=None,
+    latest=True,
+):
     existing = get_release(kstore, version)
     if existing:
         version = existing["version"]
@@ -393,10 +413,17 @@ def _publish(opts, kstore, version, source, filename, chunks, md5=None, rollback
             raise delivery.Md5Mismatch(source, md5, actual)
         md5 = actual
         _refuse_other_content(existing, version, md5)
-        row = existing or _record(kstore, {
-            "version": version, "filename": filename, "md5": md5, "size": os.path.getsize(scratch),
-            "source": source, "rollback_of": rollback_of,
-        })
+        row = existing or _record(
+            kstore,
+            {
+                "version": version,
+                "filename": filename,
+                "md5": md5,
+                "size": os.path.getsize(scratch),
+                "source": source,
+                "rollback_of": rollback_of,
+            },
+        )
         _refuse_other_content(row, version, md5)
         dest = os.path.join(store_dir, version, row["file"])
         os.makedirs(os.path.dirname(dest), mode=0o750, exist_ok=True)
@@ -457,5 +484,16 @@ def rollback(opts, kstore, to=None, version=None, stage_timeout=300, stager=None
         with open(path, "rb") as handle:
             yield from iter(lambda: handle.read(CHUNK), b"")
 
-    return _publish(opts, kstore, new, path, target["file"], chunks, md5=target["md5"],
-                    rollback_of=target["version"], stage_timeout=stage_timeout, stager=stager, latest=latest)
+    return _publish(
+        opts,
+        kstore,
+        new,
+        path,
+        target["file"],
+        chunks,
+        md5=target["md5"],
+        rollback_of=target["version"],
+        stage_timeout=stage_timeout,
+        stager=stager,
+        latest=latest,
+    )

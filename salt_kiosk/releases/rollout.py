@@ -78,8 +78,15 @@ def rollout(opts, kstore, release, target="*", timeout=300):
             if ok:
                 changed = bool(isinstance(chunk, dict) and chunk.get("changes"))
                 result["installed" if changed else "unchanged"].append(minion)
-                record_kiosk(kstore, minion, version=release["version"], md5=release["md5"],
-                             attempted=release["version"], ok=True, error=None)
+                record_kiosk(
+                    kstore,
+                    minion,
+                    version=release["version"],
+                    md5=release["md5"],
+                    attempted=release["version"],
+                    ok=True,
+                    error=None,
+                )
             else:
                 result["failed"][minion] = comment
                 record_kiosk(kstore, minion, attempted=release["version"], ok=False, error=comment)
@@ -122,8 +129,15 @@ def status(opts, kstore, target="*", timeout=30):
             failed = attempt.get("ok") is False
             if failed:
                 report["failures"][minion] = {"version": attempt.get("version"), "reason": attempt.get("error")}
-            record_kiosk(kstore, minion, version=current, md5=info.get("md5"), attempted=attempt.get("version"),
-                         ok=attempt.get("ok"), error=attempt.get("error") if failed else None)
+            record_kiosk(
+                kstore,
+                minion,
+                version=current,
+                md5=info.get("md5"),
+                attempted=attempt.get("version"),
+                ok=attempt.get("ok"),
+                error=attempt.get("error") if failed else None,
+            )
         report["versions"].setdefault(current or "none", []).append(minion)
         if latest and (current is None or version_key(current) < version_key(latest["version"])):
             report["behind"].append(minion)

@@ -117,8 +117,11 @@ class _OneTimeHandler(http.server.BaseHTTPRequestHandler):
         with self.lock:
             relay = self.routes.pop(self.path, None)
         if relay is None:
-            log.warning("release server: refused GET %.200r from %s (unknown or already used path)",
-                        self.path, self.client_address[0])
+            log.warning(
+                "release server: refused GET %.200r from %s (unknown or already used path)",
+                self.path,
+                self.client_address[0],
+            )
             self.send_error(404)
             return
         log.info("release server: %s fetches %s for %s", self.client_address[0], os.path.basename(self.file), relay)

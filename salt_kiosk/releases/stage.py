@@ -8,7 +8,6 @@ relay's outcome in ``kiosk_release_stages``; promote a staged version to
 
 import logging
 
-
 from salt_kiosk import clock, fanout
 from salt_kiosk.config import campuses as campus_config
 from salt_kiosk.db import schema
@@ -100,8 +99,9 @@ def stage(opts, kstore, release, path, relays=None, timeout=300, latest=False):
 def promote(opts, version, timeout=60):
     """Point every relay's ``latest.json`` at ``version``; return the relays that did."""
     relays = all_relays(opts)
-    answers = fanout.run_jobs(opts, {"promote": {"tgt": relays, "fun": "kiosk.promote_release",
-                                                 "arg": [version]}}, timeout)["promote"]
+    answers = fanout.run_jobs(
+        opts, {"promote": {"tgt": relays, "fun": "kiosk.promote_release", "arg": [version]}}, timeout
+    )["promote"]
     done = sorted(r for r, a in answers.items() if not fanout.failed(a) and isinstance(a["ret"], dict))
     if len(done) < len(relays):
         log.warning("release %s: latest.json not updated on %s", version, sorted(set(relays) - set(done)))

@@ -43,7 +43,11 @@ def installed_venv(tmp_path_factory):
 
 def test_non_editable_install_exposes_modules(installed_venv, tmp_path):
     location = run(
-        [str(installed_venv / "bin" / "python"), "-c", "import salt_kiosk, os; print(os.path.dirname(salt_kiosk.__file__))"]
+        [
+            str(installed_venv / "bin" / "python"),
+            "-c",
+            "import salt_kiosk, os; print(os.path.dirname(salt_kiosk.__file__))",
+        ]
     ).strip()
     assert location.startswith(str(installed_venv))
     assert os.path.isfile(os.path.join(location, "_modules", "kiosk.py"))
@@ -61,6 +65,14 @@ def test_non_editable_install_exposes_modules(installed_venv, tmp_path):
     assert "kiosk_power.targets" in runner_doc
 
     md5 = run(
-        [str(installed_venv / "bin" / "salt-call"), "-c", str(conf), "--local", "--out=json", "kiosk.md5", str(conf / "minion")]
+        [
+            str(installed_venv / "bin" / "salt-call"),
+            "-c",
+            str(conf),
+            "--local",
+            "--out=json",
+            "kiosk.md5",
+            str(conf / "minion"),
+        ]
     )
     assert json.loads(md5)["local"] == hashlib.md5((conf / "minion").read_bytes()).hexdigest()

@@ -40,8 +40,9 @@ def outage_master(salt_factories, mariadb):
     )
     master = salt_factories.salt_master_daemon("outage-master", overrides=overrides)
     with master.started():
-        minions = [master.salt_minion_daemon(f"outage-m{i}", overrides=topology.minion("127.0.0.1", ret, pub))
-                   for i in (1, 2)]
+        minions = [
+            master.salt_minion_daemon(f"outage-m{i}", overrides=topology.minion("127.0.0.1", ret, pub)) for i in (1, 2)
+        ]
         for minion in minions:
             minion.start()
         try:
@@ -63,8 +64,9 @@ def test_returns_survive_a_database_outage(outage_master, mariadb):
     assert len(before) == 2 and {r[2] for r in before} == {"outage-master"}
 
     result = {}
-    job = threading.Thread(target=lambda: result.update(ret=cli.run("cmd.run", "sleep 4; echo done",
-                                                                     minion_tgt="outage-m*")))
+    job = threading.Thread(
+        target=lambda: result.update(ret=cli.run("cmd.run", "sleep 4; echo done", minion_tgt="outage-m*"))
+    )
     job.start()
     time.sleep(1.5)
     mariadb.stop()  # during the job: the returns arrive while MySQL is down

@@ -66,8 +66,9 @@ def fleet(salt_factories, mysql_url):
     # into kiosk:vnc_token_dir.
     vnc_token_dir = os.path.join(str(salt_factories.root_dir), "websockify-tokens")
     os.makedirs(vnc_token_dir, exist_ok=True)
-    mom_overrides["kiosk"].update(import_dirs=[os.path.dirname(str(salt_factories.root_dir))],
-                                  vnc_token_dir=vnc_token_dir)
+    mom_overrides["kiosk"].update(
+        import_dirs=[os.path.dirname(str(salt_factories.root_dir))], vnc_token_dir=vnc_token_dir
+    )
     # Sensor readings and alerts from the relays' kiosk_env beacons reach the
     # central database through the master of masters' event return.
     mom_overrides["event_return"] = "kiosk_mysql"
@@ -82,15 +83,21 @@ def fleet(salt_factories, mysql_url):
     zabbix_log = os.path.join(str(salt_factories.root_dir), "zabbix-sender.jsonl")
     zabbix_sender = os.path.join(str(salt_factories.root_dir), "zabbix_sender")
     with open(zabbix_sender, "w", encoding="utf-8") as handle:
-        handle.write(f"#!{sys.executable}\nimport json, sys\nwith open({zabbix_log!r}, 'a') as log:\n"
-                     "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n")
+        handle.write(
+            f"#!{sys.executable}\nimport json, sys\nwith open({zabbix_log!r}, 'a') as log:\n"
+            "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        )
     os.chmod(zabbix_sender, 0o755)
     mom_overrides["file_roots"] = {"base": [os.path.join(REPO_ROOT, "srv", "salt")]}
     mom_overrides["reactor"] = [{"kiosk/alert/power/*": ["salt://reactor/power_alert.sls"]}]
     mom_overrides["kiosk"]["alerts"] = {
         "mail": {"to": "ops@hospital.example", "minion": "central"},
-        "zabbix_sender": {"server": "127.0.0.1", "host": "kiosk-fleet", "key": "kiosk.power.alert",
-                          "command": zabbix_sender},
+        "zabbix_sender": {
+            "server": "127.0.0.1",
+            "host": "kiosk-fleet",
+            "key": "kiosk.power.alert",
+            "command": zabbix_sender,
+        },
     }
     api_port = ports.get_unused_localhost_port()
     eauth_file = os.path.join(str(salt_factories.root_dir), "eauth-users")
@@ -120,8 +127,10 @@ def fleet(salt_factories, mysql_url):
         # The central master's own minion: applies the central states (rules from pillar).
         central = mom.salt_minion_daemon(
             "central",
-            overrides=dict(topology.minion("127.0.0.1", mom_ret),
-                           kiosk={"db": mysql_url, "campuses": campus_config(), "role": "central"}),
+            overrides=dict(
+                topology.minion("127.0.0.1", mom_ret),
+                kiosk={"db": mysql_url, "campuses": campus_config(), "role": "central"},
+            ),
         )
         stack.enter_context(central.started())
         fleet.central = central
@@ -169,7 +178,14 @@ def fleet(salt_factories, mysql_url):
                     overrides=dict(
                         topology.minion(address, syndic_master.config["ret_port"]),
                         kiosk={
-                            "shutdown_command": [sys.executable, FAKE_POWER, power_log, "{action}", "{delay}", "{message}"],
+                            "shutdown_command": [
+                                sys.executable,
+                                FAKE_POWER,
+                                power_log,
+                                "{action}",
+                                "{delay}",
+                                "{message}",
+                            ],
                             "release_dir": release_dir,
                         },
                         # A kiosk that was off during a publish upgrades when it starts.

@@ -30,8 +30,19 @@ def call(api, token, fun, *args, **kwargs):
 def test_operator_adds_a_rule_and_reads_a_plan_over_http(api, fleet, fleet_inventory):
     token = login(api, "kiosk-ops", "ops-secret")
     try:
-        resp = call(api, token, "kiosk_power.rule_add", "api-weekend", state="off", days="sat,sun", start="00:00",
-                    end="24:00", target="group:pay", priority=20, valid_from="2027-03-01")
+        resp = call(
+            api,
+            token,
+            "kiosk_power.rule_add",
+            "api-weekend",
+            state="off",
+            days="sat,sun",
+            start="00:00",
+            end="24:00",
+            target="group:pay",
+            priority=20,
+            valid_from="2027-03-01",
+        )
         assert resp.status_code == 200, resp.text
         assert resp.json()["return"][0]["name"] == "api-weekend"
         resp = call(api, token, "kiosk_power.plan", "group:pay", since="2027-03-05", until="2027-03-08")
@@ -52,5 +63,7 @@ def test_requests_without_token_or_right_are_refused(api, fleet, fleet_inventory
     ops = login(api, "kiosk-ops", "ops-secret")
     names = [r["name"] for r in call(api, ops, "kiosk_power.rule_list").json()["return"][0]]
     assert "api-denied" not in names
-    bad = requests.post(f"{api}/login", json={"username": "kiosk-ops", "password": "wrong", "eauth": "file"}, timeout=30)
+    bad = requests.post(
+        f"{api}/login", json={"username": "kiosk-ops", "password": "wrong", "eauth": "file"}, timeout=30
+    )
     assert bad.status_code == 401

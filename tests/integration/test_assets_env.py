@@ -63,8 +63,9 @@ def env_events(fleet, relay):
 def test_beacon_readings_and_one_alert_per_crossing(fleet):
     relay = "relay-e2"
     script = [{"temperature": t, "humidity": 50, "smoke": False} for t in (20, 40, 41, 42, 21, 22)]
-    config = json.dumps([{"driver": "simulated"}, {"interval": 1}, {"temperature": [5, 35]},
-                         {"humidity": [20, 80]}, {"script": script}])
+    config = json.dumps(
+        [{"driver": "simulated"}, {"interval": 1}, {"temperature": [5, 35]}, {"humidity": [20, 80]}, {"script": script}]
+    )
     cli = fleet.salt_cli()
     bad = cli.run("beacons.add", "kiosk_env", json.dumps([{"driver": "bogus"}]), minion_tgt=relay)
     assert "driver 'bogus' is unknown" in json.dumps(bad.data), bad

@@ -37,8 +37,12 @@ PILLAR_TOP = """base:
 
 #: The relays' database account (the returner's), written into their syndic
 #: config only (the running relay masters keep the fleet's own settings).
-RELAY_DB = {"host": "127.0.0.1", "user": "kiosk_relay", "password_file": "/etc/salt/kiosk-relay-db.secret",
-            "database": "kiosk"}
+RELAY_DB = {
+    "host": "127.0.0.1",
+    "user": "kiosk_relay",
+    "password_file": "/etc/salt/kiosk-relay-db.secret",
+    "database": "kiosk",
+}
 
 
 #: A relay database account the central role creates (dropped by the test).
@@ -56,25 +60,40 @@ def pillar_files(fleet, root, end="21:00", with_db=True, with_timezone=True, cen
         del shared["campuses"]["west"]["timezone"]
     central = {
         "default_state": "off",
-        "rules": {"formula-late-clinic": {"power": "on", "dates": ["2027-03-01"], "start": "19:00", "end": end,
-                                          "target": "*", "priority": 5}},
+        "rules": {
+            "formula-late-clinic": {
+                "power": "on",
+                "dates": ["2027-03-01"],
+                "start": "19:00",
+                "end": end,
+                "target": "*",
+                "priority": 5,
+            }
+        },
     }
     if with_db:
         central["db"] = central_db or fleet.mom.config["kiosk"]["db"]
         # The relay account, created through kiosk:db (no kiosk:db_admin here).
-        central["db_accounts"] = {FORMULA_ACCOUNT: {"role": "relay", "host": "127.0.0.1",
-                                                    "password_file": os.path.join(root, "relay-account.secret")}}
+        central["db_accounts"] = {
+            FORMULA_ACCOUNT: {
+                "role": "relay",
+                "host": "127.0.0.1",
+                "password_file": os.path.join(root, "relay-account.secret"),
+            }
+        }
     relay = {
         "db": relay_db or RELAY_DB,
         "relay_addresses": dict(fleet.relay_address),
         "sensors": {"driver": "simulated", "temperature": [5, 35], "interval": 60},
     }
     # Per-node paths, rendered with the node's minion id.
-    paths = ("{\"kiosk\": {\"paths\": {\"master_d\": \"%s/{{ opts['id'] }}/master.d\", "
-             "\"minion_d\": \"%s/{{ opts['id'] }}/minion.d\", "
-             "\"release_root\": \"%s/{{ opts['id'] }}/releases-root\", "
-             "\"release_dir\": \"%s/{{ opts['id'] }}/releases\", "
-             "\"sbin\": \"%s/{{ opts['id'] }}/sbin\"}}}\n") % (root, root, root, root, root)
+    paths = (
+        '{"kiosk": {"paths": {"master_d": "%s/{{ opts[\'id\'] }}/master.d", '
+        '"minion_d": "%s/{{ opts[\'id\'] }}/minion.d", '
+        '"release_root": "%s/{{ opts[\'id\'] }}/releases-root", '
+        '"release_dir": "%s/{{ opts[\'id\'] }}/releases", '
+        '"sbin": "%s/{{ opts[\'id\'] }}/sbin"}}}\n'
+    ) % (root, root, root, root, root)
     return {
         "top.sls": PILLAR_TOP,
         "kiosk_paths.sls": paths,
@@ -118,8 +137,13 @@ def wait_for_state_runs(fleet, timeout=600):
     while time.time() < deadline:
         ret = fleet.salt_cli(timeout=60).run("saltutil.running", minion_tgt="*")
         running = ret.data if isinstance(ret.data, dict) else {}
-        if ret.returncode == 0 and not [job for jobs in running.values() if isinstance(jobs, list)
-                                        for job in jobs if str(job.get("fun", "")).startswith("state.")]:
+        if ret.returncode == 0 and not [
+            job
+            for jobs in running.values()
+            if isinstance(jobs, list)
+            for job in jobs
+            if str(job.get("fun", "")).startswith("state.")
+        ]:
             return
         time.sleep(5)
 
@@ -151,8 +175,12 @@ def test_formula_converges_every_role(fleet, fleet_inventory, tmp_path):
             for minion, states in chunks(first).items():
                 assert states and all(s["result"] is True for s in states), (minion, states)
             ids = {m: {s["__id__"] for s in states} for m, states in chunks(first).items()}
-            assert {"kiosk-central-config", "kiosk-schema", "kiosk-rule-formula-late-clinic",
-                    f"kiosk-db-account-{FORMULA_ACCOUNT}"} <= ids["central"]
+            assert {
+                "kiosk-central-config",
+                "kiosk-schema",
+                "kiosk-rule-formula-late-clinic",
+                f"kiosk-db-account-{FORMULA_ACCOUNT}",
+            } <= ids["central"]
             assert {"kiosk-syndic-config", "kiosk-relay-minion-config", "kiosk-release-root"} <= ids["relay-w1"]
             assert {"kiosk-minion-config", "kiosk-release-dir"} <= ids["kiosk-e2"]
             with open(os.path.join(root, "relay-w1", "master.d", "kiosk-syndic.conf"), encoding="utf-8") as handle:
@@ -183,8 +211,9 @@ def test_formula_converges_every_role(fleet, fleet_inventory, tmp_path):
             third = apply(fleet, tgt="central")
             rule = third["central"]
             assert any(s["changes"] for s in rule.values() if s["__id__"] == "kiosk-rule-formula-late-clinic"), rule
-            plan = fleet.salt_run_cli().run("kiosk_power.plan", "id:kiosk-e1", "since=2027-03-01",
-                                            "until=2027-03-02").data
+            plan = (
+                fleet.salt_run_cli().run("kiosk_power.plan", "id:kiosk-e1", "since=2027-03-01", "until=2027-03-02").data
+            )
             ends = [t for t in plan["kiosk-e1"]["transitions"] if t["state"] == "off"]
             assert any("22:30" in t["at"] for t in ends), plan["kiosk-e1"]["transitions"]
     finally:
@@ -192,8 +221,9 @@ def test_formula_converges_every_role(fleet, fleet_inventory, tmp_path):
         _mysql_admin(f"DROP USER IF EXISTS '{FORMULA_ACCOUNT}'@'127.0.0.1'")
 
 
-@pytest.mark.parametrize("pillar, missing", [({"with_db": False}, "kiosk:db"),
-                                             ({"with_timezone": False}, "kiosk:campuses:west:timezone")])
+@pytest.mark.parametrize(
+    "pillar, missing", [({"with_db": False}, "kiosk:db"), ({"with_timezone": False}, "kiosk:campuses:west:timezone")]
+)
 def test_missing_pillar_key_fails_naming_it_and_applies_nothing(fleet, tmp_path, pillar, missing):
     with formula(fleet, str(tmp_path), **pillar):
         ret = apply(fleet, tgt="central")

@@ -55,8 +55,17 @@ def test_unit_with_a_stopped_minion_ends_within_its_timeout(fleet, fleet_invento
     stopped.terminate()
     try:
         started = time.monotonic()
-        ret = run(fleet, "kiosk_jobs.run", "kiosk-e1,kiosk-e2,kiosk-w1,kiosk-w2,ghost-kiosk", "test.ping",
-                  "unit=2", "timeout=6", "concurrency=3", "allow_unknown=True", "wait=True")
+        ret = run(
+            fleet,
+            "kiosk_jobs.run",
+            "kiosk-e1,kiosk-e2,kiosk-w1,kiosk-w2,ghost-kiosk",
+            "test.ping",
+            "unit=2",
+            "timeout=6",
+            "concurrency=3",
+            "allow_unknown=True",
+            "wait=True",
+        )
         elapsed = time.monotonic() - started
     finally:
         stopped.start()

@@ -24,7 +24,10 @@ def test_file_roots_checkout_syncs_modules_to_kiosk(fleet):
     synced = ret.data
     assert "modules.kiosk" in synced["modules"], synced
     synced_file = os.path.join(extmods, "modules", "kiosk.py")
-    with open(synced_file, encoding="utf-8") as got, open(os.path.join(REPO_ROOT, "_modules", "kiosk.py"), encoding="utf-8") as want:
+    with (
+        open(synced_file, encoding="utf-8") as got,
+        open(os.path.join(REPO_ROOT, "_modules", "kiosk.py"), encoding="utf-8") as want,
+    ):
         assert got.read() == want.read()
     doc = fleet.salt_cli().run("sys.doc", "kiosk.md5", minion_tgt="kiosk-w1")
     assert "CLI Example" in doc.data["kiosk.md5"]

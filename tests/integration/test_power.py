@@ -33,7 +33,7 @@ class Capture:
         while True:
             try:
                 data, addr = self.sock.recvfrom(4096)
-            except socket.timeout:
+            except TimeoutError:
                 return got
             got.append((data, addr[0]))
 
@@ -138,7 +138,10 @@ def test_shutdown_runs_the_kiosks_power_command(fleet, fleet_inventory):
 
 def test_kiosk_module_wake_refuses_a_list_with_a_bad_mac(fleet, capture):
     ret = fleet.salt_cli().run(
-        "kiosk.wake", '["02:00:00:00:0e:01", "02:00:00:00:0e"]', "broadcast=127.255.255.255", f"port={capture.port}",
+        "kiosk.wake",
+        '["02:00:00:00:0e:01", "02:00:00:00:0e"]',
+        "broadcast=127.255.255.255",
+        f"port={capture.port}",
         minion_tgt="relay-e1",
     )
     assert "macs[1]: '02:00:00:00:0e' is not a MAC address" in str(ret.data)

@@ -71,22 +71,47 @@ def test_kiosk_deliver_and_file_state_from_salt(fleet, tmp_path):
     assert again.data["changed"] is False and again.data["bytes"] == 0
 
     state_dest = str(tmp_path / "state.csv")
-    dry = cli.run("state.single", "kiosk_file.delivered", state_dest, "source=salt://demo/inventory.csv",
-                  f"md5={md5}", "test=True", minion_tgt="kiosk-e1")
+    dry = cli.run(
+        "state.single",
+        "kiosk_file.delivered",
+        state_dest,
+        "source=salt://demo/inventory.csv",
+        f"md5={md5}",
+        "test=True",
+        minion_tgt="kiosk-e1",
+    )
     assert isinstance(dry.data, dict), dry
     chunk = next(iter(dry.data.values()))
     assert chunk["result"] is None and not os.path.exists(state_dest)
-    done = cli.run("state.single", "kiosk_file.delivered", state_dest, "source=salt://demo/inventory.csv",
-                   f"md5={md5}", minion_tgt="kiosk-e1")
+    done = cli.run(
+        "state.single",
+        "kiosk_file.delivered",
+        state_dest,
+        "source=salt://demo/inventory.csv",
+        f"md5={md5}",
+        minion_tgt="kiosk-e1",
+    )
     chunk = next(iter(done.data.values()))
     assert chunk["result"] is True and chunk["changes"]["md5"] == md5
-    second = cli.run("state.single", "kiosk_file.delivered", state_dest, "source=salt://demo/inventory.csv",
-                     f"md5={md5}", minion_tgt="kiosk-e1")
+    second = cli.run(
+        "state.single",
+        "kiosk_file.delivered",
+        state_dest,
+        "source=salt://demo/inventory.csv",
+        f"md5={md5}",
+        minion_tgt="kiosk-e1",
+    )
     assert next(iter(second.data.values()))["changes"] == {}
 
     wrong = "deadbeef" * 4
-    bad = cli.run("state.single", "kiosk_file.delivered", state_dest, "source=salt://demo/fleet.py",
-                  f"md5={wrong}", minion_tgt="kiosk-e1")
+    bad = cli.run(
+        "state.single",
+        "kiosk_file.delivered",
+        state_dest,
+        "source=salt://demo/fleet.py",
+        f"md5={wrong}",
+        minion_tgt="kiosk-e1",
+    )
     chunk = next(iter(bad.data.values()))
     assert chunk["result"] is False and f"expected {wrong}" in chunk["comment"]
     assert md5_of(open(state_dest, "rb").read()) == md5  # untouched
@@ -156,7 +181,9 @@ def test_rollback_publishes_old_content_as_new_version(fleet):
     for kiosk in fleet.kiosks:
         assert installed_app(fleet, kiosk) == ("1.1.1", b"ui version one")
     status = fleet.salt_run_cli().run("kiosk_release.status").data
-    assert status["versions"] == {"1.1.1": sorted(fleet.kiosks)} or sorted(status["versions"]["1.1.1"]) == sorted(fleet.kiosks)
+    assert status["versions"] == {"1.1.1": sorted(fleet.kiosks)} or sorted(status["versions"]["1.1.1"]) == sorted(
+        fleet.kiosks
+    )
     assert status["behind"] == [] and status["failures"] == {}
 
 

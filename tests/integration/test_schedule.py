@@ -34,12 +34,29 @@ def cleanup_rules(run):
 def test_rule_crud_and_plan_from_the_cli(fleet, fleet_inventory, run, cleanup_rules):
     cleanup_rules.extend(["it-weekday", "it-holiday"])
     # state=on arrives as True and end=18:00 as 1080 after the CLI's YAML parsing.
-    added = run.run("kiosk_power.rule_add", "it-weekday", "state=on", "days=mon-fri", "start=07:30", "end=18:00",
-                    "target=campus:west", "valid_from=2027-01-01", "valid_until=2027-12-31")
+    added = run.run(
+        "kiosk_power.rule_add",
+        "it-weekday",
+        "state=on",
+        "days=mon-fri",
+        "start=07:30",
+        "end=18:00",
+        "target=campus:west",
+        "valid_from=2027-01-01",
+        "valid_until=2027-12-31",
+    )
     assert added.returncode == 0, added
     assert (added.data["state"], added.data["start"], added.data["end"]) == ("on", "07:30", "18:00")
-    run.run("kiosk_power.rule_add", "it-holiday", "state=off", "dates=2027-01-01", "start=00:00", "end=24:00",
-            "priority=10", "target=campus:west")
+    run.run(
+        "kiosk_power.rule_add",
+        "it-holiday",
+        "state=off",
+        "dates=2027-01-01",
+        "start=00:00",
+        "end=24:00",
+        "priority=10",
+        "target=campus:west",
+    )
     plan = run.run("kiosk_power.plan", "id:kiosk-w1", "since=2027-01-01", "until=2027-01-03")
     assert plan.returncode == 0, plan
     assert plan.data["kiosk-w1"]["transitions"] == []  # Friday holiday, then Saturday
@@ -54,7 +71,9 @@ def test_rule_crud_and_plan_from_the_cli(fleet, fleet_inventory, run, cleanup_ru
     assert updated.data["changed"] is True and updated.data["new"]["end"] == "19:00"
     listed = run.run("kiosk_power.rule_list", "target=campus:west")
     assert [r["name"] for r in listed.data] == ["it-holiday", "it-weekday"]
-    yaml_out = fleet.mom.salt_run_cli().run("kiosk_power.plan", "id:kiosk-w1", "since=2027-01-04", "until=2027-01-05", "--out=yaml")
+    yaml_out = fleet.mom.salt_run_cli().run(
+        "kiosk_power.plan", "id:kiosk-w1", "since=2027-01-04", "until=2027-01-05", "--out=yaml"
+    )
     assert "state: 'on'" in yaml_out.stdout or "state: on" in yaml_out.stdout
 
 
@@ -99,9 +118,11 @@ kiosk_rules:
     valid_from: "2027-01-01"
 """
     salt = fleet.salt_cli()
-    with fleet.mom.state_tree.base.temp_file("kiosk_rules.sls", sls), \
-            fleet.mom.pillar_tree.base.temp_file("top.sls", "base:\n  central:\n    - kiosk_rules\n"), \
-            fleet.mom.pillar_tree.base.temp_file("kiosk_rules.sls", pillar.replace("{end}", "12:00")) as pillar_file:
+    with (
+        fleet.mom.state_tree.base.temp_file("kiosk_rules.sls", sls),
+        fleet.mom.pillar_tree.base.temp_file("top.sls", "base:\n  central:\n    - kiosk_rules\n"),
+        fleet.mom.pillar_tree.base.temp_file("kiosk_rules.sls", pillar.replace("{end}", "12:00")) as pillar_file,
+    ):
         salt.run("saltutil.refresh_pillar", "wait=True", minion_tgt="central")
         first = salt.run("state.apply", "kiosk_rules", minion_tgt="central")
         (result,) = first.data.values()
@@ -148,8 +169,16 @@ def test_engine_executes_a_transition_through_the_tree(fleet, fleet_inventory, r
         if (start - now).total_seconds() < 20:
             start += datetime.timedelta(minutes=1)
         end = start + datetime.timedelta(minutes=30)
-        added = run.run("kiosk_power.rule_add", "it-engine", "state=on", f"dates={start.date().isoformat()}",
-                        f"start={start:%H:%M}", f"end={end:%H:%M}", "target=id:kiosk-w2", "priority=50")
+        added = run.run(
+            "kiosk_power.rule_add",
+            "it-engine",
+            "state=on",
+            f"dates={start.date().isoformat()}",
+            f"start={start:%H:%M}",
+            f"end={end:%H:%M}",
+            "target=id:kiosk-w2",
+            "priority=50",
+        )
         assert added.returncode == 0, added
         deadline = time.monotonic() + 60
         status = None
@@ -165,7 +194,7 @@ def test_engine_executes_a_transition_through_the_tree(fleet, fleet_inventory, r
         while time.monotonic() < deadline and len([p for p in packets if wol.is_magic_packet(p[0], mac)]) < 6:
             try:
                 data, addr = sock.recvfrom(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             packets.append((data, addr[0], datetime.datetime.now(tz)))
         woke = [p for p in packets if wol.is_magic_packet(p[0], mac)]

@@ -60,7 +60,11 @@ def test_check_sees_network_and_presence(fleet, kiosks_in_namespace):
 
 def test_kiosk_ignoring_shutdown_is_the_only_one_alerted(fleet, kiosks_in_namespace, event_listener):
     # kiosk-e1 obeys: its address leaves the namespace and its minion stops.
-    effect = {"run": kiosks_in_namespace.remove_command(IPS["kiosk-e1"]), "kill": fleet.kiosks["kiosk-e1"].pid, "after": 2}
+    effect = {
+        "run": kiosks_in_namespace.remove_command(IPS["kiosk-e1"]),
+        "kill": fleet.kiosks["kiosk-e1"].pid,
+        "after": 2,
+    }
     with open(fleet.power_log["kiosk-e1"] + ".effect.json", "w", encoding="utf-8") as handle:
         json.dump(effect, handle)
     started = time.time()

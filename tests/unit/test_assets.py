@@ -5,8 +5,8 @@ import datetime
 import pytest
 
 from salt_kiosk import assets, inventory
-from salt_kiosk.node import grain as node_grain
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.node import grain as node_grain
 
 CSV = """code,minion_id,campus,groups,ip,mac,vnc_port
 E01,kiosk-e1,east,,10.1.0.11,02:00:00:00:0e:01,5900
@@ -30,17 +30,32 @@ def test_grain_collects_without_raising():
     facts = node_grain.collect({"id": "kiosk-x", "kiosk": {"code": "X01", "campus": "east"}})
     assert facts["role"] == "kiosk" and facts["code"] == "X01" and facts["campus"] == "east"
     assert facts["cpu_count"] >= 1 and facts["memory_mb"] > 0 and "interfaces" in facts
-    relay = node_grain.collect({"id": "relay-x", "kiosk": {"wol_source": "10.0.0.1"},
-                            "beacons": {"kiosk_env": [{"driver": "simulated"}, {"dht_pin": 4}]}})
+    relay = node_grain.collect(
+        {
+            "id": "relay-x",
+            "kiosk": {"wol_source": "10.0.0.1"},
+            "beacons": {"kiosk_env": [{"driver": "simulated"}, {"dht_pin": 4}]},
+        }
+    )
     assert relay["role"] == "relay" and relay["sensors"] == {"driver": "simulated", "dht_pin": 4}
 
 
 def test_changed_ip_writes_one_history_row(inv):
-    first = assets.apply_grains(inv, {"kiosk-e1": grain("E01", "10.1.0.11", "02:00:00:00:0e:01"),
-                                      "kiosk-e2": grain("E02", "10.1.0.12", "02:00:00:00:0e:02")})
+    first = assets.apply_grains(
+        inv,
+        {
+            "kiosk-e1": grain("E01", "10.1.0.11", "02:00:00:00:0e:01"),
+            "kiosk-e2": grain("E02", "10.1.0.12", "02:00:00:00:0e:02"),
+        },
+    )
     assert sorted(first["new"]) == ["kiosk-e1", "kiosk-e2"] and first["changed"] == {}
-    second = assets.apply_grains(inv, {"kiosk-e1": grain("E01", "10.1.0.99", "02:00:00:00:0e:01"),
-                                       "kiosk-e2": grain("E02", "10.1.0.12", "02:00:00:00:0e:02")})
+    second = assets.apply_grains(
+        inv,
+        {
+            "kiosk-e1": grain("E01", "10.1.0.99", "02:00:00:00:0e:01"),
+            "kiosk-e2": grain("E02", "10.1.0.12", "02:00:00:00:0e:02"),
+        },
+    )
     assert second["changed"] == {"kiosk-e1": {"ip": {"old": "10.1.0.11", "new": "10.1.0.99"}}}
     rows = assets.history(inv, minion="kiosk-e1")
     assert [(r["field"], r["old"], r["new"]) for r in rows] == [("ip", "10.1.0.11", "10.1.0.99")]

@@ -1,7 +1,7 @@
 import pytest
 
-from salt_kiosk.db import store
 from salt_kiosk import config
+from salt_kiosk.db import store
 from salt_kiosk.errors import KioskInputError
 
 
@@ -36,7 +36,11 @@ def test_db_mapping_errors_name_the_key(tmp_path):
 
 
 def test_campuses_validated():
-    opts = {"kiosk": {"campuses": {"east": {"timezone": "Asia/Shanghai", "broadcast": "10.1.255.255", "relays": "relay-e1"}}}}
+    opts = {
+        "kiosk": {
+            "campuses": {"east": {"timezone": "Asia/Shanghai", "broadcast": "10.1.255.255", "relays": "relay-e1"}}
+        }
+    }
     assert config.campuses(opts) == {
         "east": {"name": "east", "timezone": "Asia/Shanghai", "broadcast": "10.1.255.255", "relays": ["relay-e1"]}
     }

@@ -12,8 +12,8 @@ import threading
 
 import pytest
 
-from salt_kiosk.node import delivery
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.node import delivery
 
 
 def md5_of(data):

@@ -102,7 +102,9 @@ def test_master_that_does_not_answer_is_an_error_with_salts_reason(master):
 
 def test_master_that_assigns_no_job_id_is_an_error(master, monkeypatch):
     monkeypatch.setattr(salt.client.LocalClient, "pub", lambda self, *args, **kwargs: {})
-    with pytest.raises(KioskPublishError, match=r"publishing kiosk\.wake to relay-w1 failed: the master assigned no job id"):
+    with pytest.raises(
+        KioskPublishError, match=r"publishing kiosk\.wake to relay-w1 failed: the master assigned no job id"
+    ):
         fanout.run_jobs(master, {"west": WAKE_JOBS["west"]}, 1)
 
 
@@ -139,8 +141,10 @@ def test_stage_records_the_publish_failure_per_relay(master, loaded, tmp_path):
     path.write_bytes(b"payload")
     release = {"version": "1.0.0", "md5": "321c3cf486ed509164edec1e1981fec8", "file": "app.tar"}
     result = stage.stage(opts=master, kstore=loaded, release=release, path=str(path), timeout=1)
-    reasons = {relay: f"publishing kiosk.stage_release to {relay} failed: {NOT_CONTACTED}"
-               for relay in ("relay-e1", "relay-e2", "relay-w1")}
+    reasons = {
+        relay: f"publishing kiosk.stage_release to {relay} failed: {NOT_CONTACTED}"
+        for relay in ("relay-e1", "relay-e2", "relay-w1")
+    }
     assert (result["staged"], result["silent"], result["failed"]) == ([], [], reasons)
     with loaded.connect() as conn:
         rows = conn.execute(sa.select(schema.release_stages)).all()

@@ -82,11 +82,19 @@ def test_bad_header_and_short_row(kstore, tmp_path):
 
 def test_minion_id_owned_by_other_kiosk_is_refused(kstore, tmp_path):
     inventory.import_csv(kstore, write(tmp_path, GOOD))
-    with pytest.raises(KioskInputError, match="line 2, field 'minion_id': minion id 'kiosk-e1' already belongs to kiosk 'E01'"):
+    with pytest.raises(
+        KioskInputError, match="line 2, field 'minion_id': minion id 'kiosk-e1' already belongs to kiosk 'E01'"
+    ):
         inventory.import_csv(kstore, write(tmp_path, HEADER + "E09,kiosk-e1,east,,,,\n", "b.csv"))
     # With replace, E01 leaves the inventory and E09 takes over its minion.
     summary = inventory.import_csv(kstore, write(tmp_path, HEADER + "E09,kiosk-e1,east,,,,\n", "c.csv"), replace=True)
-    assert summary == {"added": ["E09"], "updated": [], "unchanged": [], "removed": ["E01", "E02", "W01"], "rejected": []}
+    assert summary == {
+        "added": ["E09"],
+        "updated": [],
+        "unchanged": [],
+        "removed": ["E01", "E02", "W01"],
+        "rejected": [],
+    }
 
 
 def test_update_changes_fields(kstore, tmp_path):

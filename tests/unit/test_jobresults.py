@@ -9,11 +9,9 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk.db import schema
-from salt_kiosk.db import migrations
 from salt_kiosk import clock
+from salt_kiosk.db import migrations, schema, store
 from salt_kiosk.jobs import cache, writer
-from salt_kiosk.db import store
 
 
 def owner_creates_schema(url):
@@ -28,10 +26,16 @@ def master(opts, tmp_path):
     """Returner options of one master writing into the test database."""
     if opts["kiosk"].get("db"):
         owner_creates_schema(opts["kiosk"]["db"])
+
     def make(master_id, db=None, spool="spool", spool_max=1000):
-        conf = {"db": db or (opts["kiosk"].get("db")), "master_id": master_id,
-                "spool_dir": str(tmp_path / spool), "spool_max": spool_max}
+        conf = {
+            "db": db or (opts["kiosk"].get("db")),
+            "master_id": master_id,
+            "spool_dir": str(tmp_path / spool),
+            "spool_max": spool_max,
+        }
         return {"cachedir": opts["cachedir"], "kiosk_mysql": conf}
+
     yield make
     writer.JobResults.dispose_all()
 
@@ -81,8 +85,9 @@ def test_event_batch_in_one_write(master):
     assert results.write("events", results.event_rows(batch)) == "written"
     assert count(opts, schema.events) == 500
     with results.engine.connect() as conn:
-        stored = conn.execute(sa.select(schema.events.c.tag, schema.events.c.data)
-                              .where(schema.events.c.tag == "kiosk/test/7")).one()
+        stored = conn.execute(
+            sa.select(schema.events.c.tag, schema.events.c.data).where(schema.events.c.tag == "kiosk/test/7")
+        ).one()
     assert json.loads(stored.data) == {"i": 7, "q": "'\\\""}
 
 
@@ -94,7 +99,10 @@ def test_filters_and_cleanup(master):
     assert [j["jid"] for j in cache.get_jids_filter(opts, 10)] == ["20261125000000000010"]
     assert len(cache.get_jids_filter(opts, 10, filter_find_job=False)) == 2
     with results.engine.begin() as conn:
-        conn.execute(schema.jobs.update().where(schema.jobs.c.jid == "20261125000000000010")
-                     .values(created_at=clock.utcnow().replace(year=2020)))
+        conn.execute(
+            schema.jobs.update()
+            .where(schema.jobs.c.jid == "20261125000000000010")
+            .values(created_at=clock.utcnow().replace(year=2020))
+        )
     assert cache.clean_old_jobs(opts) == 1
     assert list(cache.get_jids(opts)) == ["20261125000000000011"]

@@ -22,8 +22,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 LIB = ROOT / "salt_kiosk"
 
 #: Library modules the node side (salt_kiosk.node) may import besides itself.
-NODE_MAY_IMPORT = {"salt_kiosk", "salt_kiosk.errors", "salt_kiosk.validate", "salt_kiosk.config",
-                   "salt_kiosk.files", "salt_kiosk.clock"}
+NODE_MAY_IMPORT = {
+    "salt_kiosk",
+    "salt_kiosk.errors",
+    "salt_kiosk.validate",
+    "salt_kiosk.config",
+    "salt_kiosk.files",
+    "salt_kiosk.clock",
+}
 #: Third-party packages the node side uses: drivers of its own jobs, and
 #: packaging, which Salt itself depends on.
 NODE_THIRD_PARTY = {"wakeonlan", "nmap", "packaging", "Adafruit_DHT", "adafruit_dht", "board", "RPi", "gpiozero"}
@@ -53,7 +59,9 @@ def imports_of(path):
             elif isinstance(child, ast.ImportFrom):
                 base = child.module or ""
                 if child.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - child.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - child.level + 1] + ([base] if base else [])
+                    )
                 for alias in child.names:
                     # "from salt_kiosk import store" imports the submodule salt_kiosk.store
                     candidate = f"{base}.{alias.name}"
@@ -144,8 +152,12 @@ def test_db_package_is_self_contained():
     """db/schema.py depends on SQLAlchemy alone; nothing in db/ imports inside a function."""
     schema_imports = {target for target, _line, _inner in imports_of(LIB / "db" / "schema.py")}
     assert {name.split(".")[0] for name in schema_imports} == {"sqlalchemy"}
-    late = [f"{path.name}:{line} {target}" for path in sorted((LIB / "db").glob("*.py"))
-            for target, line, inner in imports_of(path) if inner]
+    late = [
+        f"{path.name}:{line} {target}"
+        for path in sorted((LIB / "db").glob("*.py"))
+        for target, line, inner in imports_of(path)
+        if inner
+    ]
     assert late == []
     # Every table of the schema is created by a versioned migration.
     code = textwrap.dedent("""
@@ -157,8 +169,9 @@ def test_db_package_is_self_contained():
         print(json.dumps({"created": sorted(sa.inspect(engine).get_table_names()),
                           "declared": sorted(schema.metadata.tables)}))
     """)
-    out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                                    cwd=ROOT).stdout)
+    out = json.loads(
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    )
     assert out["created"] == out["declared"]
     assert "kiosk_scheduler_jobs" in out["created"] and "kiosk_assets" in out["created"]
 
@@ -199,8 +212,13 @@ MINION_SIDE = [
 
 @pytest.mark.parametrize("kind,path", MINION_SIDE, ids=[p for _k, p in MINION_SIDE])
 def test_minion_side_loader_modules_load_no_master_side_code(kind, path, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", LOADER_PROBE, kind, str(ROOT / path), str(tmp_path)],
-                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADER_PROBE, kind, str(ROOT / path), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     loaded = set(out["modules"])

@@ -7,8 +7,8 @@ publishing path is covered in tests/integration/test_power.py.
 import pytest
 
 from salt_kiosk import inventory
-from salt_kiosk.power import actions as power
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.power import actions as power
 
 CSV = (
     "code,minion_id,campus,groups,ip,mac,vnc_port\n"
@@ -40,10 +40,20 @@ class Publisher:
                 if minion not in self.answering:
                     continue
                 if job["fun"] == "kiosk.wake":
-                    ret = {mac: {"address": job["kwarg"]["broadcast"], "port": job["kwarg"]["port"], "packets": job["kwarg"]["repeat"]} for mac in job["arg"][0]}
+                    ret = {
+                        mac: {
+                            "address": job["kwarg"]["broadcast"],
+                            "port": job["kwarg"]["port"],
+                            "packets": job["kwarg"]["repeat"],
+                        }
+                        for mac in job["arg"][0]
+                    }
                 else:
                     ret = {"command": ["shutdown", "-h", "+1"], "result": True}
-                out[key][minion] = {"ret": self.answering[minion] if self.answering[minion] is not None else ret, "retcode": 0}
+                out[key][minion] = {
+                    "ret": self.answering[minion] if self.answering[minion] is not None else ret,
+                    "retcode": 0,
+                }
         return out
 
 
@@ -60,8 +70,14 @@ def test_wake_fans_out_to_all_campus_relays_and_names_silent_ones(loaded):
     e1 = result["kiosks"]["kiosk-e1"]
     assert e1["ok"] and e1["acked"] == ["relay-e1"] and e1["silent"] == ["relay-e2"]
     assert result["kiosks"]["kiosk-e2"] == {
-        "code": "E02", "campus": "east", "ok": False, "acked": [], "silent": [], "failed": {},
-        "detail": "no MAC address in the inventory", "mac": None,
+        "code": "E02",
+        "campus": "east",
+        "ok": False,
+        "acked": [],
+        "silent": [],
+        "failed": {},
+        "detail": "no MAC address in the inventory",
+        "mac": None,
     }
     assert result["kiosks"]["kiosk-w1"]["ok"]
     assert (result["ok"], result["failed"]) == (2, 1)
@@ -104,7 +120,11 @@ def test_bad_input_sends_nothing_and_records_nothing(loaded):
 def test_shutdown_per_kiosk_and_test_mode(loaded):
     pub = Publisher({"kiosk-e1": None, "kiosk-w1": "ERROR: shutdown: not permitted"})
     result = power.shutdown({}, loaded, "*", delay=120, message="Closing", publish=pub)
-    assert pub.jobs["east"] == {"tgt": ["kiosk-e1", "kiosk-e2"], "fun": "kiosk.shutdown", "kwarg": {"delay": 120, "reboot": False, "message": "Closing"}}
+    assert pub.jobs["east"] == {
+        "tgt": ["kiosk-e1", "kiosk-e2"],
+        "fun": "kiosk.shutdown",
+        "kwarg": {"delay": 120, "reboot": False, "message": "Closing"},
+    }
     assert result["kiosks"]["kiosk-e1"]["ok"] and result["kiosks"]["kiosk-e1"]["command"] == ["shutdown", "-h", "+1"]
     assert result["kiosks"]["kiosk-e2"]["detail"] == "the kiosk's minion did not answer"
     assert result["kiosks"]["kiosk-w1"]["detail"] == "ERROR: shutdown: not permitted"

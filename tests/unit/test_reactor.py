@@ -16,23 +16,38 @@ from tests.conftest import REPO_ROOT
 SLS = os.path.join(REPO_ROOT, "srv", "salt", "reactor", "power_alert.sls")
 ENV_SLS = os.path.join(REPO_ROOT, "srv", "salt", "reactor", "env_alert.sls")
 ALERT = {
-    "kiosk": "kiosk-e2", "code": "E02", "campus": "east", "expected": "off", "observed": "on", "event": 7,
-    "action": "shutdown", "rule": "weekday-hours", "reason": "expected off, observed on: 10.1.0.12 answers",
+    "kiosk": "kiosk-e2",
+    "code": "E02",
+    "campus": "east",
+    "expected": "off",
+    "observed": "on",
+    "event": 7,
+    "action": "shutdown",
+    "rule": "weekday-hours",
+    "reason": "expected off, observed on: 10.1.0.12 answers",
 }
-HOOKS = {"mail": {"to": "ops@hospital.example", "minion": "central"},
-         "zabbix_sender": {"server": "zbx", "host": "fleet", "key": "kiosk.alert"}}
+HOOKS = {
+    "mail": {"to": "ops@hospital.example", "minion": "central"},
+    "zabbix_sender": {"server": "zbx", "host": "fleet", "key": "kiosk.alert"},
+}
 
 
-def render(alerts=None, pillar_alerts=None, sls=SLS, data=ALERT, tag="kiosk/alert/power/kiosk-e2",
-           master_id="central_master"):
+def render(
+    alerts=None, pillar_alerts=None, sls=SLS, data=ALERT, tag="kiosk/alert/power/kiosk-e2", master_id="central_master"
+):
     """Render like the reactor: master opts (with kiosk:alerts) and an empty pillar."""
     pillar = {"kiosk:alerts": pillar_alerts} if pillar_alerts is not None else {}
     opts = dict(salt.config.DEFAULT_MINION_OPTS, id=master_id, cachedir=tempfile.mkdtemp(), file_client="local")
     if alerts is not None:
         opts["kiosk"] = {"alerts": alerts}
     result = salt.utils.templates.JINJA(
-        sls, to_str=True, data=data, opts=opts, saltenv="base",
-        salt={"pillar.get": lambda key, default=None: pillar.get(key, default)}, tag=tag,
+        sls,
+        to_str=True,
+        data=data,
+        opts=opts,
+        saltenv="base",
+        salt={"pillar.get": lambda key, default=None: pillar.get(key, default)},
+        tag=tag,
     )
     assert result["result"], result
     return salt.utils.yaml.safe_load(result["data"])
@@ -63,8 +78,12 @@ def test_mail_and_zabbix_hooks_from_master_config():
 
 
 def test_mail_minion_defaults_to_the_masters_own_minion_and_zabbix_command_can_be_set():
-    reactions = render({"mail": {"to": ["a@x.example", "b@x.example"], "profile": "alerts"},
-                        "zabbix_sender": {"server": "zbx", "host": "fleet", "key": "k", "command": "/opt/zbx/sender"}})
+    reactions = render(
+        {
+            "mail": {"to": ["a@x.example", "b@x.example"], "profile": "alerts"},
+            "zabbix_sender": {"server": "zbx", "host": "fleet", "key": "k", "command": "/opt/zbx/sender"},
+        }
+    )
     mail = reactions["kiosk-power-alert-mail"]["local.smtp.send_msg"]
     assert {"tgt": ["central"]} in mail  # "central_master" without "_master"
     args = next(item["args"] for item in mail if "args" in item)
@@ -78,9 +97,14 @@ def test_hooks_in_pillar_alone_are_not_read():
 
 
 def test_env_alert_log_line():
-    reactions = render(sls=ENV_SLS, tag="salt/beacon/relay-e1/kiosk_env/alert/temperature",
-                       data={"sensor": "temperature", "state": "high", "value": 41.5, "limits": [5, 35]})
+    reactions = render(
+        sls=ENV_SLS,
+        tag="salt/beacon/relay-e1/kiosk_env/alert/temperature",
+        data={"sensor": "temperature", "state": "high", "value": 41.5, "limits": [5, 35]},
+    )
     assert list(reactions) == ["kiosk-env-alert-log"]
     args = reactions["kiosk-env-alert-log"]["runner.salt.cmd"][0]["args"]
-    assert args == [{"fun": "log.warning"},
-                    {"message": "KIOSK ENV ALERT relay relay-e1: temperature high (value 41.5, limits [5, 35])"}]
+    assert args == [
+        {"fun": "log.warning"},
+        {"message": "KIOSK ENV ALERT relay relay-e1: temperature high (value 41.5, limits [5, 35])"},
+    ]

@@ -8,18 +8,18 @@ import tarfile
 
 import pytest
 
-from salt_kiosk.node import delivery
-from salt_kiosk.node import release_install, release_stage
-from salt_kiosk.releases import catalogue
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.node import delivery, release_install, release_stage
+from salt_kiosk.releases import catalogue
 
 
 def md5_of(data):
     return hashlib.md5(data).hexdigest()
 
 
-@pytest.mark.parametrize("value, normal", [("1.4.0", "1.4.0"), ("2026.11.2", "2026.11.2"), ("v1.2", "1.2"),
-                                           (2, "2"), ("1.5rc1", "1.5rc1")])
+@pytest.mark.parametrize(
+    "value, normal", [("1.4.0", "1.4.0"), ("2026.11.2", "2026.11.2"), ("v1.2", "1.2"), (2, "2"), ("1.5rc1", "1.5rc1")]
+)
 def test_versions(value, normal):
     assert release_install.check_version(value) == normal
 
@@ -183,31 +183,34 @@ def tar_of(path, entries, mode=0o644):
 REG, DIR, SYM, LNK = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
 
 
-@pytest.mark.parametrize("entries, mode, message", [
-    ([("/etc/cron.d/x", REG, b"x")], 0o644, "is an absolute path"),
-    ([("a/../../x", REG, b"x")], 0o644, "contains '..'"),
-    ([("dev", tarfile.CHRTYPE, None)], 0o644, "is a character device"),
-    ([("disk", tarfile.BLKTYPE, None)], 0o644, "is a block device"),
-    ([("pipe", tarfile.FIFOTYPE, None)], 0o644, "is a FIFO"),
-    ([("bin/su", REG, b"x")], 0o4755, "setuid or setgid"),
-    ([("bin", DIR, None)], 0o2755, "setuid or setgid"),
-    ([("etc", SYM, "/etc")], 0o777, "absolute path '/etc'"),
-    ([("up", SYM, "..")], 0o777, "leads outside the release directory"),
-    ([("a/b", DIR, None), ("a/b/up", SYM, "../../..")], 0o777, "leads outside"),
-    # '..' after a link leaves the link's target, not the link's name.
-    ([("deep/er", DIR, None), ("x", SYM, "deep/er"), ("y", SYM, "x/../../..")], 0o777, "'y' is a symbolic link"),
-    ([("loop1", SYM, "loop2"), ("loop2", SYM, "loop1")], 0o777, "does not resolve within 40 links"),
-    ([("lib", SYM, "data"), ("lib/x", REG, b"x")], 0o644, "written through the symbolic link 'lib'"),
-    ([("f", REG, b"x"), ("f/x", REG, b"x")], 0o644, "written through the file 'f'"),
-    ([("link", SYM, "target"), ("link", REG, b"x")], 0o644, "appears twice"),
-    ([("f", REG, b"x"), ("f", REG, b"y")], 0o644, "appears twice"),
-    ([("hard", LNK, "/etc/passwd")], 0o644, "hard link target '/etc/passwd' is an absolute path"),
-    ([("hard", LNK, "../x")], 0o644, "contains '..'"),
-    ([("later", LNK, "f"), ("f", REG, b"x")], 0o644, "not a regular file earlier in the archive"),
-    ([("s", SYM, "f"), ("hard", LNK, "s")], 0o644, "not a regular file earlier"),
-    ([("app.tar", REG, b"x")], 0o644, "which the release itself uses"),
-    ([(".kiosk-release.json", REG, b"{}")], 0o644, "which the release itself uses"),
-])
+@pytest.mark.parametrize(
+    "entries, mode, message",
+    [
+        ([("/etc/cron.d/x", REG, b"x")], 0o644, "is an absolute path"),
+        ([("a/../../x", REG, b"x")], 0o644, "contains '..'"),
+        ([("dev", tarfile.CHRTYPE, None)], 0o644, "is a character device"),
+        ([("disk", tarfile.BLKTYPE, None)], 0o644, "is a block device"),
+        ([("pipe", tarfile.FIFOTYPE, None)], 0o644, "is a FIFO"),
+        ([("bin/su", REG, b"x")], 0o4755, "setuid or setgid"),
+        ([("bin", DIR, None)], 0o2755, "setuid or setgid"),
+        ([("etc", SYM, "/etc")], 0o777, "absolute path '/etc'"),
+        ([("up", SYM, "..")], 0o777, "leads outside the release directory"),
+        ([("a/b", DIR, None), ("a/b/up", SYM, "../../..")], 0o777, "leads outside"),
+        # '..' after a link leaves the link's target, not the link's name.
+        ([("deep/er", DIR, None), ("x", SYM, "deep/er"), ("y", SYM, "x/../../..")], 0o777, "'y' is a symbolic link"),
+        ([("loop1", SYM, "loop2"), ("loop2", SYM, "loop1")], 0o777, "does not resolve within 40 links"),
+        ([("lib", SYM, "data"), ("lib/x", REG, b"x")], 0o644, "written through the symbolic link 'lib'"),
+        ([("f", REG, b"x"), ("f/x", REG, b"x")], 0o644, "written through the file 'f'"),
+        ([("link", SYM, "target"), ("link", REG, b"x")], 0o644, "appears twice"),
+        ([("f", REG, b"x"), ("f", REG, b"y")], 0o644, "appears twice"),
+        ([("hard", LNK, "/etc/passwd")], 0o644, "hard link target '/etc/passwd' is an absolute path"),
+        ([("hard", LNK, "../x")], 0o644, "contains '..'"),
+        ([("later", LNK, "f"), ("f", REG, b"x")], 0o644, "not a regular file earlier in the archive"),
+        ([("s", SYM, "f"), ("hard", LNK, "s")], 0o644, "not a regular file earlier"),
+        ([("app.tar", REG, b"x")], 0o644, "which the release itself uses"),
+        ([(".kiosk-release.json", REG, b"{}")], 0o644, "which the release itself uses"),
+    ],
+)
 def test_archive_members_are_checked_before_anything_is_unpacked(tmp_path, entries, mode, message):
     base = tmp_path / "releases"
     opts = {"kiosk": {"release_dir": str(base)}}
@@ -224,16 +227,20 @@ def test_archive_members_are_checked_before_anything_is_unpacked(tmp_path, entri
 def test_archive_with_inside_links_installs(tmp_path):
     base = tmp_path / "releases"
     opts = {"kiosk": {"release_dir": str(base)}}
-    path = tar_of(tmp_path / "ok.tar", [
-        ("./", DIR, None),
-        ("./lib64", DIR, None),
-        ("./lib64/libui.so.1", REG, b"lib"),
-        ("./lib", SYM, "lib64"),
-        ("./lib64/libui.so", SYM, "../lib/libui.so.1"),
-        ("./bin/app", REG, b"app"),
-        ("./bin/app-again", LNK, "bin/app"),
-        ("./share/dangling", SYM, "../nowhere/yet"),
-    ], mode=0o775)
+    path = tar_of(
+        tmp_path / "ok.tar",
+        [
+            ("./", DIR, None),
+            ("./lib64", DIR, None),
+            ("./lib64/libui.so.1", REG, b"lib"),
+            ("./lib", SYM, "lib64"),
+            ("./lib64/libui.so", SYM, "../lib/libui.so.1"),
+            ("./bin/app", REG, b"app"),
+            ("./bin/app-again", LNK, "bin/app"),
+            ("./share/dangling", SYM, "../nowhere/yet"),
+        ],
+        mode=0o775,
+    )
     done = release_install.install(opts, "1.0", md5_of(path.read_bytes()), "app.tar", source=str(path))
     cur = base / "current"
     assert (cur / "lib" / "libui.so").read_bytes() == b"lib"
@@ -260,14 +267,18 @@ def test_reinstalling_a_version_with_other_content_uses_a_fresh_directory(tmp_pa
     assert os.path.basename(back["path"]) == "1.0" and sorted(os.listdir(base))[1:] == ["1.0", "current"]
     for index in (2, 3):
         data = make_tar(tmp_path / f"v{index}.tar.gz", {"bin/app": b"%d" % index})
-        release_install.install(opts, f"{index}.0", md5_of(data), "app.tar.gz", source=str(tmp_path / f"v{index}.tar.gz"))
+        release_install.install(
+            opts, f"{index}.0", md5_of(data), "app.tar.gz", source=str(tmp_path / f"v{index}.tar.gz")
+        )
     assert sorted(os.listdir(base)) == [".kiosk-last-attempt.json", "2.0", "3.0", "current"]
 
 
 def test_bad_install_limits_are_refused_before_anything_is_fetched(tmp_path):
     for key, value in (("release_max_bytes", 0), ("release_max_members", "many"), ("release_max_bytes", True)):
         opts = {"kiosk": {"release_dir": str(tmp_path / "releases"), key: value}}
-        with pytest.raises(KioskInputError, match=f"kiosk:{key} {value!r} is out of range \\(accepted: a positive number"):
+        with pytest.raises(
+            KioskInputError, match=f"kiosk:{key} {value!r} is out of range \\(accepted: a positive number"
+        ):
             release_install.install(opts, "1.0", "0" * 32, "app.tar.gz", source="/never/read")
         assert not (tmp_path / "releases").exists()
 
@@ -306,10 +317,15 @@ def test_publish_refuses_sources_outside_the_configuration(opts, kstore, tmp_pat
     with pytest.raises(delivery.Md5Mismatch, match=md5_of(b"inside")):  # inside: the operator's own file
         catalogue.publish(opts, kstore, "1.0", str(inside), md5="0" * 32, stager=stager)
     opts["kiosk"]["release_urls"] = ["https://build.example/releases"]
-    for url in ("https://build.example/releases-evil/ui.tar", "https://build.example.evil/releases/ui.tar",
-                "http://build.example/releases/ui.tar", "https://build.example:8443/releases/ui.tar",
-                "https://build.example/releases/../admin/ui.tar", "https://build.example/releases/%2e%2e/x.tar",
-                "https://user@build.example/releases/ui.tar"):
+    for url in (
+        "https://build.example/releases-evil/ui.tar",
+        "https://build.example.evil/releases/ui.tar",
+        "http://build.example/releases/ui.tar",
+        "https://build.example:8443/releases/ui.tar",
+        "https://build.example/releases/../admin/ui.tar",
+        "https://build.example/releases/%2e%2e/x.tar",
+        "https://user@build.example/releases/ui.tar",
+    ):
         with pytest.raises(KioskInputError, match="is not under an allowed URL prefix"):
             catalogue.publish(opts, kstore, "1.0", url, stager=stager)
     assert catalogue._url_allowed("https://BUILD.example:443/releases/ui.tar", catalogue.release_urls(opts))
@@ -325,8 +341,9 @@ def test_publish_refuses_sources_outside_the_configuration(opts, kstore, tmp_pat
             assert catalogue.release_sources(bad) == [os.path.realpath("/srv/x")]
             continue
         with pytest.raises(KioskInputError, match=f"kiosk:{key}.*{message}"):
-            catalogue.publish(bad, kstore, "1.0", str(inside) if key == "release_sources" else "https://b.example/x",
-                             stager=stager)
+            catalogue.publish(
+                bad, kstore, "1.0", str(inside) if key == "release_sources" else "https://b.example/x", stager=stager
+            )
     assert catalogue.list_releases(kstore) == [] and stager.calls == []
     store = catalogue.release_store(opts)
     assert not os.path.isdir(store) or os.listdir(store) == []
@@ -345,7 +362,9 @@ def test_install_cleans_leftovers_prunes_and_is_readable(tmp_path):
     (base / ".1.9.abcd").mkdir()  # an install cut short by a power loss
     for index in range(1, 4):
         data = make_tar(tmp_path / f"a{index}.tar.gz", {"bin/app": b"v%d" % index})
-        release_install.install(opts, f"{index}.0", md5_of(data), "app.tar.gz", source=str(tmp_path / f"a{index}.tar.gz"))
+        release_install.install(
+            opts, f"{index}.0", md5_of(data), "app.tar.gz", source=str(tmp_path / f"a{index}.tar.gz")
+        )
     assert sorted(os.listdir(base)) == [".kiosk-last-attempt.json", "2.0", "3.0", "current"]
     assert (base / "3.0").stat().st_mode & 0o777 == 0o755
 
@@ -359,12 +378,18 @@ def test_staged_file_is_world_readable(tmp_path):
     assert release_stage.promote_local(opts, "1.0")["latest"] is True
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({}, "kiosk:release_serve_address is not set and this master's interface '0.0.0.0' is every address"),
-    ({"release_serve_address": "192.0.2.1"}, "cannot be used on this master"),
-    ({"release_serve_address": "127.0.0.1", "release_serve_port": 70000}, "kiosk:release_serve_port 70000 is not a port"),
-    ({"release_http": {"host": "0.0.0.0"}}, "kiosk:release_http .* is no longer read"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({}, "kiosk:release_serve_address is not set and this master's interface '0.0.0.0' is every address"),
+        ({"release_serve_address": "192.0.2.1"}, "cannot be used on this master"),
+        (
+            {"release_serve_address": "127.0.0.1", "release_serve_port": 70000},
+            "kiosk:release_serve_port 70000 is not a port",
+        ),
+        ({"release_http": {"host": "0.0.0.0"}}, "kiosk:release_http .* is no longer read"),
+    ],
+)
 def test_publish_refuses_unusable_serve_settings_before_reading(opts, kstore, tmp_path, settings, message):
     allow_sources(opts, tmp_path)
     opts["interface"] = "0.0.0.0"

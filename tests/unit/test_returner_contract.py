@@ -38,13 +38,17 @@ def rows(url, table="kiosk_returns"):
 @pytest.fixture
 def dbs(tmp_path):
     """Two embedded databases: the default one and the ``alternative`` profile's."""
-    yield {"default": f"sqlite:///{tmp_path / 'default.sqlite3'}", "alternative": f"sqlite:///{tmp_path / 'alt.sqlite3'}"}
+    yield {
+        "default": f"sqlite:///{tmp_path / 'default.sqlite3'}",
+        "alternative": f"sqlite:///{tmp_path / 'alt.sqlite3'}",
+    }
     writer.JobResults.dispose_all()
 
 
 @pytest.fixture
 def loaded(tmp_path, dbs):
     """``loaded(role, with_config_module=True, **opts)`` -> the Salt-loaded kiosk_mysql functions."""
+
     def make(role="minion", with_config_module=True, **extra):
         if role == "minion":
             opts = salt.config.minion_config(str(tmp_path / "minion"))
@@ -59,12 +63,23 @@ def loaded(tmp_path, dbs):
         # get_returner_options then reads the profiles through.
         funcs = salt.loader.minion_mods(opts) if with_config_module else {}
         return salt.loader.returners(opts, funcs)
+
     return make
 
 
 def ret(jid="req", minion="kiosk-e1", value=True, **extra):
-    return dict({"jid": jid, "id": minion, "fun": "state.sls", "fun_args": ["kiosk.release"], "return": value,
-                 "retcode": 0, "success": True}, **extra)
+    return dict(
+        {
+            "jid": jid,
+            "id": minion,
+            "fun": "state.sls",
+            "fun_args": ["kiosk.release"],
+            "return": value,
+            "retcode": 0,
+            "success": True,
+        },
+        **extra,
+    )
 
 
 def test_two_standalone_returns_get_distinct_jids_and_loads(loaded, dbs):
@@ -95,8 +110,11 @@ def test_a_real_jid_is_kept(loaded, dbs):
 @pytest.mark.parametrize("profile", ["mapping", "flat"])
 @pytest.mark.parametrize("with_config_module", [True, False], ids=["config.option", "opts"])
 def test_return_config_writes_to_the_profile_database(loaded, dbs, profile, with_config_module):
-    extra = ({"alternative.kiosk_mysql": {"db": dbs["alternative"]}} if profile == "mapping"
-             else {"alternative.kiosk_mysql.db": dbs["alternative"]})
+    extra = (
+        {"alternative.kiosk_mysql": {"db": dbs["alternative"]}}
+        if profile == "mapping"
+        else {"alternative.kiosk_mysql.db": dbs["alternative"]}
+    )
     returners = loaded("minion", with_config_module=with_config_module, **extra)
     returners["kiosk_mysql.returner"](ret(jid="20261125093000000001", ret_config="alternative"))
     returners["kiosk_mysql.returner"](ret(jid="20261125093000000002"))
@@ -117,25 +135,30 @@ def test_return_kwargs_override_single_keys_and_are_not_stored(loaded, dbs, tmp_
     assert [r["jid"] for r in stored] == ["20261125093000000004"] and rows(dbs["default"]) == []
     assert stored[0]["master_id"] == "kiosk-e1" and "ret_kwargs" not in stored[0]["ret"]
     # Profile first, then the kwargs over it.
-    returners["kiosk_mysql.returner"](ret(jid="20261125093000000005", ret_config="alternative",
-                                          ret_kwargs={"master_id": "lab"}))
+    returners["kiosk_mysql.returner"](
+        ret(jid="20261125093000000005", ret_config="alternative", ret_kwargs={"master_id": "lab"})
+    )
     assert [(r["jid"], r["master_id"]) for r in rows(dbs["alternative"])][-1] == ("20261125093000000005", "lab")
     # A standalone job's load goes where its return goes.
     returners["kiosk_mysql.returner"](ret(ret_kwargs={"db": dbs["alternative"]}))
     assert len(rows(dbs["alternative"], "kiosk_jobs")) == 1 and rows(dbs["default"], "kiosk_jobs") == []
     # Another database never shares the default spool: a spool is replayed into its owner's database.
     default = writer.settings({"cachedir": str(tmp_path / "cache"), "kiosk_mysql": {"db": dbs["default"]}})
-    other = writer.settings({"cachedir": str(tmp_path / "cache"), "kiosk_mysql": {"db": dbs["default"]}},
-                            {"db": dbs["alternative"]})
+    other = writer.settings(
+        {"cachedir": str(tmp_path / "cache"), "kiosk_mysql": {"db": dbs["default"]}}, {"db": dbs["alternative"]}
+    )
     assert default["spool_dir"] == str(tmp_path / "cache" / "kiosk_mysql_spool")
     assert other["spool_dir"].startswith(default["spool_dir"] + "-") and other["url"] != default["url"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"dbb": "sqlite://"}, r"unknown option\(s\) \['dbb'\]"),
-    ("db=sqlite://", "--return_kwargs 'db=sqlite://' is not a mapping"),
-    ({"spool_max": 0}, r"kiosk_mysql:spool_max '?0'? is out of range \(accepted: a number of items"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"dbb": "sqlite://"}, r"unknown option\(s\) \['dbb'\]"),
+        ("db=sqlite://", "--return_kwargs 'db=sqlite://' is not a mapping"),
+        ({"spool_max": 0}, r"kiosk_mysql:spool_max '?0'? is out of range \(accepted: a number of items"),
+    ],
+)
 def test_bad_return_kwargs_are_refused_and_nothing_is_written(loaded, dbs, kwargs, message):
     returners = loaded("minion")
     with pytest.raises(KioskInputError, match=message):
@@ -147,7 +170,8 @@ def test_a_master_ignores_the_options_in_a_minions_return(loaded, dbs):
     # master_job_cache: the return is what a (possibly hostile) kiosk sent.
     returners = loaded("master", **{"alternative.kiosk_mysql": {"db": dbs["alternative"]}})
     returners["kiosk_mysql.returner"](ret(jid="20261125093000000007", ret_config="alternative"))
-    returners["kiosk_mysql.returner"](ret(jid="20261125093000000008",
-                                          ret_kwargs={"db": dbs["alternative"], "spool_dir": "/etc/salt"}))
+    returners["kiosk_mysql.returner"](
+        ret(jid="20261125093000000008", ret_kwargs={"db": dbs["alternative"], "spool_dir": "/etc/salt"})
+    )
     assert [r["jid"] for r in rows(dbs["default"])] == ["20261125093000000007", "20261125093000000008"]
     assert rows(dbs["alternative"]) == []

@@ -2,8 +2,8 @@ import datetime
 
 import pytest
 
-from salt_kiosk.power import rules
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.power import rules
 
 BASE = {"state": "on", "days": "mon-fri", "start": "07:30", "end": "18:00"}
 
@@ -12,9 +12,16 @@ def test_add_normalises_yaml_values(kstore):
     # What the Salt CLI makes of state=on end=18:00: True and 1080 minutes.
     rule = rules.add(kstore, "weekday", state=True, days="mon-fri", start="07:30", end=1080, target="*")
     assert {k: rule[k] for k in ("state", "days", "start", "end", "target", "priority")} == {
-        "state": "on", "days": "mon,tue,wed,thu,fri", "start": "07:30", "end": "18:00", "target": "*", "priority": 0,
+        "state": "on",
+        "days": "mon,tue,wed,thu,fri",
+        "start": "07:30",
+        "end": "18:00",
+        "target": "*",
+        "priority": 0,
     }
-    holiday = rules.add(kstore, "newyear", state=False, dates="2026-12-31..2027-01-02", start="00:00", end="24:00", priority="10")
+    holiday = rules.add(
+        kstore, "newyear", state=False, dates="2026-12-31..2027-01-02", start="00:00", end="24:00", priority="10"
+    )
     assert holiday["dates"] == ["2026-12-31", "2027-01-01", "2027-01-02"]
     assert holiday["revision"] > rule["revision"]
     assert [r["name"] for r in rules.list_rules(kstore)] == ["newyear", "weekday"]
@@ -32,7 +39,10 @@ def test_add_normalises_yaml_values(kstore):
         ({"days": None}, "days/dates: a rule needs days"),
         ({"days": "", "dates": []}, "days/dates"),
         ({"dates": ["2026-02-30"]}, "dates: '2026-02-30' is not valid"),
-        ({"valid_from": "2026-12-01", "valid_until": "2026-11-01"}, "valid_until: 2026-11-01 is before valid_from 2026-12-01"),
+        (
+            {"valid_from": "2026-12-01", "valid_until": "2026-11-01"},
+            "valid_until: 2026-11-01 is before valid_from 2026-12-01",
+        ),
         ({"target": "site:east"}, "target: 'site:east' is not a kiosk target"),
         ({"priority": "high"}, "priority: 'high' is not valid"),
         ({"priority": 1.5}, "priority: 1.5 is not valid"),

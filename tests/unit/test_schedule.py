@@ -2,8 +2,8 @@ import datetime
 
 import pytest
 
-from salt_kiosk.power import schedule
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.power import schedule
 from salt_kiosk.power.rules import Rule
 
 CAMPUSES = {"east": {"timezone": "Asia/Shanghai"}, "west": {"timezone": "Europe/Berlin"}}
@@ -26,17 +26,20 @@ def transitions(kiosk, rules, since, until, default="off"):
 def test_weekday_window_in_each_campus_time_zone():
     # 2026-12-01 is a Tuesday.
     assert transitions(W1, [WEEKDAY], "2026-12-01", "2026-12-02") == [
-        ("2026-12-01T07:30+01:00", "on", "weekday"), ("2026-12-01T18:00+01:00", "off", None),
+        ("2026-12-01T07:30+01:00", "on", "weekday"),
+        ("2026-12-01T18:00+01:00", "off", None),
     ]
     assert transitions(E1, [WEEKDAY], "2026-12-01", "2026-12-02") == [
-        ("2026-12-01T07:30+08:00", "on", "weekday"), ("2026-12-01T18:00+08:00", "off", None),
+        ("2026-12-01T07:30+08:00", "on", "weekday"),
+        ("2026-12-01T18:00+08:00", "off", None),
     ]
 
 
 def test_holiday_off_outranks_weekday_on():
     holiday = R("christmas", 2, state="off", dates=["2026-12-25"], start="00:00", end="24:00", priority=10)
     assert transitions(W1, [WEEKDAY, holiday], "2026-12-24", "2026-12-26") == [
-        ("2026-12-24T07:30+01:00", "on", "weekday"), ("2026-12-24T18:00+01:00", "off", None),
+        ("2026-12-24T07:30+01:00", "on", "weekday"),
+        ("2026-12-24T18:00+01:00", "off", None),
     ]
 
 
@@ -59,11 +62,13 @@ def test_ties_go_to_more_specific_target_then_newer_rule():
 def test_window_crossing_midnight_and_whole_day():
     night = R("night", 1, state="on", days="fri", start="22:00", end="06:00")
     assert transitions(W1, [night], "2026-12-04", "2026-12-06") == [
-        ("2026-12-04T22:00+01:00", "on", "night"), ("2026-12-05T06:00+01:00", "off", None),
+        ("2026-12-04T22:00+01:00", "on", "night"),
+        ("2026-12-05T06:00+01:00", "off", None),
     ]
     day = R("allday", 1, state="on", dates=["2026-12-05"], start="00:00", end="24:00")
     assert transitions(W1, [day], "2026-12-04", "2026-12-07") == [
-        ("2026-12-05T00:00+01:00", "on", "allday"), ("2026-12-06T00:00+01:00", "off", None),
+        ("2026-12-05T00:00+01:00", "on", "allday"),
+        ("2026-12-06T00:00+01:00", "off", None),
     ]
 
 
@@ -71,13 +76,15 @@ def test_dst_skipped_hour_and_repeated_hour():
     # Europe/Berlin: 2026-03-29 02:00 -> 03:00; 2026-10-25 03:00 -> 02:00.
     inside_gap = R("gap", 1, state="on", days="sun", start="02:30", end="04:00")
     assert transitions(W1, [inside_gap], "2026-03-29", "2026-03-30") == [
-        ("2026-03-29T03:00+02:00", "on", "gap"), ("2026-03-29T04:00+02:00", "off", None),
+        ("2026-03-29T03:00+02:00", "on", "gap"),
+        ("2026-03-29T04:00+02:00", "off", None),
     ]
     only_gap = R("nothing", 1, state="on", days="sun", start="02:00", end="03:00")
     assert transitions(W1, [only_gap], "2026-03-29", "2026-03-30") == []
     repeated = R("repeat", 1, state="on", days="sun", start="02:30", end="05:00")
     assert transitions(W1, [repeated], "2026-10-25", "2026-10-26") == [
-        ("2026-10-25T02:30+02:00", "on", "repeat"), ("2026-10-25T05:00+01:00", "off", None),
+        ("2026-10-25T02:30+02:00", "on", "repeat"),
+        ("2026-10-25T05:00+01:00", "off", None),
     ]
     # The repeated day is 25 hours long: a whole-day rule lasts 25 hours.
     whole = R("whole", 1, state="on", dates=["2026-10-25"], start="00:00", end="24:00")
@@ -87,9 +94,19 @@ def test_dst_skipped_hour_and_repeated_hour():
 
 
 def test_validity_dates_and_default_state():
-    limited = R("limited", 1, state="off", days="daily", start="00:00", end="24:00", valid_from="2026-12-02", valid_until="2026-12-02")
+    limited = R(
+        "limited",
+        1,
+        state="off",
+        days="daily",
+        start="00:00",
+        end="24:00",
+        valid_from="2026-12-02",
+        valid_until="2026-12-02",
+    )
     assert transitions(W1, [limited], "2026-12-01", "2026-12-04", default="on") == [
-        ("2026-12-02T00:00+01:00", "off", "limited"), ("2026-12-03T00:00+01:00", "on", None),
+        ("2026-12-02T00:00+01:00", "off", "limited"),
+        ("2026-12-03T00:00+01:00", "on", None),
     ]
 
 
@@ -108,5 +125,9 @@ def test_local_to_utc_gap_and_fold():
     import zoneinfo
 
     tz = zoneinfo.ZoneInfo("Europe/Berlin")
-    assert schedule.local_to_utc(datetime.datetime(2026, 3, 29, 2, 30), tz) == datetime.datetime(2026, 3, 29, 1, 0, tzinfo=datetime.timezone.utc)
-    assert schedule.local_to_utc(datetime.datetime(2026, 10, 25, 2, 30), tz) == datetime.datetime(2026, 10, 25, 0, 30, tzinfo=datetime.timezone.utc)
+    assert schedule.local_to_utc(datetime.datetime(2026, 3, 29, 2, 30), tz) == datetime.datetime(
+        2026, 3, 29, 1, 0, tzinfo=datetime.timezone.utc
+    )
+    assert schedule.local_to_utc(datetime.datetime(2026, 10, 25, 2, 30), tz) == datetime.datetime(
+        2026, 10, 25, 0, 30, tzinfo=datetime.timezone.utc
+    )

@@ -15,11 +15,10 @@ import pickle
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk.db import schema
-from salt_kiosk.db import migrations
 from salt_kiosk import inventory
-from salt_kiosk.power import rules
+from salt_kiosk.db import migrations, schema
 from salt_kiosk.power import engine as scheduler
+from salt_kiosk.power import rules
 
 UTC = datetime.timezone.utc
 CSV = (
@@ -58,7 +57,11 @@ def loaded(kstore, tmp_path):
 
 def make_engine(opts, now, publisher, fired=None):
     return scheduler.Engine(
-        opts, grace=600, tick=3600, sweep_delays=(300, 600, 900), publish=publisher,
+        opts,
+        grace=600,
+        tick=3600,
+        sweep_delays=(300, 600, 900),
+        publish=publisher,
         fire=(lambda data, tag: fired.append((tag, data))) if fired is not None else None,
         clock=lambda: now,
     )
@@ -71,7 +74,10 @@ def set_last_tick(kstore, moment):
 
 def runs(kstore):
     with kstore.connect() as conn:
-        return [(r.minion_id, r.state, r.status) for r in conn.execute(sa.select(scheduler.schema.schedule_runs).order_by("at"))]
+        return [
+            (r.minion_id, r.state, r.status)
+            for r in conn.execute(sa.select(scheduler.schema.schedule_runs).order_by("at"))
+        ]
 
 
 def test_plan_is_materialised_in_the_database_job_store(opts, loaded):
@@ -191,13 +197,23 @@ class Touch:
 
 def job_fields(job):
     trigger = job.trigger
-    fields = {name: getattr(trigger, name, None) for name in ("run_date", "start_date", "end_date", "interval", "jitter")}
+    fields = {
+        name: getattr(trigger, name, None) for name in ("run_date", "start_date", "end_date", "interval", "jitter")
+    }
     if hasattr(trigger, "timezone"):
         fields["timezone"] = trigger.timezone.utcoffset(None)
     return {
-        "id": job.id, "name": job.name, "func": job.func, "func_ref": job.func_ref, "args": list(job.args),
-        "kwargs": job.kwargs, "executor": job.executor, "misfire_grace_time": job.misfire_grace_time,
-        "coalesce": job.coalesce, "max_instances": job.max_instances, "next_run_time": job.next_run_time,
+        "id": job.id,
+        "name": job.name,
+        "func": job.func,
+        "func_ref": job.func_ref,
+        "args": list(job.args),
+        "kwargs": job.kwargs,
+        "executor": job.executor,
+        "misfire_grace_time": job.misfire_grace_time,
+        "coalesce": job.coalesce,
+        "max_instances": job.max_instances,
+        "next_run_time": job.next_run_time,
         "trigger": (type(trigger).__name__, fields),
     }
 
@@ -213,13 +229,32 @@ def test_job_store_round_trips_the_engines_jobs(opts, loaded):
     try:
         done = engine.execute(AT, "on", "morning", ["kiosk-e1"])  # schedules its three sweeps
         added = {
-            job.id: job_fields(job) for job in (
-                engine.scheduler.add_job(scheduler.run_transition, "date", run_date=AT + datetime.timedelta(days=1),
-                                         id="kiosk-power:rt", args=[engine.key, AT.isoformat(), "off", None, ["kiosk-e1", "kiosk-w1"]]),
-                engine.scheduler.add_job(scheduler.run_sweep, "date", run_date=AT + datetime.timedelta(days=1),
-                                         id="kiosk-sweep:rt", args=[engine.key, 7, 2, False]),
-                engine.scheduler.add_job(scheduler.run_tick, "interval", seconds=12.5, id="tick-rt", args=[engine.key],
-                                         misfire_grace_time=None, coalesce=False, max_instances=2),
+            job.id: job_fields(job)
+            for job in (
+                engine.scheduler.add_job(
+                    scheduler.run_transition,
+                    "date",
+                    run_date=AT + datetime.timedelta(days=1),
+                    id="kiosk-power:rt",
+                    args=[engine.key, AT.isoformat(), "off", None, ["kiosk-e1", "kiosk-w1"]],
+                ),
+                engine.scheduler.add_job(
+                    scheduler.run_sweep,
+                    "date",
+                    run_date=AT + datetime.timedelta(days=1),
+                    id="kiosk-sweep:rt",
+                    args=[engine.key, 7, 2, False],
+                ),
+                engine.scheduler.add_job(
+                    scheduler.run_tick,
+                    "interval",
+                    seconds=12.5,
+                    id="tick-rt",
+                    args=[engine.key],
+                    misfire_grace_time=None,
+                    coalesce=False,
+                    max_instances=2,
+                ),
             )
         }
         running = {job.id: job_fields(job) for job in engine.scheduler.get_jobs()}
@@ -241,8 +276,12 @@ def test_job_store_round_trips_the_engines_jobs(opts, loaded):
         assert document["func"] in scheduler.JOB_FUNCTIONS and document["id"] == row.id
         assert document["trigger"]["type"] in ("date", "interval")
     assert json.loads(rows["tick-rt"].job)["trigger"] == {
-        "type": "interval", "seconds": 12.5, "start_date": json.loads(rows["tick-rt"].job)["trigger"]["start_date"],
-        "end_date": None, "timezone": "UTC", "jitter": None,
+        "type": "interval",
+        "seconds": 12.5,
+        "start_date": json.loads(rows["tick-rt"].job)["trigger"]["start_date"],
+        "end_date": None,
+        "timezone": "UTC",
+        "jitter": None,
     }
 
 
@@ -262,10 +301,16 @@ def test_job_store_refuses_anything_but_the_engines_functions(opts, loaded):
 def bad_rows(key, marker):
     """Stored jobs the engine must refuse: (id, job text)."""
     good = {
-        "version": 1, "id": None, "name": "run_transition", "func": "salt_kiosk.power.engine:run_transition",
+        "version": 1,
+        "id": None,
+        "name": "run_transition",
+        "func": "salt_kiosk.power.engine:run_transition",
         "args": [key, AT.isoformat(), "on", "morning", ["kiosk-e1"]],
         "trigger": {"type": "date", "run_date": AT.isoformat()},
-        "executor": "default", "misfire_grace_time": 600, "coalesce": True, "max_instances": 1,
+        "executor": "default",
+        "misfire_grace_time": 600,
+        "coalesce": True,
+        "max_instances": 1,
     }
 
     def doc(job_id, **changes):
@@ -319,19 +364,27 @@ def test_job_store_drops_invalid_rows_without_running_them(opts, loaded, tmp_pat
     # Each refusal is logged (the running scheduler may get to a row first, or as well).
     refused = [r.getMessage() for r in caplog.records if "is not a valid engine job" in r.getMessage()]
     assert {m.split("'")[1] for m in refused} == {job_id for job_id, _text in bad_rows(engine.key, str(marker))}
-    assert any("'kiosk-power:os-system'" in m and "'os:system' is not one of the engine's job functions" in m
-               for m in refused)
+    assert any(
+        "'kiosk-power:os-system'" in m and "'os:system' is not one of the engine's job functions" in m for m in refused
+    )
 
 
 def test_migration_drops_the_pickled_job_table_unread(kstore, tmp_path):
     marker = tmp_path / "ran-from-db"
     with kstore.begin() as conn:
         conn.execute(schema.schema_table.delete().where(schema.schema_table.c.version >= 9))
-    old = sa.Table("kiosk_apscheduler_jobs", sa.MetaData(), sa.Column("id", sa.Unicode(191), primary_key=True),
-                   sa.Column("next_run_time", sa.Float(25), index=True), sa.Column("job_state", sa.LargeBinary, nullable=False))
+    old = sa.Table(
+        "kiosk_apscheduler_jobs",
+        sa.MetaData(),
+        sa.Column("id", sa.Unicode(191), primary_key=True),
+        sa.Column("next_run_time", sa.Float(25), index=True),
+        sa.Column("job_state", sa.LargeBinary, nullable=False),
+    )
     old.create(kstore.engine)
     with kstore.begin() as conn:
-        conn.execute(old.insert().values(id=scheduler.TICK_JOB, next_run_time=0.0, job_state=pickle.dumps(Touch(str(marker)))))
+        conn.execute(
+            old.insert().values(id=scheduler.TICK_JOB, next_run_time=0.0, job_state=pickle.dumps(Touch(str(marker))))
+        )
     assert migrations.upgrade(kstore.engine) == [9, 10]
     with kstore.connect() as conn:
         assert not sa.inspect(conn).has_table("kiosk_apscheduler_jobs")
@@ -343,15 +396,21 @@ def test_migration_renames_the_engine_functions_of_stored_jobs(kstore):
     """Jobs stored before the engine moved to salt_kiosk.power.engine still load after schema 10."""
     key = "kiosk"
     document = {
-        "version": 1, "id": "kiosk-power:moved", "name": "run_transition",
+        "version": 1,
+        "id": "kiosk-power:moved",
+        "name": "run_transition",
         "func": "salt_kiosk.scheduler:run_transition",
         "args": [key, AT.isoformat(), "on", "morning", ["kiosk-e1"]],
         "trigger": {"type": "date", "run_date": AT.isoformat()},
-        "executor": "default", "misfire_grace_time": 600, "coalesce": True, "max_instances": 1,
+        "executor": "default",
+        "misfire_grace_time": 600,
+        "coalesce": True,
+        "max_instances": 1,
     }
     with kstore.begin() as conn:
-        conn.execute(schema.scheduler_jobs.insert().values(id="kiosk-power:moved", next_run_time=0.0,
-                                                           job=json.dumps(document)))
+        conn.execute(
+            schema.scheduler_jobs.insert().values(id="kiosk-power:moved", next_run_time=0.0, job=json.dumps(document))
+        )
         conn.execute(schema.schema_table.delete().where(schema.schema_table.c.version == 10))
     with pytest.raises(scheduler.InvalidJobRow):  # the old reference is not an engine function any more
         scheduler.decode_document("kiosk-power:moved", json.dumps(document), key=key)

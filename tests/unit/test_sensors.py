@@ -2,10 +2,10 @@
 
 import pytest
 
-from salt_kiosk.jobs import writer
-from salt_kiosk.node import sensors
 from salt_kiosk.envreport import report
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.jobs import writer
+from salt_kiosk.node import sensors
 
 
 def cfg(**extra):
@@ -14,15 +14,24 @@ def cfg(**extra):
 
 
 def test_alert_once_per_crossing_and_once_when_it_clears():
-    script = [{"temperature": t, "humidity": 50, "smoke": s} for t, s in
-              ((20, False), (40, False), (41, False), (20, False), (20, True), (20, True), (20, False))]
+    script = [
+        {"temperature": t, "humidity": 50, "smoke": s}
+        for t, s in ((20, False), (40, False), (41, False), (20, False), (20, True), (20, True), (20, False))
+    ]
     config, state, alarms = cfg(script=script), {}, {}
     seen = []
     for _ in script:
         reading = sensors.read(config, state)
         seen.append([(a["sensor"], a["state"]) for a in sensors.evaluate(config, reading, alarms)])
-    assert seen == [[], [("temperature", "high")], [], [("temperature", "clear")], [("smoke", "smoke")], [],
-                    [("smoke", "clear")]]
+    assert seen == [
+        [],
+        [("temperature", "high")],
+        [],
+        [("temperature", "clear")],
+        [("smoke", "smoke")],
+        [],
+        [("smoke", "clear")],
+    ]
 
 
 def test_failed_reads_are_retried_with_a_bound():
@@ -45,15 +54,18 @@ def test_salt_private_keys_are_ignored():
     assert sensors.parse_config([{"driver": "simulated"}, {"_beacon_name": "kiosk_env"}])["driver"] == "simulated"
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"driver": "bogus"}, "driver 'bogus' is unknown"),
-    ({"temperature": "hot"}, "temperature threshold 'hot' is not a range"),
-    ({"humidity": [80, 20]}, "humidity threshold [80, 20] is not a range"),
-    ({"dht_pin": 40}, "dht_pin 40 is out of range: expected a BCM GPIO number 0-27"),
-    ({"smoke_pin": -1}, "smoke_pin -1 is out of range"),
-    ({"dht_type": 33}, "dht_type 33 is not supported"),
-    ({"colour": "red"}, "unknown key(s) ['colour']"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"driver": "bogus"}, "driver 'bogus' is unknown"),
+        ({"temperature": "hot"}, "temperature threshold 'hot' is not a range"),
+        ({"humidity": [80, 20]}, "humidity threshold [80, 20] is not a range"),
+        ({"dht_pin": 40}, "dht_pin 40 is out of range: expected a BCM GPIO number 0-27"),
+        ({"smoke_pin": -1}, "smoke_pin -1 is out of range"),
+        ({"dht_type": 33}, "dht_type 33 is not supported"),
+        ({"colour": "red"}, "unknown key(s) ['colour']"),
+    ],
+)
 def test_bad_config_names_the_field(config, message):
     with pytest.raises(KioskInputError) as err:
         sensors.parse_config(config)
@@ -62,15 +74,22 @@ def test_bad_config_names_the_field(config, message):
 
 def test_report_per_relay_and_campus(opts):
     results = writer.JobResults.get(opts)
-    events = [{"tag": f"salt/beacon/relay-e1/kiosk_env/reading", "data": {"temperature": t, "humidity": 40, "smoke": False}}
-              for t in (20, 22, 30)]
-    events += [{"tag": "salt/beacon/relay-e2/kiosk_env/reading",
-                "data": {"temperature": 10, "humidity": 60, "smoke": True}},
-               {"tag": "syndic/relay-e2/salt/beacon/relay-e2/kiosk_env/reading",  # the syndic's copy: not counted
-                "data": {"temperature": 10, "humidity": 60, "smoke": True}},
-               {"tag": "salt/beacon/relay-e1/kiosk_env/alert/temperature",
-                "data": {"sensor": "temperature", "state": "high", "value": 40}},
-               {"tag": "salt/beacon/relay-w1/kiosk_env/reading", "data": {"temperature": 25, "humidity": 50}}]
+    events = [
+        {"tag": "salt/beacon/relay-e1/kiosk_env/reading", "data": {"temperature": t, "humidity": 40, "smoke": False}}
+        for t in (20, 22, 30)
+    ]
+    events += [
+        {"tag": "salt/beacon/relay-e2/kiosk_env/reading", "data": {"temperature": 10, "humidity": 60, "smoke": True}},
+        {
+            "tag": "syndic/relay-e2/salt/beacon/relay-e2/kiosk_env/reading",  # the syndic's copy: not counted
+            "data": {"temperature": 10, "humidity": 60, "smoke": True},
+        },
+        {
+            "tag": "salt/beacon/relay-e1/kiosk_env/alert/temperature",
+            "data": {"sensor": "temperature", "state": "high", "value": 40},
+        },
+        {"tag": "salt/beacon/relay-w1/kiosk_env/reading", "data": {"temperature": 25, "humidity": 50}},
+    ]
     assert results.write("events", results.event_rows(events)) == "written"
     out = report(opts, campus="east")
     east = out["campuses"]["east"]

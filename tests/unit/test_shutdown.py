@@ -1,13 +1,19 @@
 import pytest
 
-from salt_kiosk.node import shutdown
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.node import shutdown
 
 
 def test_linux_commands():
     assert shutdown.command("Linux") == ["shutdown", "-h", "--", "+1"]
     assert shutdown.command("Linux", delay=0) == ["shutdown", "-h", "--", "now"]
-    assert shutdown.command("Linux", delay=90, message="Closing", reboot=True) == ["shutdown", "-r", "--", "+2", "Closing"]
+    assert shutdown.command("Linux", delay=90, message="Closing", reboot=True) == [
+        "shutdown",
+        "-r",
+        "--",
+        "+2",
+        "Closing",
+    ]
     assert shutdown.command("Linux", message="-k") == ["shutdown", "-h", "--", "+1", "-k"]
     assert shutdown.cancel_command("Linux") == ["shutdown", "-c"]
 
@@ -21,7 +27,11 @@ def test_windows_commands():
 def test_template_replaces_builtin():
     template = ["/usr/local/bin/kiosk-power", "{action}", "--in={delay}", "--minutes={minutes}", "{message}"]
     assert shutdown.command("Linux", delay=61, message="x", template=template) == [
-        "/usr/local/bin/kiosk-power", "poweroff", "--in=61", "--minutes=2", "x",
+        "/usr/local/bin/kiosk-power",
+        "poweroff",
+        "--in=61",
+        "--minutes=2",
+        "x",
     ]
     assert shutdown.cancel_command("Linux", template=["/bin/kp", "{action}"]) == ["/bin/kp", "cancel"]
     with pytest.raises(KioskInputError, match="bad placeholder"):
@@ -44,7 +54,9 @@ def test_windows_message_never_a_switch():
 
 def test_template_message_never_an_option():
     template = ["/usr/local/bin/kiosk-power", "{action}", "{message}"]
-    with pytest.raises(KioskInputError, match=r"starts with '-' and kiosk:shutdown_command puts it at the start of argument 2"):
+    with pytest.raises(
+        KioskInputError, match=r"starts with '-' and kiosk:shutdown_command puts it at the start of argument 2"
+    ):
         shutdown.command("Linux", message="-k", template=template)
     guarded = ["/usr/local/bin/kiosk-power", "{action}", "--", "{message}"]
     assert shutdown.command("Linux", message="-k", template=guarded)[-1] == "-k"

@@ -1,8 +1,6 @@
 import sqlalchemy as sa
 
-from salt_kiosk.db import schema
-from salt_kiosk.db import migrations
-from salt_kiosk.db import store
+from salt_kiosk.db import migrations, schema, store
 
 
 def test_schema_created_and_versioned(kstore):
@@ -36,7 +34,9 @@ def test_configured_campuses_mirrored(kstore, opts):
         "broadcast": "10.1.255.255",
         "relays": ["relay-e1", "relay-e2"],
     }
-    opts["kiosk"]["campuses"] = dict(opts["kiosk"]["campuses"], east=dict(opts["kiosk"]["campuses"]["east"], relays=["relay-e9"]))
+    opts["kiosk"]["campuses"] = dict(
+        opts["kiosk"]["campuses"], east=dict(opts["kiosk"]["campuses"]["east"], relays=["relay-e9"])
+    )
     assert store.open_store(opts).campus_rows()["east"]["relays"] == ["relay-e9"]
 
 

@@ -7,8 +7,8 @@ tests/functional/test_sweep.py.
 import nmap
 import pytest
 
-from salt_kiosk.node import sweep
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.node import sweep
 
 
 @pytest.mark.parametrize(

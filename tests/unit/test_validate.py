@@ -79,7 +79,9 @@ def test_whole_and_finite_numbers():
 
 def test_lists_are_capped_before_they_are_read():
     assert validate.check_count([1, 2], "items", 2) == [1, 2]
-    with pytest.raises(KioskInputError, match=r"items has 3 entries, over the limit of 2 \(accepted: at most 2 entries"):
+    with pytest.raises(
+        KioskInputError, match=r"items has 3 entries, over the limit of 2 \(accepted: at most 2 entries"
+    ):
         validate.check_count([1, 2, 3], "items", 2)
 
 

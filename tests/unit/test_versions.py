@@ -21,8 +21,13 @@ def modules_version():
     path = os.path.join(loader.loader_dirs()["modules"][0], "kiosk.py")
     with open(path, encoding="utf-8") as handle:
         tree = ast.parse(handle.read())
-    found = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
-             for name in node.targets if isinstance(name, ast.Name) and name.id == "__kiosk_version__"]
+    found = [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for name in node.targets
+        if isinstance(name, ast.Name) and name.id == "__kiosk_version__"
+    ]
     assert len(found) == 1, "_modules/kiosk.py must set __kiosk_version__ once"
     return found[0]
 
@@ -57,13 +62,15 @@ class FakePublish:
 
 
 def test_collect_lists_the_skew_and_what_it_cannot_compare():
-    publish = FakePublish({
-        "relay-e1": {"ret": {"modules": "0.2.0", "library": "0.2.0", "skew": False}, "retcode": 0},
-        "kiosk-e1": {"ret": {"modules": "0.2.0", "library": "0.1.0", "skew": True}, "retcode": 0},
-        "kiosk-e2": {"ret": "0.1.0", "retcode": 0},  # modules from before the two versions
-        "kiosk-w1": {"ret": "'kiosk.version' is not available.", "retcode": 254},  # no library on the node
-        "kiosk-w2": {"ret": {"modules": "0.2.0\n\u202eevil", "library": "0.2.0"}, "retcode": 0},
-    })
+    publish = FakePublish(
+        {
+            "relay-e1": {"ret": {"modules": "0.2.0", "library": "0.2.0", "skew": False}, "retcode": 0},
+            "kiosk-e1": {"ret": {"modules": "0.2.0", "library": "0.1.0", "skew": True}, "retcode": 0},
+            "kiosk-e2": {"ret": "0.1.0", "retcode": 0},  # modules from before the two versions
+            "kiosk-w1": {"ret": "'kiosk.version' is not available.", "retcode": 254},  # no library on the node
+            "kiosk-w2": {"ret": {"modules": "0.2.0\n\u202eevil", "library": "0.2.0"}, "retcode": 0},
+        }
+    )
     report = versions.collect({}, "*", timeout=12, publish=publish)
     assert publish.calls == [({"versions": {"tgt": "*", "tgt_type": "glob", "fun": "kiosk.version"}}, 12)]
     assert report["nodes"] == {
@@ -80,14 +87,21 @@ def test_collect_lists_the_skew_and_what_it_cannot_compare():
 
 def test_collect_with_no_answer_lists_nothing():
     assert versions.collect({}, "kiosk-*", publish=FakePublish({})) == {
-        "nodes": {}, "skew": [], "unknown": [], "failed": {}}
+        "nodes": {},
+        "skew": [],
+        "unknown": [],
+        "failed": {},
+    }
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"target": "kiosk-* ; rm"}, "is not a minion id glob"),
-    ({"target": "*", "timeout": 0}, "timeout 0 is out of range"),
-    ({"target": "*", "timeout": "nan"}, "timeout 'nan' is out of range"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"target": "kiosk-* ; rm"}, "is not a minion id glob"),
+        ({"target": "*", "timeout": 0}, "timeout 0 is out of range"),
+        ({"target": "*", "timeout": "nan"}, "timeout 'nan' is out of range"),
+    ],
+)
 def test_bad_arguments_are_refused_before_publishing(kwargs, message):
     publish = FakePublish({})
     with pytest.raises(KioskInputError, match=message):

@@ -2,8 +2,8 @@ import socket
 
 import pytest
 
-from salt_kiosk.node import wol
 from salt_kiosk.errors import KioskInputError
+from salt_kiosk.node import wol
 
 
 @pytest.fixture
@@ -25,7 +25,9 @@ def drain(sock, count):
 
 def test_send_real_packets_to_a_listener(listener):
     port = listener.getsockname()[1]
-    result = wol.send(["02:00:00:00:00:01", "0200.0000.0002"], broadcast="127.255.255.255", port=port, repeat=2, source="127.0.0.1")
+    result = wol.send(
+        ["02:00:00:00:00:01", "0200.0000.0002"], broadcast="127.255.255.255", port=port, repeat=2, source="127.0.0.1"
+    )
     assert result == {
         "02:00:00:00:00:01": {"address": "127.255.255.255", "port": port, "packets": 2},
         "02:00:00:00:00:02": {"address": "127.255.255.255", "port": port, "packets": 2},
@@ -80,7 +82,10 @@ def test_broadcast_forms():
 
 
 def test_parse_macs_forms():
-    assert wol.parse_macs("02:00:00:00:00:01, 02-00-00-00-00-01,020000000002") == ["02:00:00:00:00:01", "02:00:00:00:00:02"]
+    assert wol.parse_macs("02:00:00:00:00:01, 02-00-00-00-00-01,020000000002") == [
+        "02:00:00:00:00:01",
+        "02:00:00:00:00:02",
+    ]
     with pytest.raises(KioskInputError, match="no MAC address"):
         wol.parse_macs([])
     with pytest.raises(KioskInputError, match="must be a MAC address or a list"):

@@ -27,9 +27,16 @@ def closed_port():
 def mysql_master(mysql_db, tmp_path):
     """Like ``master`` but always on MariaDB: the spool tests need a network database to lose."""
     owner_creates_schema(mysql_db)
+
     def make(master_id, db=None, spool="spool", spool_max=1000):
-        conf = {"db": db or mysql_db, "master_id": master_id, "spool_dir": str(tmp_path / spool), "spool_max": spool_max}
+        conf = {
+            "db": db or mysql_db,
+            "master_id": master_id,
+            "spool_dir": str(tmp_path / spool),
+            "spool_max": spool_max,
+        }
         return {"cachedir": str(tmp_path), "kiosk_mysql": conf}
+
     yield make
     writer.JobResults.dispose_all()
 
@@ -40,7 +47,10 @@ def test_unreachable_database_spools_and_replays_in_order_without_duplicates(mys
     offline = writer.JobResults.get(down)
     with caplog.at_level(logging.WARNING):
         for index in range(5):
-            assert offline.write("return", offline.return_row(ret("20261125000000000003", f"kiosk-{index}", index))) == "spooled"
+            assert (
+                offline.write("return", offline.return_row(ret("20261125000000000003", f"kiosk-{index}", index)))
+                == "spooled"
+            )
         offline.write("events", offline.event_rows([{"tag": "kiosk/x", "data": {}}]))
     assert len(offline.spool) == 6 and "database unreachable" in caplog.text
     online = writer.JobResults.get(master("relay-e1"))  # same spool directory, reachable database
@@ -55,7 +65,8 @@ def test_unreachable_database_spools_and_replays_in_order_without_duplicates(mys
 def test_full_spool_says_so(mysql_master, caplog):
     master = mysql_master
     down = writer.JobResults.get(
-        master("relay-e1", db=f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2", spool_max=2))
+        master("relay-e1", db=f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2", spool_max=2)
+    )
     with caplog.at_level(logging.ERROR):
         states = [down.write("return", down.return_row(ret("1", f"k{i}", i))) for i in range(3)]
     assert states == ["spooled", "spooled", "dropped"]
@@ -80,8 +91,10 @@ def test_item_the_database_refuses_is_kept_aside_and_blocks_nothing(mysql_master
 
 def test_full_spool_drains_as_soon_as_the_database_is_back(mysql_master):
     down = writer.JobResults.get(
-        mysql_master("relay-e1", db=f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2",
-                     spool_max=2))
+        mysql_master(
+            "relay-e1", db=f"mysql+pymysql://root@127.0.0.1:{closed_port()}/nowhere?connect_timeout=2", spool_max=2
+        )
+    )
     assert [down.write("return", down.return_row(ret("21", f"k{i}", i))) for i in range(2)] == ["spooled"] * 2
     up = writer.JobResults.get(mysql_master("relay-e1", spool_max=2))
     assert up.write("return", up.return_row(ret("21", "k2", 2))) == "written"

@@ -22,13 +22,10 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk.db import schema
-from salt_kiosk.db import migrations
 from salt_kiosk import clock
-from salt_kiosk.db import accounts
-from salt_kiosk.jobs import cache, writer
-from salt_kiosk.db import store
+from salt_kiosk.db import accounts, migrations, schema, store
 from salt_kiosk.errors import KioskInputError, KioskSchemaError
+from salt_kiosk.jobs import cache, writer
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, _mysql_admin
 
 pytestmark = pytest.mark.mysql
@@ -54,8 +51,11 @@ def relay_account(mysql_db):
 
 def relay_opts(url, tmp_path):
     """A relay's syndic master: no order_masters, the returner on the relay account."""
-    return {"cachedir": str(tmp_path), "id": "relay-e1",
-            "kiosk_mysql": {"db": url, "master_id": "relay-e1", "spool_dir": str(tmp_path / "spool")}}
+    return {
+        "cachedir": str(tmp_path),
+        "id": "relay-e1",
+        "kiosk_mysql": {"db": url, "master_id": "relay-e1", "spool_dir": str(tmp_path / "spool")},
+    }
 
 
 def test_relay_account_is_created_with_result_grants_only(relay_account, mysql_db):
@@ -77,15 +77,27 @@ def test_relay_account_writes_results_and_nothing_else(relay_account, tmp_path):
     _done, url = relay_account
     opts = relay_opts(url, tmp_path)
     results = writer.JobResults.get(opts)
-    ret = {"jid": "20261125000000000042", "id": "kiosk-e1", "fun": "test.ping", "return": True, "retcode": 0,
-           "success": True}
+    ret = {
+        "jid": "20261125000000000042",
+        "id": "kiosk-e1",
+        "fun": "test.ping",
+        "return": True,
+        "retcode": 0,
+        "success": True,
+    }
     assert results.write("return", results.return_row(ret)) == "written"
     assert cache.get_jid(opts, "20261125000000000042")["kiosk-e1"]["return"] is True
     # A relay's master never deletes results (only the owner cleans up).
     assert cache.clean_old_jobs(dict(opts, keep_jobs_seconds=1)) == 0
     parsed = sa.engine.make_url(url)
-    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=parsed.username, password=parsed.password,
-                           database=parsed.database, autocommit=True)
+    conn = pymysql.connect(
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+        autocommit=True,
+    )
     refused = []
     statements = [
         "INSERT INTO kiosk_rules (name, state, start_min, end_min, target, priority, revision, created_revision, "

@@ -51,9 +51,21 @@ def wake_in_own_netns(**case):
     (127.0.0.0/8), with a UDP listener on 0.0.0.0; return what happened.
     """
     done = subprocess.run(
-        ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1" "$2"',
-         sys.executable, WAKE_CHILD, json.dumps(case)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+        [
+            "unshare",
+            "--net",
+            "sh",
+            "-c",
+            'ip link set lo up && exec "$0" -c "$1" "$2"',
+            sys.executable,
+            WAKE_CHILD,
+            json.dumps(case),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -22,11 +22,10 @@ import pytest
 import sqlalchemy as sa
 from pytestshellutils.utils import ports
 
-from salt_kiosk.db import schema
 from salt_kiosk import inventory, topology
-from salt_kiosk.power import rules
+from salt_kiosk.db import schema, store
 from salt_kiosk.power import engine as scheduler
-from salt_kiosk.db import store
+from salt_kiosk.power import rules
 from tests.conftest import campus_config, fleet_inventory_csv
 
 pytestmark = pytest.mark.fleet
@@ -83,14 +82,16 @@ def wait_for(check, timeout, what):
 
 def json_checked_columns(conn):
     """``{(table, column)}`` of MariaDB JSON columns (LONGTEXT with a json_valid check)."""
-    rows = conn.execute(sa.text(
-        "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
-        "WHERE CONSTRAINT_SCHEMA = DATABASE()"
-    )).all()
+    rows = conn.execute(
+        sa.text(
+            "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE()"
+        )
+    ).all()
     found = set()
     for table, clause in rows:
         if clause.lower().startswith("json_valid("):
-            found.add((table, clause[len("json_valid("):].strip(")`")))
+            found.add((table, clause[len("json_valid(") :].strip(")`")))
     return found
 
 
@@ -106,9 +107,13 @@ def poison_database(engine, marker):
     with engine.begin() as conn:
         if not sa.inspect(conn).has_table(OLD_PICKLED_TABLE):
             # APScheduler's SQLAlchemyJobStore layout, as releases before schema 9 had it.
-            sa.Table(OLD_PICKLED_TABLE, sa.MetaData(), sa.Column("id", sa.Unicode(191), primary_key=True),
-                     sa.Column("next_run_time", sa.Float(25), index=True),
-                     sa.Column("job_state", sa.LargeBinary, nullable=False)).create(conn)
+            sa.Table(
+                OLD_PICKLED_TABLE,
+                sa.MetaData(),
+                sa.Column("id", sa.Unicode(191), primary_key=True),
+                sa.Column("next_run_time", sa.Float(25), index=True),
+                sa.Column("job_state", sa.LargeBinary, nullable=False),
+            ).create(conn)
     reflected = sa.MetaData()
     reflected.reflect(engine)
     poisoned, inserted = {}, {}
@@ -162,7 +167,7 @@ def poison_database(engine, marker):
         if scheduler.JOBSTORE_TABLE in reflected.tables and scheduler.JOBSTORE_TABLE != OLD_PICKLED_TABLE:
             jobs = reflected.tables[scheduler.JOBSTORE_TABLE]
             text_columns = [c.name for c in jobs.columns if c.name in poisoned.get(jobs.name, []) and not c.primary_key]
-            conn.execute(jobs.update().values(**{name: text for name in text_columns}))
+            conn.execute(jobs.update().values(**dict.fromkeys(text_columns, text)))
     return poisoned
 
 
@@ -177,8 +182,15 @@ def kiosk_db(mysql_db, tmp_path):
     inventory.import_csv(kstore, str(csv))
     # A window hours away: transition jobs are stored, none of them runs during the test.
     local = datetime.datetime.now(zoneinfo.ZoneInfo("Asia/Shanghai")) + datetime.timedelta(hours=6)
-    rules.add(kstore, "nocode-window", state="on", days="daily", start=f"{local:%H:%M}",
-              end=f"{local + datetime.timedelta(hours=1):%H:%M}", target="campus:east")
+    rules.add(
+        kstore,
+        "nocode-window",
+        state="on",
+        days="daily",
+        start=f"{local:%H:%M}",
+        end=f"{local + datetime.timedelta(hours=1):%H:%M}",
+        target="campus:east",
+    )
     return kstore
 
 
@@ -210,8 +222,13 @@ def test_engine_loads_no_code_from_the_database(salt_factories, mysql_db, kiosk_
     master.start()
     try:
         # The engine has planned: transition jobs and its heartbeat are stored.
-        wait_for(lambda: meta(engine).get("engine_last_plan") and
-                 any(j.startswith(scheduler.POWER_PREFIX) for j in power_jobs()), 90, "the first plan")
+        wait_for(
+            lambda: (
+                meta(engine).get("engine_last_plan") and any(j.startswith(scheduler.POWER_PREFIX) for j in power_jobs())
+            ),
+            90,
+            "the first plan",
+        )
         planned = sorted(j for j in power_jobs() if j.startswith(scheduler.POWER_PREFIX))
         master.terminate()
 
@@ -224,11 +241,18 @@ def test_engine_loads_no_code_from_the_database(salt_factories, mysql_db, kiosk_
             if os.path.exists(marker):
                 return True  # no need to wait any longer
             values = meta(engine)
-            started, plan, tick = (moment(values.get(k)) for k in ("engine_started_at", "engine_last_plan",
-                                                                     "engine_last_tick"))
+            started, plan, tick = (
+                moment(values.get(k)) for k in ("engine_started_at", "engine_last_plan", "engine_last_tick")
+            )
             # Ticked by APScheduler (a tick job loaded from the store) after the start's own tick.
-            return started and started >= restarted and plan and plan >= started and tick and \
-                tick >= started + datetime.timedelta(seconds=2)
+            return (
+                started
+                and started >= restarted
+                and plan
+                and plan >= started
+                and tick
+                and tick >= started + datetime.timedelta(seconds=2)
+            )
 
         wait_for(engine_ran_again, 90, "the engine to tick and re-plan after the restart")
         assert not os.path.exists(marker), (

@@ -42,8 +42,12 @@ def test_files_outside_import_dirs_are_refused_without_reading_them(fleet, fleet
     run = fleet.salt_run_cli()
     link = tmp_path / "inventory.csv"
     os.symlink(secret_outside, link)
-    for path in (secret_outside, str(link), str(tmp_path / ".." / ".." / ".." / secret_outside.lstrip("/")),
-                 "/etc/shadow"):
+    for path in (
+        secret_outside,
+        str(link),
+        str(tmp_path / ".." / ".." / ".." / secret_outside.lstrip("/")),
+        "/etc/shadow",
+    ):
         ret = run.run("kiosk_inventory.import_csv", path)
         text = _output(ret)
         assert REFUSED in text, (path, ret)  # salt-run exits 0 on SaltInvocationError
@@ -98,8 +102,11 @@ def test_salt_url_from_the_masters_file_server(fleet, fleet_inventory, tmp_path)
         assert ret.returncode == 0, ret
         assert ret.data["updated"] == ["E02"], ret.data
         assert run.run("kiosk_inventory.list", "id:kiosk-e2").data[0]["ip"] == "127.0.1.99"
-        for url in ("salt://kiosk-security/missing.csv", "salt://../../etc/passwd",
-                    "salt://kiosk-security/../../etc/passwd"):
+        for url in (
+            "salt://kiosk-security/missing.csv",
+            "salt://../../etc/passwd",
+            "salt://kiosk-security/../../etc/passwd",
+        ):
             ret = run.run("kiosk_inventory.import_csv", url)
             assert REFUSED in _output(ret) and "salt://" in _output(ret), (url, ret)
             assert "root:" not in _output(ret)

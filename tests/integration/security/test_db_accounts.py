@@ -25,8 +25,14 @@ def test_account_state_on_the_central_minion(fleet, tmp_path):
     secret = tmp_path / "relay.secret"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
-    args = ("state.single", "kiosk_store.account_present", f"name={user}", "role=relay",
-            f"password_file={secret}", "host=127.0.0.1")
+    args = (
+        "state.single",
+        "kiosk_store.account_present",
+        f"name={user}",
+        "role=relay",
+        f"password_file={secret}",
+        "host=127.0.0.1",
+    )
     try:
         dry = fleet.central.salt_call_cli().run(*args, "test=True")
         (state,) = dry.data.values()

@@ -31,8 +31,9 @@ def stored_returns_containing(mysql_url, text):
     engine = sa.create_engine(mysql_url)
     try:
         with engine.connect() as conn:
-            return conn.execute(sa.text("SELECT jid, minion_id FROM kiosk_returns WHERE ret LIKE :t"),
-                                {"t": f"%{text}%"}).all()
+            return conn.execute(
+                sa.text("SELECT jid, minion_id FROM kiosk_returns WHERE ret LIKE :t"), {"t": f"%{text}%"}
+            ).all()
     finally:
         engine.dispose()
 
@@ -73,8 +74,10 @@ def fake_freeipa_client(root):
         )
     python = os.path.join(root, "platform-python")
     with open(python, "w", encoding="utf-8") as handle:
-        handle.write(f'#!/bin/sh\n[ "$1" = "-I" ] && shift\n'
-                     f'PYTHONPATH={os.path.dirname(os.path.dirname(package))} exec {sys.executable} "$@"\n')
+        handle.write(
+            f'#!/bin/sh\n[ "$1" = "-I" ] && shift\n'
+            f'PYTHONPATH={os.path.dirname(os.path.dirname(package))} exec {sys.executable} "$@"\n'
+        )
     os.chmod(python, 0o755)
     return python, record
 
@@ -95,14 +98,20 @@ def test_freeipa_otp_travels_on_stdin_and_stays_out_of_every_return(fleet, mysql
     root = str(tmp_path)
     otp = "OTP-" + uuid.uuid4().hex
     python, record = fake_freeipa_client(root)
-    paths = ("{\"kiosk\": {\"paths\": {\"minion_d\": \"%s/{{ opts['id'] }}/minion.d\", "
-             "\"release_dir\": \"%s/{{ opts['id'] }}/releases\", \"sbin\": \"%s/{{ opts['id'] }}/sbin\"}}}\n"
-             % (root, root, root))
+    paths = (
+        '{"kiosk": {"paths": {"minion_d": "%s/{{ opts[\'id\'] }}/minion.d", '
+        '"release_dir": "%s/{{ opts[\'id\'] }}/releases", "sbin": "%s/{{ opts[\'id\'] }}/sbin"}}}\n'
+        % (root, root, root)
+    )
     ipa = {"kiosk": {"freeipa": {"domain": "hospital.example", "server": "ipa.hospital.example", "python": python}}}
     relay = fleet.syndics["relay-e1"].master
     with contextlib.ExitStack() as stack:
-        for name, text in (("top.sls", ENROL_TOP), ("kiosk_paths.sls", paths), ("kiosk_ipa.sls", json.dumps(ipa)),
-                           ("kiosk_enrol_kiosk_e1.sls", json.dumps({"kiosk": {"freeipa": {"otp": otp}}}))):
+        for name, text in (
+            ("top.sls", ENROL_TOP),
+            ("kiosk_paths.sls", paths),
+            ("kiosk_ipa.sls", json.dumps(ipa)),
+            ("kiosk_enrol_kiosk_e1.sls", json.dumps({"kiosk": {"freeipa": {"otp": otp}}})),
+        ):
             stack.enter_context(relay.pillar_tree.base.temp_file(name, text))
         refresh(fleet)
         try:
@@ -128,14 +137,25 @@ def test_freeipa_otp_travels_on_stdin_and_stays_out_of_every_return(fleet, mysql
             # The installer got the OTP in its own process only: never on a command line.
             with open(record, encoding="utf-8") as handle:
                 seen = json.load(handle)
-            assert seen["argv"] == ["ipa-client-install", "--unattended", "--domain", "hospital.example",
-                                    "--server", "ipa.hospital.example", "--hostname", fqdn, "--password", otp]
+            assert seen["argv"] == [
+                "ipa-client-install",
+                "--unattended",
+                "--domain",
+                "hospital.example",
+                "--server",
+                "ipa.hospital.example",
+                "--hostname",
+                fqdn,
+                "--password",
+                otp,
+            ]
             assert not [arg for arg in seen["cmdline"] + seen["parent"] if otp in arg], seen
             assert seen["cmdline"][1:3] == [os.path.join(root, "kiosk-e1", "sbin", "kiosk-ipa-enrol"), "--domain"]
 
             # kiosk-e2 (no OTP in its pillar) has no enrolment at all.
-            e2_states = fleet.salt_cli(timeout=240).run("state.apply", "kiosk.kiosk", "test=True",
-                                                        minion_tgt="kiosk-e2").data
+            e2_states = (
+                fleet.salt_cli(timeout=240).run("state.apply", "kiosk.kiosk", "test=True", minion_tgt="kiosk-e2").data
+            )
             assert "kiosk-freeipa-enrolment" not in {s["__id__"] for s in e2_states.values()}, e2_states
 
             # No stored job return holds it (the central job results, the masters' job caches),
@@ -162,8 +182,14 @@ def db_account(mysql_url):
 
     def set_password(password):
         _mysql_admin(f"ALTER USER '{user}'@'%' IDENTIFIED BY '{password}'")
-        return {"host": url.host, "port": url.port or 3306, "user": user, "password": password,
-                "database": url.database, "query": {"charset": "utf8mb4"}}
+        return {
+            "host": url.host,
+            "port": url.port or 3306,
+            "user": user,
+            "password": password,
+            "database": url.database,
+            "query": {"charset": "utf8mb4"},
+        }
 
     try:
         yield set_password
@@ -187,8 +213,9 @@ def test_no_state_return_shows_an_inline_database_password(fleet, fleet_inventor
                     ret = fleet.salt_cli(timeout=240).run("state.apply", sls, *args, minion_tgt=tgt)
                     assert isinstance(ret.data, dict), ret
                     outputs.append(ret.stdout)
-                    config = next(s for s in ret.data.values()
-                                  if s["__id__"] in ("kiosk-central-config", "kiosk-syndic-config"))
+                    config = next(
+                        s for s in ret.data.values() if s["__id__"] in ("kiosk-central-config", "kiosk-syndic-config")
+                    )
                     assert config["result"] is (None if step == 2 else True), config
                     assert config["changes"], config  # the file did change: the return just does not show how
                     if tgt == "central":

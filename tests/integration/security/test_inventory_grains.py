@@ -51,14 +51,21 @@ def test_forged_kiosk_grain_reaches_neither_inventory_history_nor_token_files(fl
     syndic_master = fleet.syndics[relay].master
     minion_id = "kiosk-forged"
     forged_grain = {
-        "role": "kiosk", "code": "E09", "campus": "east", "hostname": "kiosk-forged",
-        "ip": FORGED_IP, "mac": "02:00:00:00:0e:99\nauto_accept: True", "release": "1.0.0\r\n#",
+        "role": "kiosk",
+        "code": "E09",
+        "campus": "east",
+        "hostname": "kiosk-forged",
+        "ip": FORGED_IP,
+        "mac": "02:00:00:00:0e:99\nauto_accept: True",
+        "release": "1.0.0\r\n#",
         "serial": "SN\x1b[2J-9",
     }
     forged = syndic_master.salt_minion_daemon(
         minion_id,
-        overrides=dict(topology.minion(fleet.relay_address[relay], syndic_master.config["ret_port"]),
-                       grains={"kiosk": forged_grain}),
+        overrides=dict(
+            topology.minion(fleet.relay_address[relay], syndic_master.config["ret_port"]),
+            grains={"kiosk": forged_grain},
+        ),
     )
     # The forged kiosk is a known inventory kiosk: its IP would be "corrected".
     _import(fleet, tmp_path, fleet_inventory_csv() + "E09,kiosk-forged,east,,127.0.1.19,02:00:00:00:0e:09,5909\n")

@@ -30,8 +30,13 @@ def compile_pillar(minion_id, grains):
     """The example pillar of ``minion_id``, compiled by Salt as a master does."""
     opts = salt.config.master_config(None)
     cache = tempfile.mkdtemp()
-    opts.update(pillar_roots={"base": [SRV_PILLAR]}, file_roots={"base": [cache]}, cachedir=cache,
-                file_client="local", ext_pillar=[])
+    opts.update(
+        pillar_roots={"base": [SRV_PILLAR]},
+        file_roots={"base": [cache]},
+        cachedir=cache,
+        file_client="local",
+        ext_pillar=[],
+    )
     pillar = salt.pillar.Pillar(opts, dict(grains), minion_id, "base").compile_pillar()
     assert "_errors" not in pillar, pillar
     return pillar
@@ -62,8 +67,15 @@ def test_example_eauth_grants_named_runner_functions_only():
             assert isinstance(entry, dict), (user, entry)  # a bare "@runner" / "@wheel" / ".*" grants everything
             for functions in (v for k, v in entry.items() if k.startswith("@")):
                 assert all("*" not in f and "." in f and f.startswith("kiosk_") for f in functions), (user, entry)
-        for fun in ("salt.cmd", "state.orchestrate", "cmd.run", "jobs.list_jobs", "kiosk_release.publish",
-                    "kiosk_inventory.import_csv", "kiosk_vnc.tokens"):
+        for fun in (
+            "salt.cmd",
+            "state.orchestrate",
+            "cmd.run",
+            "jobs.list_jobs",
+            "kiosk_release.publish",
+            "kiosk_inventory.import_csv",
+            "kiosk_vnc.tokens",
+        ):
             assert not ckminions.runner_check(acl, fun, {}), (user, fun)
         assert not ckminions.wheel_check(acl, "key.accept", {}), user
         assert ckminions.runner_check(acl, "kiosk_power.plan", {}), user

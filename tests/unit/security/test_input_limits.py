@@ -24,14 +24,12 @@ import nmap
 import pytest
 
 from salt_kiosk import config, inventory, validate
-from salt_kiosk.node import delivery
+from salt_kiosk.db import store
+from salt_kiosk.errors import KioskInputError
+from salt_kiosk.node import delivery, sweep, wol
+from salt_kiosk.node import shutdown as kshutdown
 from salt_kiosk.power import actions as power
 from salt_kiosk.power import rules
-from salt_kiosk.db import store
-from salt_kiosk.node import sweep
-from salt_kiosk.node import wol
-from salt_kiosk.node import shutdown as kshutdown
-from salt_kiosk.errors import KioskInputError
 from tests.conftest import REPO_ROOT
 
 SYSTEMD_SHUTDOWN_OPTS = ["-o", "HPrhkKat:fFc", "-l", "help,halt,poweroff,reboot,kexec,no-wall,show"]
@@ -81,8 +79,9 @@ def stand_in_shutdown(tmp_path):
 @pytest.mark.parametrize("message", ["-k", "-c", "-r", "--no-wall"])
 def test_shutdown_message_is_never_an_option(stand_in_shutdown, message):
     run_all, calls, parsed = stand_in_shutdown
-    kiosk = load_module("_modules/kiosk.py", __opts__={"kiosk": {}}, __grains__={"kernel": "Linux"},
-                        __salt__={"cmd.run_all": run_all})
+    kiosk = load_module(
+        "_modules/kiosk.py", __opts__={"kiosk": {}}, __grains__={"kernel": "Linux"}, __salt__={"cmd.run_all": run_all}
+    )
     done = kiosk.shutdown(delay=60, message=message)
     assert done["result"] is True
     options, operands = parsed()
@@ -93,21 +92,27 @@ def test_shutdown_message_is_never_an_option(stand_in_shutdown, message):
     # A power tool template with {message} at the start of an argument cannot
     # be protected by us: such a message is refused there, and nothing runs.
     calls.clear()
-    tool = load_module("_modules/kiosk.py", __grains__={"kernel": "Linux"}, __salt__={"cmd.run_all": run_all},
-                       __opts__={"kiosk": {"shutdown_command": ["/usr/local/bin/kiosk-power", "{action}", "{message}"]}})
+    tool = load_module(
+        "_modules/kiosk.py",
+        __grains__={"kernel": "Linux"},
+        __salt__={"cmd.run_all": run_all},
+        __opts__={"kiosk": {"shutdown_command": ["/usr/local/bin/kiosk-power", "{action}", "{message}"]}},
+    )
     with pytest.raises(KioskInputError, match=r"starts with '-' and kiosk:shutdown_command puts it at the start"):
         tool.shutdown(delay=60, message=message)
     assert calls == []
 
 
 @pytest.mark.parametrize(
-    "char", ["\u202e", "\u2066", "\u200f", "\u200b", "\ufeff", "\x7f", "\x85", "\x9b", "\u2028"],
+    "char",
+    ["\u202e", "\u2066", "\u200f", "\u200b", "\ufeff", "\x7f", "\x85", "\x9b", "\u2028"],
     ids=["RLO", "LRI", "RLM", "ZWSP", "BOM", "DEL", "NEL", "CSI", "LSEP"],
 )
 def test_shutdown_message_refuses_control_and_bidi_characters(stand_in_shutdown, char):
     run_all, calls, _parsed = stand_in_shutdown
-    kiosk = load_module("_modules/kiosk.py", __opts__={"kiosk": {}}, __grains__={"kernel": "Linux"},
-                        __salt__={"cmd.run_all": run_all})
+    kiosk = load_module(
+        "_modules/kiosk.py", __opts__={"kiosk": {}}, __grains__={"kernel": "Linux"}, __salt__={"cmd.run_all": run_all}
+    )
     message = f"Closing{char}gninepo"
     with pytest.raises(KioskInputError) as exc:
         kiosk.shutdown(delay=60, message=message)
@@ -304,10 +309,10 @@ def test_rule_dates_in_list_form_are_capped(kstore):
     singles = [(first + datetime.timedelta(days=n)).isoformat() for n in range(rules.MAX_DATES + 1)]
     window = {"state": "off", "start": "00:00", "end": "24:00"}
     for dates in (
-        singles,                                                  # a list of single dates
-        ",".join(singles),                                        # comma-separated
+        singles,  # a list of single dates
+        ",".join(singles),  # comma-separated
         [f"{singles[0]}..{singles[rules.MAX_DATES - 1]}", "2031-01-01"],  # a full range plus one more
-        [singles[0]] * 5000,                                      # a huge list, even of duplicates
+        [singles[0]] * 5000,  # a huge list, even of duplicates
     ):
         with pytest.raises(KioskInputError) as exc:
             rules.add(kstore, "holidays", dates=dates, **window)
@@ -325,8 +330,15 @@ def test_rule_dates_in_list_form_are_capped(kstore):
 def test_id_targets_are_capped_and_clean(kstore):
     longest = "id:" + "k" * 254 + "*"
     assert inventory.parse_target(longest) == ("id", "k" * 254 + "*")
-    for bad in ("id:" + "k" * 256, "id:" + "k*" * 5000, "id:kiosk-\u202e1*", "id:kiosk\x00e1", "id:kiosk e1",
-                "id:kiosk'e1", "id:kiosk/e1"):
+    for bad in (
+        "id:" + "k" * 256,
+        "id:" + "k*" * 5000,
+        "id:kiosk-\u202e1*",
+        "id:kiosk\x00e1",
+        "id:kiosk e1",
+        "id:kiosk'e1",
+        "id:kiosk/e1",
+    ):
         with pytest.raises(KioskInputError) as exc:
             inventory.parse_target(bad)
         assert "is not a minion id glob (accepted: 1-255 characters" in str(exc.value)
@@ -344,8 +356,17 @@ def test_id_targets_are_capped_and_clean(kstore):
 
 @pytest.mark.parametrize(
     "minion",
-    ["kiosk\x00e1", "kiosk'e1", 'kiosk"e1', "kiosk`e1", "kiosk-\u202e1e", "kiosk\u200be1", "kiosk\x1b[2Je1",
-     "-kiosk-e1", "kiosk;e1"],
+    [
+        "kiosk\x00e1",
+        "kiosk'e1",
+        'kiosk"e1',
+        "kiosk`e1",
+        "kiosk-\u202e1e",
+        "kiosk\u200be1",
+        "kiosk\x1b[2Je1",
+        "-kiosk-e1",
+        "kiosk;e1",
+    ],
     ids=["NUL", "quote", "dquote", "backtick", "RLO", "ZWSP", "ESC", "dash", "semicolon"],
 )
 def test_minion_ids_with_nul_quotes_or_bidi_are_refused(minion):
@@ -356,7 +377,7 @@ def test_minion_ids_with_nul_quotes_or_bidi_are_refused(minion):
     assert message.startswith(repr(minion)[:40]) and len(message) < 400
     assert message.isprintable()  # NUL, ESC, U+202E... appear escaped: safe in a log or console
     # The inventory CSV and the campus relays refuse it the same way.
-    csv_text = "code,minion_id,campus,groups,ip,mac,vnc_port\n" f"E01,{minion},east,,,,\n"
+    csv_text = f"code,minion_id,campus,groups,ip,mac,vnc_port\nE01,{minion},east,,,,\n"
     try:
         rows, errors = inventory.parse_csv(csv_text, {"east"})
     except KioskInputError as exc:  # a file with NUL bytes may be refused as a whole

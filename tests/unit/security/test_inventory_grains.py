@@ -20,9 +20,8 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from salt_kiosk.db import schema
 from salt_kiosk import assets, inventory, vnc
-from salt_kiosk.db import store
+from salt_kiosk.db import schema, store
 
 FORGED_IP = "x\nauto_accept: True\n#"
 TOKEN_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*: \d{1,3}(\.\d{1,3}){3}:\d{1,5}$")
@@ -57,9 +56,22 @@ def inv(kstore, tmp_path):
 
 
 def good_grain(**extra):
-    return dict({"role": "kiosk", "code": "E01", "campus": "east", "hostname": "kiosk-e1", "ip": "10.1.0.11",
-                 "mac": "02:00:00:00:0e:01", "release": "1.0.0", "serial": "SN1", "cpu_count": 4,
-                 "memory_mb": 2048, "disk_gb": 31.2}, **extra)
+    return dict(
+        {
+            "role": "kiosk",
+            "code": "E01",
+            "campus": "east",
+            "hostname": "kiosk-e1",
+            "ip": "10.1.0.11",
+            "mac": "02:00:00:00:0e:01",
+            "release": "1.0.0",
+            "serial": "SN1",
+            "cpu_count": 4,
+            "memory_mb": 2048,
+            "disk_gb": 31.2,
+        },
+        **extra,
+    )
 
 
 BAD = {
@@ -95,7 +107,13 @@ def test_every_stored_field_is_checked_and_a_bad_one_stored_nowhere(inv):
     row = _rows(inv, schema.assets, "kiosk-e1")[0]
     # The last good values stay where a bad one was reported.
     assert (row.ip, row.mac, row.campus, row.hostname, row.release, row.role) == (
-        "10.1.0.11", "02:00:00:00:0e:01", "east", "kiosk-e1", "1.0.0", "kiosk")
+        "10.1.0.11",
+        "02:00:00:00:0e:01",
+        "east",
+        "kiosk-e1",
+        "1.0.0",
+        "kiosk",
+    )
     facts = json.loads(row.facts)
     for field in BAD:
         assert facts.get(field) != BAD[field], (field, facts)
@@ -106,8 +124,9 @@ def test_every_stored_field_is_checked_and_a_bad_one_stored_nowhere(inv):
 
 
 def test_bad_code_is_a_conflict_and_not_stored(inv):
-    report = assets.apply_grains(inv, {"kiosk-new": good_grain(code="E0\nauto_accept: True", ip="10.1.0.50",
-                                                                mac="02:00:00:00:0e:50")})
+    report = assets.apply_grains(
+        inv, {"kiosk-new": good_grain(code="E0\nauto_accept: True", ip="10.1.0.50", mac="02:00:00:00:0e:50")}
+    )
     assert "kiosk:code grain" in report["conflicts"]["kiosk-new"]
     row = _rows(inv, schema.assets, "kiosk-new")[0]
     assert row.code is None and row.ip == "10.1.0.50"
@@ -123,8 +142,9 @@ def test_conflict_shows_the_value_escaped_and_capped(inv):
 
 
 def test_facts_are_capped(inv):
-    grain = good_grain(interfaces={f"eth{i}": {"mac": "02:00:00:00:00:01", "ipv4": ["10.0.0.1"] * 50}
-                                   for i in range(200)})
+    grain = good_grain(
+        interfaces={f"eth{i}": {"mac": "02:00:00:00:00:01", "ipv4": ["10.0.0.1"] * 50} for i in range(200)}
+    )
     report = assets.apply_grains(inv, {"kiosk-e1": grain})
     assert "only its checked fields are kept" in report["conflicts"]["kiosk-e1"]
     row = _rows(inv, schema.assets, "kiosk-e1")[0]
@@ -132,8 +152,14 @@ def test_facts_are_capped(inv):
     facts = json.loads(row.facts)
     assert facts["facts_truncated"] is True and facts["ip"] == "10.1.0.11" and "interfaces" not in facts
     # A grain under the cap is kept whole, as JSON data.
-    assets.apply_grains(inv, {"kiosk-e2": good_grain(code="E02", ip="10.1.0.12", mac="02:00:00:00:0e:02",
-                                                     interfaces={"eth0": {"ipv4": ["10.1.0.12"]}})})
+    assets.apply_grains(
+        inv,
+        {
+            "kiosk-e2": good_grain(
+                code="E02", ip="10.1.0.12", mac="02:00:00:00:0e:02", interfaces={"eth0": {"ipv4": ["10.1.0.12"]}}
+            )
+        },
+    )
     assert json.loads(_rows(inv, schema.assets, "kiosk-e2")[0].facts)["interfaces"] == {"eth0": {"ipv4": ["10.1.0.12"]}}
 
 

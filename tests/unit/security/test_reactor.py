@@ -29,15 +29,19 @@ from tests.conftest import REPO_ROOT
 SRV_SALT = os.path.join(REPO_ROOT, "srv", "salt")
 POWER_SLS = os.path.join(SRV_SALT, "reactor", "power_alert.sls")
 ENV_SLS = os.path.join(SRV_SALT, "reactor", "env_alert.sls")
-HOOKS = {"mail": {"to": "ops@hospital.example", "minion": "central"},
-         "zabbix_sender": {"server": "zbx.example", "host": "kiosk-fleet", "key": "kiosk.power.alert"}}
+HOOKS = {
+    "mail": {"to": "ops@hospital.example", "minion": "central"},
+    "zabbix_sender": {"server": "zbx.example", "host": "kiosk-fleet", "key": "kiosk.power.alert"},
+}
 NORMAL = {"kiosk-power-alert-log", "kiosk-power-alert-mail", "kiosk-power-alert-zabbix"}
 
 
 def hostile(marker):
     """A kiosk id that closes the quoted subject and adds a cmd.run on '*'."""
-    return (f'kiosk-"x" \nkiosk-power-alert-evil:\n  local.cmd.run:\n    - tgt: "*"\n'
-            f'    - arg: ["touch {marker}"]\n#\x80 {{{{ 7 * 7 }}}}')
+    return (
+        f'kiosk-"x" \nkiosk-power-alert-evil:\n  local.cmd.run:\n    - tgt: "*"\n'
+        f'    - arg: ["touch {marker}"]\n#\x80 {{{{ 7 * 7 }}}}'
+    )
 
 
 def as_text(value):
@@ -59,7 +63,12 @@ def render(sls, data, tag, alerts=HOOKS):
     opts.update(id="mom_master", cachedir=tempfile.mkdtemp(), file_client="local", kiosk={"alerts": alerts})
     pillar = {"kiosk:alerts": alerts}
     result = salt.utils.templates.JINJA(
-        sls, to_str=True, data=data, tag=tag, opts=opts, saltenv="base",
+        sls,
+        to_str=True,
+        data=data,
+        tag=tag,
+        opts=opts,
+        saltenv="base",
         salt={"pillar.get": lambda key, default=None: pillar.get(key, default)},
     )
     assert result["result"], result["data"]
@@ -85,24 +94,52 @@ def reaction_args(high, name):
 def test_hostile_power_alert_renders_the_normal_reaction_with_the_text_as_data(tmp_path):
     marker = tmp_path / "pwned"
     kiosk = hostile(marker)
-    data = {"kiosk": kiosk, "campus": "east\n- x", "expected": "off", "observed": {"a": "b"}, "event": "7: 8",
-            "rule": "'r'", "reason": "line one\nline two"}
+    data = {
+        "kiosk": kiosk,
+        "campus": "east\n- x",
+        "expected": "off",
+        "observed": {"a": "b"},
+        "event": "7: 8",
+        "rule": "'r'",
+        "reason": "line one\nline two",
+    }
     high, chunks = render(POWER_SLS, data, "kiosk/alert/power/x")
     assert set(high) == NORMAL
     assert sorted((c["state"], c["fun"]) for c in chunks) == [
-        ("local", "smtp.send_msg"), ("runner", "salt.cmd"), ("runner", "salt.cmd")]
-    text = (f"kiosk {as_text(kiosk)} (east - x): expected off, observed {{'a': 'b'}} after power event 7: 8 "
-            f"(rule 'r'): line one line two")
-    assert reaction_args(high, "kiosk-power-alert-log") == {"fun": "log.warning", "message": "KIOSK POWER ALERT " + text}
+        ("local", "smtp.send_msg"),
+        ("runner", "salt.cmd"),
+        ("runner", "salt.cmd"),
+    ]
+    text = (
+        f"kiosk {as_text(kiosk)} (east - x): expected off, observed {{'a': 'b'}} after power event 7: 8 "
+        f"(rule 'r'): line one line two"
+    )
+    assert reaction_args(high, "kiosk-power-alert-log") == {
+        "fun": "log.warning",
+        "message": "KIOSK POWER ALERT " + text,
+    }
     mail = reaction_args(high, "kiosk-power-alert-mail")
-    assert mail == {"recipient": "ops@hospital.example", "message": text,
-                    "subject": f"Kiosk {as_text(kiosk)} power state wrong", "profile": "smtp"}
+    assert mail == {
+        "recipient": "ops@hospital.example",
+        "message": text,
+        "subject": f"Kiosk {as_text(kiosk)} power state wrong",
+        "profile": "smtp",
+    }
     assert "\n" not in mail["subject"] and "\r" not in mail["subject"]  # no mail header of its own
     mail_chunk = next(c for c in chunks if c["state"] == "local")
     assert (mail_chunk["tgt"], mail_chunk["tgt_type"]) == (["central"], "list")
     zabbix = reaction_args(high, "kiosk-power-alert-zabbix")
-    assert zabbix["cmd"] == ["zabbix_sender", "-z", "zbx.example", "-s", "kiosk-fleet", "-k", "kiosk.power.alert",
-                             "-o", text]
+    assert zabbix["cmd"] == [
+        "zabbix_sender",
+        "-z",
+        "zbx.example",
+        "-s",
+        "kiosk-fleet",
+        "-k",
+        "kiosk.power.alert",
+        "-o",
+        text,
+    ]
     assert zabbix["python_shell"] is False
 
 
@@ -146,8 +183,14 @@ def render_formula(sls, pillar, grains):
         return value
 
     result = salt.utils.templates.JINJA(
-        os.path.join(SRV_SALT, *sls.split(".")) + ".sls", to_str=True, opts=opts, saltenv="base", sls=sls,
-        salt={"pillar.get": pillar_get}, grains=grains, pillar=pillar,
+        os.path.join(SRV_SALT, *sls.split(".")) + ".sls",
+        to_str=True,
+        opts=opts,
+        saltenv="base",
+        sls=sls,
+        salt={"pillar.get": pillar_get},
+        grains=grains,
+        pillar=pillar,
     )
     assert result["result"], result["data"]
     return salt.utils.yaml.safe_load(result["data"])
@@ -156,28 +199,46 @@ def render_formula(sls, pillar, grains):
 def test_formula_templates_quote_values_from_pillar_and_grains(tmp_path):
     evil = f'x"\nkiosk-evil:\n  cmd.run:\n    - name: touch {tmp_path}/pwned\n#'
     # A relay whose minion id (a grain) is hostile, with and without a complete pillar.
-    pillar = {"kiosk": {"central_address": "127.0.0.1", "db": {"user": "kiosk_relay", "password_file": "/p"},
-                        "campuses": {"east": {"timezone": "UTC", "relays": [evil]}},
-                        "paths": {"master_d": evil, "minion_d": "/m", "release_root": "/r"}}}
+    pillar = {
+        "kiosk": {
+            "central_address": "127.0.0.1",
+            "db": {"user": "kiosk_relay", "password_file": "/p"},
+            "campuses": {"east": {"timezone": "UTC", "relays": [evil]}},
+            "paths": {"master_d": evil, "minion_d": "/m", "release_root": "/r"},
+        }
+    }
     states = render_formula("kiosk.relay", pillar, {"id": evil, "fqdn_ip4": ["10.1.0.2"]})
-    assert set(states) == {"kiosk-syndic-config", "kiosk-relay-minion-config", "kiosk-release-root",
-                           "kiosk-relay-packages"}
+    assert set(states) == {
+        "kiosk-syndic-config",
+        "kiosk-relay-minion-config",
+        "kiosk-release-root",
+        "kiosk-relay-packages",
+    }
     assert {"name": evil + "/kiosk-syndic.conf"} in states["kiosk-syndic-config"]["file.serialize"]
     states = render_formula("kiosk.relay", {"kiosk": {}}, {"id": evil})
     assert list(states) == ["kiosk-pillar-incomplete"]
     assert evil in states["kiosk-pillar-incomplete"]["test.fail_without_changes"][1]["comment"]
     # Rule names, paths and values from the central pillar.
-    pillar = {"kiosk": {"db": "sqlite:///x", "campuses": {"east": {"timezone": "UTC"}},
-                        "paths": {"master_d": evil},
-                        "rules": {evil: {"power": "on", "days": "mon", "start": "07:00", "end": "18:00",
-                                         "target": evil}}}}
+    pillar = {
+        "kiosk": {
+            "db": "sqlite:///x",
+            "campuses": {"east": {"timezone": "UTC"}},
+            "paths": {"master_d": evil},
+            "rules": {evil: {"power": "on", "days": "mon", "start": "07:00", "end": "18:00", "target": evil}},
+        }
+    }
     states = render_formula("kiosk.central", pillar, {"id": "central"})
     assert set(states) == {"kiosk-central-config", "kiosk-schema", "kiosk-rule-" + evil}
     assert {"target": evil} in states["kiosk-rule-" + evil]["kiosk_power.rule_present"]
     # A kiosk whose minion id and fqdn (grains) are hostile.
     pillar = {"kiosk": {"zabbix": {"server": evil}, "freeipa": {"domain": evil, "otp": evil}}}
     states = render_formula("kiosk.kiosk", pillar, {"id": evil, "fqdn": evil})
-    assert set(states) == {"kiosk-minion-config", "kiosk-release-dir", "kiosk-zabbix-agent",
-                           "kiosk-freeipa-enrol-helper", "kiosk-freeipa-enrolment"}
+    assert set(states) == {
+        "kiosk-minion-config",
+        "kiosk-release-dir",
+        "kiosk-zabbix-agent",
+        "kiosk-freeipa-enrol-helper",
+        "kiosk-freeipa-enrolment",
+    }
     zabbix = next(i["contents"] for i in states["kiosk-zabbix-agent"]["file.managed"] if "contents" in i)
     assert zabbix == f"Server={evil}\nServerActive={evil}\nHostname={evil}\n"

@@ -15,9 +15,9 @@ import urllib.parse
 
 import pytest
 
+from salt_kiosk.errors import KioskInputError
 from salt_kiosk.node import release_install
 from salt_kiosk.releases import serve
-from salt_kiosk.errors import KioskInputError
 
 
 def md5_of(data):
@@ -153,14 +153,18 @@ def test_finding5_release_server_binds_configured_address_and_serves_each_path_o
     # A master listening on every address (Salt's default interface) with no
     # release_serve_address: refused, naming the key, nothing bound.
     wildcard = {"interface": "0.0.0.0", "kiosk": {}}
-    with pytest.raises(KioskInputError, match="kiosk:release_serve_address"):
-        with serve.serve_file(wildcard, str(release), ["relay-a"]):
-            pass
+    with (
+        pytest.raises(KioskInputError, match="kiosk:release_serve_address"),
+        serve.serve_file(wildcard, str(release), ["relay-a"]),
+    ):
+        pass
     for value in ("0.0.0.0", "::", "build.example", 7):
         bad = {"kiosk": {"release_serve_address": value}}
-        with pytest.raises(KioskInputError, match=r"kiosk:release_serve_address .*expected"):
-            with serve.serve_file(bad, str(release), ["relay-a"]):
-                pass
+        with (
+            pytest.raises(KioskInputError, match=r"kiosk:release_serve_address .*expected"),
+            serve.serve_file(bad, str(release), ["relay-a"]),
+        ):
+            pass
 
 
 def test_finding11_unpacked_size_and_member_caps(tmp_path):
