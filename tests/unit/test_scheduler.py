@@ -298,11 +298,11 @@ def test_job_store_refuses_anything_but_the_engines_functions(opts, loaded):
         engine.stop()
 
 
-def bad_rows(key, marker):
-    """Stored jobs the engine must refuse: (id, job text)."""
-    good = {
+def transition_document(key, job_id, **changes):
+    """A valid stored transition job of engine ``key``, with ``changes``."""
+    return {
         "version": 1,
-        "id": None,
+        "id": job_id,
         "name": "run_transition",
         "func": "salt_kiosk.power.engine:run_transition",
         "args": [key, AT.isoformat(), "on", "morning", ["kiosk-e1"]],
@@ -311,10 +311,15 @@ def bad_rows(key, marker):
         "misfire_grace_time": 600,
         "coalesce": True,
         "max_instances": 1,
+        **changes,
     }
 
+
+def bad_rows(key, marker):
+    """Stored jobs the engine must refuse: (id, job text)."""
+
     def doc(job_id, **changes):
-        return job_id, json.dumps({**good, "id": job_id, **changes})
+        return job_id, json.dumps(transition_document(key, job_id, **changes))
 
     return [
         ("kiosk-power:pickled", pickle.dumps(Touch(marker), protocol=0).decode("ascii")),
@@ -395,18 +400,7 @@ def test_migration_drops_the_pickled_job_table_unread(kstore, tmp_path):
 def test_migration_renames_the_engine_functions_of_stored_jobs(kstore):
     """Jobs stored before the engine moved to salt_kiosk.power.engine still load after schema 10."""
     key = "kiosk"
-    document = {
-        "version": 1,
-        "id": "kiosk-power:moved",
-        "name": "run_transition",
-        "func": "salt_kiosk.scheduler:run_transition",
-        "args": [key, AT.isoformat(), "on", "morning", ["kiosk-e1"]],
-        "trigger": {"type": "date", "run_date": AT.isoformat()},
-        "executor": "default",
-        "misfire_grace_time": 600,
-        "coalesce": True,
-        "max_instances": 1,
-    }
+    document = transition_document(key, "kiosk-power:moved", func="salt_kiosk.scheduler:run_transition")
     with kstore.begin() as conn:
         conn.execute(
             schema.scheduler_jobs.insert().values(id="kiosk-power:moved", next_run_time=0.0, job=json.dumps(document))
