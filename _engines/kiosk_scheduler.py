@@ -23,6 +23,11 @@ Configuration (master config):
           replan_interval: 3600   # re-plan at least this often (seconds)
           sweep_delays: [300, 600, 900]   # verification sweeps after each executed transition
           shutdown_delay: 60      # seconds kiosks wait before powering off
+          lease: 45               # leadership lease seconds (>= tick; default 1.5 x tick)
+
+Every master of masters may run the engine over the same database: only the
+one holding the lease executes (see :mod:`salt_kiosk.power.engine`); a standby
+takes over within ``lease + tick / 2`` seconds of the leader's last renewal.
 
 Events listened to: ``kiosk/rules/changed`` and ``kiosk/inventory/changed``
 (re-plan); ``kiosk/power/wake|shutdown|reboot`` from the runners (the
@@ -32,6 +37,10 @@ Events fired on the master bus:
 
 ``kiosk/power/wake``, ``kiosk/power/shutdown``
     After each executed transition (``user: kiosk_scheduler``).
+
+``kiosk/engine/leader``
+    This master started leading or stepped down: ``{"leader", "master",
+    "role": "leader"|"standby"}``.
 
 ``kiosk/power/missed``
     A transition older than ``grace`` when the engine could run it:
@@ -75,7 +84,15 @@ def _fire(data, tag):
     kevents.fire_master(__opts__, data, tag)
 
 
-def start(grace=600, horizon_hours=48, tick=30, replan_interval=3600, sweep_delays=(300, 600, 900), shutdown_delay=60):
+def start(
+    grace=600,
+    horizon_hours=48,
+    tick=30,
+    replan_interval=3600,
+    sweep_delays=(300, 600, 900),
+    shutdown_delay=60,
+    lease=None,
+):
     """
     Run the engine until the master stops.
     """
@@ -88,6 +105,7 @@ def start(grace=600, horizon_hours=48, tick=30, replan_interval=3600, sweep_dela
         sweep_delays=sweep_delays,
         shutdown_delay=shutdown_delay,
         fire=_fire,
+        lease=lease,
     )
     engine.start()
     try:

@@ -381,8 +381,9 @@ def state_at(kiosk, when=None):
 
 def engine_status():
     """
-    Health of the ``kiosk_scheduler`` engine: last tick, the next transitions it
-    has scheduled, transitions executed and missed.
+    Health of the ``kiosk_scheduler`` engine: which master of masters leads it
+    (``leader``), last tick, the next transitions it has scheduled,
+    transitions executed and missed.
 
     CLI Example:
 

@@ -70,6 +70,7 @@ MIGRATIONS = (
     (8, "assets collected from grains and their change history", _create(schema.assets, schema.asset_history)),
     (9, "scheduler jobs as plain JSON data; the pickled APScheduler job table dropped", _plain_scheduler_jobs),
     (10, "scheduler jobs name their functions in salt_kiosk.power.engine", _engine_functions_moved),
+    (11, "schedule engine leadership leases", _create(schema.engine_leases)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

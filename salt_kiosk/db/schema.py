@@ -205,6 +205,20 @@ scheduler_jobs = sa.Table(
 )
 
 
+# The schedule engine's leadership: one row per engine key. The master of
+# masters holding an unexpired lease executes; the others stand by.
+engine_leases = sa.Table(
+    "kiosk_engine_leases",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("acquired_at", sa.DateTime, nullable=False),
+    sa.Column("renewed_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    **MYSQL_TABLE,
+)
+
+
 # -- job results written by the kiosk_mysql returner (salt_kiosk.jobs)
 
 jobs = sa.Table(

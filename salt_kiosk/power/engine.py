@@ -20,6 +20,20 @@ transitions between its last recorded tick and now: those late by at most
 After each executed transition the verification sweeps of its power event are
 scheduled at ``sweep_delays`` seconds; each calls the sweep hook.
 
+Leadership: every master of masters may run the engine over the same database;
+only the one holding the lease executes. The lease is a row of
+``kiosk_engine_leases`` (one per engine key) with its holder (the master's
+``master_id`` or ``id``) and an expiry ``lease`` seconds ahead (default 1.5 x
+``tick``), renewed every ``tick / 2`` seconds. A standby tries to take it as
+often; once the leader's lease has expired it takes over, catches up on what
+fell due since the leader's last tick (within ``grace``, exactly once: the
+per-kiosk claims) and executes from then on. From the leader's last renewal to
+the takeover is at most ``lease + tick / 2`` seconds (2 x ``tick`` with the
+default lease). A leader that finds its lease taken steps down (its APScheduler
+pauses). A standby still records the sweeps of manual power events into the
+shared job store, where the leader runs them. Masters' clocks must agree (NTP):
+expiries are compared with each master's own clock.
+
 Nothing executable is loaded from the database. APScheduler's own SQLAlchemy
 job store pickles each job, and unpickling a row that any other writer of the
 kiosk database put there runs its code. The engine uses
@@ -56,6 +70,7 @@ import datetime
 import json
 import logging
 import math
+import socket
 import threading
 
 import sqlalchemy as sa
@@ -70,6 +85,7 @@ from sqlalchemy.exc import IntegrityError
 
 from salt_kiosk import clock, config, fanout, inventory
 from salt_kiosk.db import schema
+from salt_kiosk.errors import KioskInputError
 from salt_kiosk.power import actions as power
 from salt_kiosk.power import rules, schedule
 
@@ -121,6 +137,16 @@ class InvalidJobRow(ValueError):
 
 def _utcnow():
     return datetime.datetime.now(UTC)
+
+
+def _seconds(value, name):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise KioskInputError(f"kiosk_scheduler {name} {value!r} is not accepted (accepted: seconds > 0)")
+    return number
 
 
 def _naive(moment):
@@ -526,11 +552,23 @@ class Engine:
         sweep_hook=default_sweep_hook,
         clock=_utcnow,
         key="kiosk",
+        lease=None,
+        node=None,
     ):
         self.opts = opts
+        self.tick_seconds = _seconds(tick, "tick")
+        self.lease_seconds = 1.5 * self.tick_seconds if lease is None else _seconds(lease, "lease")
+        if self.lease_seconds < self.tick_seconds:
+            raise KioskInputError(
+                f"kiosk_scheduler lease {lease!r} is shorter than tick {tick!r} (accepted: seconds >= tick; "
+                "default 1.5 x tick)"
+            )
+        self.node = str(node or opts.get("master_id") or opts.get("id") or socket.gethostname())
+        self.leading = False
+        self._stopping = threading.Event()
+        self._lease_thread = None
         self.grace = int(grace)
         self.horizon = datetime.timedelta(hours=float(horizon_hours))
-        self.tick_seconds = float(tick)
         self.replan_interval = datetime.timedelta(seconds=float(replan_interval))
         self.sweep_delays = [float(d) for d in sweep_delays]
         self.shutdown_delay = int(shutdown_delay)
@@ -548,7 +586,10 @@ class Engine:
     # -- lifecycle -------------------------------------------------------
 
     def start(self):
-        """Open the store, catch up on missed transitions, plan and start APScheduler."""
+        """
+        Open the store and start APScheduler paused; take the lease when it is
+        free (then catch up, plan and run) and keep trying in the background.
+        """
         from salt_kiosk.db import store  # pylint: disable=import-outside-toplevel
 
         self.kstore = store.open_store(self.opts)
@@ -560,14 +601,121 @@ class Engine:
         )
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
         _ACTIVE[self.key] = self
+        # Paused until this engine leads: a standby's scheduler only stores
+        # jobs (the sweeps of manual power events) for the leader to run.
+        self.scheduler.start(paused=True)
+        self._stopping.clear()
+        self.lease_step()
+        self._lease_thread = threading.Thread(target=self._lease_loop, name=f"kiosk-lease-{self.key}", daemon=True)
+        self._lease_thread.start()
+        log.info(
+            "kiosk_scheduler started on %s (grace %ss, horizon %s, tick %ss, lease %ss): %s",
+            self.node,
+            self.grace,
+            self.horizon,
+            self.tick_seconds,
+            self.lease_seconds,
+            "leading" if self.leading else "standing by",
+        )
+
+    def stop(self, release=True):
+        """Stop; with ``release`` (a clean stop) hand the lease over at once."""
+        self._stopping.set()
+        if self._lease_thread is not None:
+            self._lease_thread.join(timeout=10)
+            self._lease_thread = None
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if release and self.leading and self.kstore is not None:
+            leases = schema.engine_leases
+            with self.kstore.begin() as conn:
+                conn.execute(
+                    leases.update()
+                    .where(leases.c.key == self.key)
+                    .where(leases.c.holder == self.node)
+                    .values(expires_at=_naive(self.clock()))
+                )
+        self.leading = False
+        _ACTIVE.pop(self.key, None)
+
+    # -- leadership ------------------------------------------------------
+
+    def _lease_loop(self):
+        while not self._stopping.wait(self.tick_seconds / 2):
+            try:
+                self.lease_step()
+            except Exception as exc:  # pylint: disable=broad-except
+                log.error("kiosk_scheduler: lease check on %s failed: %s", self.node, exc)
+
+    def _take_lease(self, now):
+        """Renew or take the lease at ``now``; return ``(held, holder)``."""
+        leases = schema.engine_leases
+        naive = _naive(now)
+        expires = naive + datetime.timedelta(seconds=self.lease_seconds)
         with self.kstore.begin() as conn:
-            _set_meta(conn, "engine_started_at", _naive(self.clock()).isoformat())
+            row = conn.execute(sa.select(leases).where(leases.c.key == self.key)).first()
+            if row is not None and row.holder == self.node:
+                done = conn.execute(
+                    leases.update()
+                    .where(leases.c.key == self.key)
+                    .where(leases.c.holder == self.node)
+                    .values(renewed_at=naive, expires_at=expires)
+                ).rowcount
+            elif row is not None and row.expires_at <= naive:
+                done = conn.execute(
+                    leases.update()
+                    .where(leases.c.key == self.key)
+                    .where(leases.c.holder == row.holder)
+                    .where(leases.c.expires_at <= naive)
+                    .values(holder=self.node, acquired_at=naive, renewed_at=naive, expires_at=expires)
+                ).rowcount
+            elif row is not None:
+                return False, row.holder
+            else:
+                done = 0
+        if row is None:
+            try:
+                with self.kstore.begin() as conn:
+                    conn.execute(
+                        leases.insert().values(
+                            key=self.key, holder=self.node, acquired_at=naive, renewed_at=naive, expires_at=expires
+                        )
+                    )
+                done = 1
+            except IntegrityError:
+                done = 0
+        if done:
+            return True, self.node
+        with self.kstore.connect() as conn:
+            return False, conn.execute(sa.select(leases.c.holder).where(leases.c.key == self.key)).scalar()
+
+    def lease_step(self, now=None):
+        """
+        One leadership round: renew or take the lease; start leading when it
+        was won, step down when another master holds it. Return True while
+        this engine leads.
+        """
+        now = now or self.clock()
+        held, holder = self._take_lease(now)
+        if held and not self.leading:
+            self._lead(now)
+        elif not held and self.leading:
+            log.warning("kiosk_scheduler: %s holds the lease now; %s steps down", holder, self.node)
+            self.leading = False
+            self.scheduler.pause()
+            self.fire({"leader": holder, "master": self.node, "role": "standby"}, "kiosk/engine/leader")
+        return self.leading
+
+    def _lead(self, now):
+        log.warning("kiosk_scheduler: %s leads the engine %r now", self.node, self.key)
+        self.leading = True
+        with self.kstore.begin() as conn:
+            _set_meta(conn, "engine_started_at", _naive(now).isoformat())
+            _set_meta(conn, "engine_leader", self.node)
         # Catch up to ``now``, re-plan from that same instant while APScheduler is
         # paused (so that jobs persisted before a rule change never run), then go.
-        now = self.clock()
         self.catch_up(now)
-        self.scheduler.start(paused=True)
-        self.replan("start", since=now)
+        self.replan("leading", since=now)
         self.scheduler.add_job(
             run_tick,
             "interval",
@@ -579,12 +727,7 @@ class Engine:
         )
         self.tick()
         self.scheduler.resume()
-        log.info("kiosk_scheduler started (grace %ss, horizon %s)", self.grace, self.horizon)
-
-    def stop(self):
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
-        _ACTIVE.pop(self.key, None)
+        self.fire({"leader": self.node, "master": self.node, "role": "leader"}, "kiosk/engine/leader")
 
     def fire(self, data, tag):
         if self._fire is not None:
@@ -621,8 +764,11 @@ class Engine:
     def replan(self, reason="tick", since=None):
         """
         Bring the scheduled transition jobs in line with rules and inventory,
-        for transitions after ``since`` (default now).
+        for transitions after ``since`` (default now). Only the leader plans;
+        a standby returns None.
         """
+        if not self.leading:
+            return None
         with self._plan_lock:
             now = self.clock()
             since = since or now
@@ -818,7 +964,12 @@ class Engine:
 
 
 def status(kstore, limit=10, key="kiosk"):
-    """Engine health as stored in the database (works from any process)."""
+    """
+    Engine health as stored in the database (works from any process, on any
+    master of masters): which master leads (``leader``: ``master``, ``since``,
+    ``renewed``, ``expires``, ``alive``; None before any engine ran), the last
+    tick and plan, the next transitions, and what was executed or missed.
+    """
     with kstore.connect() as conn:
         meta = {
             key: _get_meta(conn, key)
@@ -863,10 +1014,23 @@ def status(kstore, limit=10, key="kiosk"):
             upcoming.append({"at": at.isoformat(timespec="seconds"), "state": state, "rule": rule})
         rows.close()
     last_tick = meta["engine_last_tick"]
+    leader = None
+    leases = schema.engine_leases
+    with kstore.connect() as conn:
+        lease = conn.execute(sa.select(leases).where(leases.c.key == key)).first()
+    if lease is not None:
+        leader = {
+            "master": lease.holder,
+            "since": clock.iso(lease.acquired_at),
+            "renewed": clock.iso(lease.renewed_at),
+            "expires": clock.iso(lease.expires_at),
+            "alive": lease.expires_at > _naive(_utcnow()),
+        }
     age = None
     if last_tick:
         age = int((_utcnow() - datetime.datetime.fromisoformat(last_tick).replace(tzinfo=UTC)).total_seconds())
     return {
+        "leader": leader,
         "started_at": meta["engine_started_at"],
         "last_tick": last_tick,
         "seconds_since_tick": age,
