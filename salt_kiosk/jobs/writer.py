@@ -91,7 +91,13 @@ def settings(opts, options=None):
             spool_dir = f"{spool_dir}-{digest}"
     spool_max = _positive_int(section, "spool_max", DEFAULT_SPOOL_MAX, "items")
     spool_max_bytes = _positive_int(section, "spool_max_bytes", DEFAULT_SPOOL_MAX_BYTES, "bytes")
-    retry_after = float(section.get("retry_after", DEFAULT_RETRY_AFTER))
+    retry_after = validate.finite_number(
+        section.get("retry_after", DEFAULT_RETRY_AFTER),
+        "kiosk_mysql:retry_after",
+        0,
+        86400,
+        accepted=f"seconds 0-86400, default {DEFAULT_RETRY_AFTER}",
+    )
     owner_opts = {"order_masters": opts.get("order_masters"), "kiosk": {}}
     for where in (opts.get("kiosk") or {}, section):
         if "schema_owner" in where:

@@ -15,6 +15,7 @@ the value is back in range (``clear``), never every interval.
 """
 
 import logging
+import math
 import numbers
 import time
 
@@ -71,10 +72,12 @@ def _range(name, value, default):
     if (
         not isinstance(value, (list, tuple))
         or len(value) != 2
-        or not all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in value)
+        or not all(isinstance(v, numbers.Number) and not isinstance(v, bool) and math.isfinite(v) for v in value)
         or value[0] >= value[1]
     ):
-        raise KioskInputError(f"{name} threshold {value!r} is not a range: expected [min, max] numbers with min < max")
+        raise KioskInputError(
+            f"{name} threshold {value!r} is not a range: expected [min, max] finite numbers with min < max"
+        )
     return [float(value[0]), float(value[1])]
 
 

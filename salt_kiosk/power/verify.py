@@ -50,7 +50,9 @@ def check(opts, kstore, target=None, expect="on", minions=None, ports=None, time
         jobs[f"ping:{campus}"] = {
             "tgt": [k["minion_id"] for k in group],
             "fun": "test.ping",
-            "timeout": int(settings.get("presence_timeout", 10)),
+            "timeout": validate.whole_number(
+                settings.get("presence_timeout", 10), "kiosk:presence_timeout", 1, 600, accepted="whole seconds 1-600"
+            ),
         }
     returns = publish(opts, jobs, int(float(sweep_timeout)) + 15)
     results = {}
