@@ -56,7 +56,12 @@ def syndic(mom_address, mom_ret_port):
 
 
 def minion(master_address, master_ret_port, publish_port=None):
-    """A minion below a syndic node: the relay's own minion or a kiosk."""
+    """
+    A minion below a syndic node: the relay's own minion or a kiosk.
+    ``master_address`` may be a list: every relay of the kiosk's campus
+    (multi-master; the relays then share ``master_ret_port`` and one master
+    key pair).
+    """
     config = {
         "master": master_address,
         "master_port": int(master_ret_port),

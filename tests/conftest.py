@@ -128,12 +128,14 @@ TIERS = {
     "unit": "tests/unit: hermetic, SQLite only, no root, no network namespaces, no MariaDB, no Salt daemons",
     "functional": "tests/functional: MariaDB, nmap, network namespaces or single Salt daemons, not the fleet",
     "integration": "tests/integration: the daemon fleet (the fleet fixture of tests/integration/conftest.py)",
+    "faults": "tests/faults: daemons and a private MariaDB really stopped (a fleet of its own, tests/faults/conftest.py)",
 }
 
 #: Fixtures a tier's tests must not use.
 NOT_IN_TIER = {
     "unit": {"mysql_url", "mysql_db", "salt_factories", "fleet", "fleet_inventory", "salt_api"},
     "functional": {"fleet", "fleet_inventory", "salt_api"},
+    "faults": {"fleet", "fleet_inventory", "salt_api"},
 }
 
 
