@@ -963,13 +963,15 @@ class Engine:
             self.execute(datetime.datetime.fromisoformat(at), state, rule, minions)
 
 
-def status(kstore, limit=10, key="kiosk"):
+def status(kstore, limit=10, key="kiosk", now=None):
     """
     Engine health as stored in the database (works from any process, on any
     master of masters): which master leads (``leader``: ``master``, ``since``,
-    ``renewed``, ``expires``, ``alive``; None before any engine ran), the last
-    tick and plan, the next transitions, and what was executed or missed.
+    ``renewed``, ``expires``, ``alive`` at ``now``, default the current time;
+    None before any engine ran), the last tick and plan, the next transitions,
+    and what was executed or missed.
     """
+    now = now or _utcnow()
     with kstore.connect() as conn:
         meta = {
             key: _get_meta(conn, key)
@@ -1024,11 +1026,11 @@ def status(kstore, limit=10, key="kiosk"):
             "since": clock.iso(lease.acquired_at),
             "renewed": clock.iso(lease.renewed_at),
             "expires": clock.iso(lease.expires_at),
-            "alive": lease.expires_at > _naive(_utcnow()),
+            "alive": lease.expires_at > _naive(now),
         }
     age = None
     if last_tick:
-        age = int((_utcnow() - datetime.datetime.fromisoformat(last_tick).replace(tzinfo=UTC)).total_seconds())
+        age = int((now - datetime.datetime.fromisoformat(last_tick).replace(tzinfo=UTC)).total_seconds())
     return {
         "leader": leader,
         "started_at": meta["engine_started_at"],

@@ -67,7 +67,7 @@ def test_one_leader_the_other_stands_by(pair, loaded):
     first, second, clock, pub, fired = pair
     assert first.leading and not second.leading
     assert first.scheduler.state == STATE_RUNNING and second.scheduler.state == STATE_PAUSED
-    status = scheduler.status(loaded)
+    status = scheduler.status(loaded, now=clock())
     assert status["leader"]["master"] == "mom-a" and status["leader"]["alive"] is True
     assert [(node, data["role"]) for node, tag, data in fired if tag == LEADER_TAG] == [("mom-a", "leader")]
     # A standby does not plan: replan requests (rule changes on its bus) are left to the leader.

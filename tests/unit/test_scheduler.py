@@ -26,8 +26,11 @@ CSV = (
     "E01,kiosk-e1,east,opd,10.1.0.11,02:00:00:00:0e:01,5901\n"
     "W01,kiosk-w1,west,opd,10.2.0.11,02:00:00:00:0f:01,5911\n"
 )
-# 2026-12-01 08:00 in Asia/Shanghai is 00:00 UTC.
-AT = datetime.datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+# A day a month ahead (the rules are daily): 08:00 in Asia/Shanghai is 00:00 UTC.
+# Relative to the real date, because APScheduler's own loop runs on the real
+# clock: a fixed day would fall into the past and be seen as missed.
+AT = (datetime.datetime.now(UTC) + datetime.timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0)
+DAY = AT.date().isoformat()
 
 
 class Publisher:
@@ -96,17 +99,17 @@ def test_plan_is_materialised_in_the_database_job_store(opts, loaded):
     try:
         status = scheduler.status(loaded)
         assert status["next_transitions"][:2] == [
-            {"at": "2026-12-01T00:00:00+00:00", "state": "on", "rule": "morning"},
-            {"at": "2026-12-01T01:00:00+00:00", "state": "off", "rule": None},
+            {"at": f"{DAY}T00:00:00+00:00", "state": "on", "rule": "morning"},
+            {"at": f"{DAY}T01:00:00+00:00", "state": "off", "rule": None},
         ]
         with loaded.connect() as conn:
             stored = conn.execute(sa.text(f"SELECT id FROM {scheduler.JOBSTORE_TABLE}")).scalars().all()
-        assert f"{scheduler.POWER_PREFIX}2026-12-01T00:00:00:on:morning" in stored
+        assert f"{scheduler.POWER_PREFIX}{DAY}T00:00:00:on:morning" in stored
         assert scheduler.TICK_JOB in stored
         # A rule change is picked up by a re-plan: the east window moves.
         rules.update(loaded, "morning", start="08:30")
         engine.tick()
-        assert scheduler.status(loaded)["next_transitions"][0]["at"] == "2026-12-01T00:30:00+00:00"
+        assert scheduler.status(loaded)["next_transitions"][0]["at"] == f"{DAY}T00:30:00+00:00"
     finally:
         engine.stop()
     assert pub.calls == []
@@ -191,7 +194,7 @@ def test_status_reads_rule_names_with_colons(opts, loaded):
         upcoming = scheduler.status(loaded, limit=50)["next_transitions"]
     finally:
         engine.stop()
-    assert {"at": "2026-12-01T14:00:00+00:00", "state": "on", "rule": "campus:east-night"} in upcoming
+    assert {"at": f"{DAY}T14:00:00+00:00", "state": "on", "rule": "campus:east-night"} in upcoming
 
 
 class Touch:
@@ -338,7 +341,7 @@ def bad_rows(key, marker):
         doc("kiosk-power:engine-class", func="salt_kiosk.power.engine:Engine", args=[key]),
         doc("kiosk-power:bad-state", args=[key, AT.isoformat(), "reboot", None, ["kiosk-e1"]]),
         doc("kiosk-power:no-minions", args=[key, AT.isoformat(), "on", None, []]),
-        doc("kiosk-power:naive-time", args=[key, "2026-12-01T00:00:00", "on", None, ["kiosk-e1"]]),
+        doc("kiosk-power:naive-time", args=[key, f"{DAY}T00:00:00", "on", None, ["kiosk-e1"]]),
         doc("kiosk-power:other-engine", args=["elsewhere", AT.isoformat(), "on", None, ["kiosk-e1"]]),
         doc("kiosk-power:cron", trigger={"type": "cron", "minute": "*"}),
         doc("kiosk-power:kwargs", kwargs={"x": 1}),
