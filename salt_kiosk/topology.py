@@ -15,6 +15,23 @@ them (measured with Salt 3008.4):
   starting.
 * The top master has ``order_masters: True`` and a ``master_id`` (returns are
   dropped without one); ``syndic_wait`` is the floor of every call it makes.
+
+A standby master of masters (measured with Salt 3008.4, tcp):
+
+* Both masters of masters listen on the same ``publish_port`` and ``ret_port``,
+  each on its own address, and share one master key pair (a syndic caches one
+  master key).
+* ``syndic_master`` as a list (one salt-syndic serving both) works while both
+  live: each return goes back to the master that published the job, provided
+  that master's ``master_id`` is its address exactly as the list names it (the
+  syndic looks the job's ``master_id`` up among its ``syndic_master`` entries
+  and otherwise picks one at random). When one of them dies the syndic stops
+  forwarding to both: every forward to the dead master blocks, because the tcp
+  request client reconnects forever before its timeout starts (the unreachable
+  master is never detected; Salt #39439). Returns to the live master stop too.
+* So each relay runs one salt-syndic per master of masters, each with a single
+  ``syndic_master`` (:func:`syndic` with ``name`` for the second one's pid and
+  log files). A dead master of masters then stalls only its own syndic.
 """
 
 
@@ -46,13 +63,27 @@ def syndic_master(address, ret_port, mom_publish_port, auto_accept=False):
     }
 
 
-def syndic(mom_address, mom_ret_port):
-    """The salt-syndic of a syndic node."""
-    return {
+def syndic(mom_address, mom_ret_port, name=None):
+    """
+    A salt-syndic of a syndic node, serving the master of masters at
+    ``mom_address``. A relay under a leader and a standby master of masters
+    runs two, one per master of masters (see the module notes); ``name`` gives
+    the second its own pid and log files (``run/syndic-<name>.pid``).
+    """
+    if isinstance(mom_address, (list, tuple)):
+        raise ValueError(
+            f"syndic_master {list(mom_address)!r}: give one master of masters per salt-syndic "
+            "(a syndic with a list stops forwarding when one of them dies; see salt_kiosk.topology)"
+        )
+    config = {
         "syndic_master": mom_address,
         "syndic_master_port": int(mom_ret_port),
         "transport": "tcp",
     }
+    if name is not None:
+        config["syndic_pidfile"] = f"run/syndic-{name}.pid"
+        config["syndic_log_file"] = f"logs/syndic-{name}.log"
+    return config
 
 
 def minion(master_address, master_ret_port, publish_port=None):

@@ -1,15 +1,22 @@
 """
-The fault tier's fleet: a campus of two relays whose kiosks list both relays as
-masters (multi-master), below a master of masters, writing job results into a
-private MariaDB server. Tests stop and start its daemons for real, so it is
-started once per module, never shared with tests/integration.
+The fault tier's fleet: two masters of masters (a leader and a standby, both
+running the kiosk_scheduler engine over one database), a campus of two relays
+whose syndics connect to both masters of masters (``syndic_master`` as a list)
+and whose kiosks list both relays as masters (multi-master), writing job
+results into a private MariaDB server. Tests stop and start its daemons for
+real, so it is started once per module, never shared with tests/integration.
 """
 
 import contextlib
+import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
+import yaml
 from pytestshellutils.utils import ports
 
 from salt_kiosk import inventory, topology
@@ -17,6 +24,10 @@ from salt_kiosk.db import store
 from tests.mariadb_server import PrivateMariaDB
 
 RELAYS = {"relay-e1": "127.0.3.2", "relay-e2": "127.0.3.3"}
+#: The masters of masters: the first starts first and leads the engine.
+MOMS = {"faults-mom-a": "127.0.3.21", "faults-mom-b": "127.0.3.22"}
+#: The engine's tick on both masters of masters (the lease is 1.5 x tick).
+TICK = 2
 KIOSKS = {
     # minion id: (code, mac, ip)
     "kiosk-e1": ("E01", "02:00:00:00:3e:01", "127.0.3.11"),
@@ -25,19 +36,78 @@ KIOSKS = {
 CAMPUS = {"east": {"timezone": "Asia/Shanghai", "broadcast": "127.255.255.255", "relays": list(RELAYS)}}
 
 
+#: Where bench/failover.py collects the figures the fault tests measure.
+FIGURES_ENV = "KIOSK_FAILOVER_FIGURES"
+
+
+def record_figure(name, value):
+    """Append one measured figure to the file named by $KIOSK_FAILOVER_FIGURES, if set."""
+    path = os.environ.get(FIGURES_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"name": name, "value": value}) + "\n")
+
+
+class StandbySyndic:
+    """
+    A relay's second salt-syndic, serving the standby master of masters: the
+    relay's own master and minion configuration with one ``syndic_master``,
+    its own pid and log files, started and stopped as a real daemon.
+    """
+
+    def __init__(self, syndic, mom_address, mom_ret):
+        self.config_dir = os.path.join(syndic.config["root_dir"], "conf-standby")
+        os.makedirs(os.path.join(self.config_dir, "master.d"), exist_ok=True)
+        source = os.path.dirname(syndic.config_file)
+        shutil.copy2(os.path.join(source, "master"), os.path.join(self.config_dir, "master"))
+        shutil.copy2(os.path.join(source, "minion"), os.path.join(self.config_dir, "minion"))
+        with open(os.path.join(source, "master.d", "syndic.conf"), encoding="utf-8") as handle:
+            config = yaml.safe_load(handle)
+        config.update(topology.syndic(mom_address, mom_ret, name="standby"))
+        config.pop("pytest-syndic", None)  # no log forwarding to the test's log server
+        with open(os.path.join(self.config_dir, "master.d", "syndic.conf"), "w", encoding="utf-8") as handle:
+            yaml.safe_dump(config, handle)
+        self.pidfile = os.path.join(config["root_dir"], config["syndic_pidfile"])
+        self.proc = None
+
+    def start(self):
+        salt_syndic = os.path.join(os.path.dirname(sys.executable), "salt-syndic")
+        self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            [salt_syndic, "-c", self.config_dir, "--log-level=quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.pidfile):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the standby salt-syndic did not start (config {self.config_dir})")
+            time.sleep(0.2)
+
+    def terminate(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self.proc = None
+
+
 class Campus:
     """The running fault fleet: the master of masters, the relays' daemons, the kiosks."""
 
-    def __init__(self, mom, mariadb):
-        self.mom = mom
+    def __init__(self, moms, mariadb):
+        self.moms = moms  # master id -> factory, the first leads at start
+        self.mom = moms["faults-mom-a"]
         self.mariadb = mariadb
-        self.relays = {}  # relay id -> (master, syndic, minion) factories
+        self.relays = {}  # relay id -> (master, syndic, standby syndic, minion)
         self.kiosks = {}
         self.file_root = None
+        self.timezone = CAMPUS["east"]["timezone"]
 
     def relay_daemons(self, relay):
-        master, syndic, minion = self.relays[relay]
-        return [master, syndic, minion]
+        return list(self.relays[relay])
 
     def stop_relay(self, relay):
         for daemon in reversed(self.relay_daemons(relay)):
@@ -60,15 +130,24 @@ def campus(salt_factories, tmp_path_factory):
     db_url = mariadb.url.replace("/kiosk_outage?", "/kiosk_faults?")
     mom_pub, mom_ret = ports.get_unused_localhost_port(), ports.get_unused_localhost_port()
     # Every relay of the campus listens on the same ret_port (its own address):
-    # a kiosk's master list is plain addresses with one master_port.
+    # a kiosk's master list is plain addresses with one master_port. The same
+    # holds one level up: both masters of masters listen on the same ports, each
+    # on its own address, because a syndic has one syndic_master_port and joins
+    # the publisher with its own publish_port.
     relay_ret = ports.get_unused_localhost_port()
     wol_port = ports.get_unused_localhost_port()
-    mom_overrides = dict(
-        topology.mom("127.0.0.1", mom_pub, mom_ret, master_id="faults-mom", auto_accept=True),
-        kiosk={"db": db_url, "campuses": CAMPUS, "wol_port": wol_port},
-    )
-    mom = salt_factories.salt_master_daemon("faults-mom", overrides=mom_overrides)
-    fleet = Campus(mom, mariadb)
+    moms = {}
+    for master_id, address in MOMS.items():
+        overrides = dict(
+            # master_id is the address as the syndics list it: a syndic sends a
+            # return to the syndic_master entry equal to the job's master_id.
+            topology.mom(address, mom_pub, mom_ret, master_id=address, auto_accept=True),
+            kiosk={"db": db_url, "campuses": CAMPUS, "wol_port": wol_port},
+            engines=[{"kiosk_scheduler": {"tick": TICK, "grace": 60, "sweep_delays": [30], "shutdown_delay": 0}}],
+        )
+        moms[master_id] = salt_factories.salt_master_daemon(master_id, overrides=overrides)
+    mom = moms["faults-mom-a"]
+    fleet = Campus(moms, mariadb)
     file_root = str(tmp_path_factory.mktemp("faults-file-root"))
     os.makedirs(os.path.join(file_root, "faults"))
     with open(os.path.join(file_root, "faults", "hello.txt"), "w", encoding="utf-8") as handle:
@@ -76,12 +155,18 @@ def campus(salt_factories, tmp_path_factory):
     fleet.file_root = file_root
     with contextlib.ExitStack() as stack:
         stack.callback(mariadb.stop)
+        # The masters of masters share one key pair: a syndic caches one master key.
+        standby = moms["faults-mom-b"]
+        os.makedirs(standby.config["pki_dir"], exist_ok=True)
         stack.enter_context(mom.started())
+        for name in ("master.pem", "master.pub"):
+            shutil.copy2(os.path.join(mom.config["pki_dir"], name), os.path.join(standby.config["pki_dir"], name))
+        stack.enter_context(standby.started())
         shared_key = None
         for relay, address in RELAYS.items():
             syndic = mom.salt_syndic_daemon(
                 relay,
-                overrides=topology.syndic("127.0.0.1", mom_ret),
+                overrides=topology.syndic(MOMS["faults-mom-a"], mom_ret),
                 master_overrides=dict(
                     topology.syndic_master(address, relay_ret, mom_pub, auto_accept=True),
                     file_roots={"base": [file_root]},
@@ -102,9 +187,13 @@ def campus(salt_factories, tmp_path_factory):
             stack.callback(syndic.master.terminate)
             syndic.start()
             stack.callback(syndic.terminate)
+            # One salt-syndic per master of masters (see salt_kiosk.topology).
+            second = StandbySyndic(syndic, MOMS["faults-mom-b"], mom_ret)
+            second.start()
+            stack.callback(second.terminate)
             syndic.minion.start()
             stack.callback(syndic.minion.terminate)
-            fleet.relays[relay] = (syndic.master, syndic, syndic.minion)
+            fleet.relays[relay] = (syndic.master, syndic, second, syndic.minion)
         first_master = fleet.relays["relay-e1"][0]
         for kiosk_id in KIOSKS:
             kiosk = first_master.salt_minion_daemon(
