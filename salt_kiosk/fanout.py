@@ -87,6 +87,7 @@ def _run_one(opts, key, job, timeout):
             kwarg=job.get("kwarg") or None,
             tgt_type=job.get("tgt_type", "list"),
             timeout=job.get("timeout", timeout),
+            jid=job.get("jid") or "",
             full_return=True,
         )
     except Exception as exc:  # pylint: disable=broad-except
@@ -119,8 +120,10 @@ def _run_one(opts, key, job, timeout):
 def run_jobs(opts, jobs, timeout):
     """
     Publish ``jobs`` (``{key: {"tgt": [minion ids], "fun": ..., "arg": [...],
-    "kwarg": {...}, "timeout": optional}}``) and wait at most ``timeout`` seconds
-    (or the job's own) for each. Return
+    "kwarg": {...}, "timeout": optional, "jid": optional}}``) and wait at most
+    ``timeout`` seconds (or the job's own) for each. A job with a ``jid`` is
+    published under that job id (the engine records it before publishing, so
+    that after a crash it can tell a job that went out from one that did not). Return
     ``{key: {minion: {"ret": ..., "retcode": ...}}}`` holding the minions that
     answered; a minion missing from its job's dict did not answer in time.
 

@@ -92,6 +92,13 @@ class PrivateMariaDB:
             self.proc.wait(timeout=60)
         self.proc = None
 
+    def kill(self):
+        """SIGKILL the server, as a crash or a pulled plug would stop it."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=60)
+        self.proc = None
+
     def sql(self, statement):
         conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", autocommit=True)
         try:

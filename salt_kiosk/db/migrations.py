@@ -50,6 +50,54 @@ def _engine_functions_moved(conn):
     )
 
 
+def _add_columns(table, *names):
+    """
+    A step adding the columns ``names`` of ``table`` (as declared in
+    :mod:`salt_kiosk.db.schema`) to a table created before they existed; a
+    column already there is left alone (a database created by an older step
+    from the current declaration has them, and MySQL commits each
+    ``ALTER TABLE`` on its own, so a step cut short is finished on the next run).
+    """
+
+    def step(conn):
+        have = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
+        preparer = conn.dialect.identifier_preparer
+        for name in names:
+            if name in have:
+                continue
+            column = table.c[name]
+            if not column.nullable:
+                raise KioskSchemaError(f"column {table.name}.{name} must be nullable to be added to existing rows")
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.format_column(column)} "
+                    f"{column.type.compile(dialect=conn.dialect)} NULL"
+                )
+            )
+
+    return step
+
+
+def _add_indexes(table, *names):
+    """A step creating the indexes ``names`` of ``table`` that are missing."""
+
+    def step(conn):
+        have = {index["name"] for index in sa.inspect(conn).get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name in names and index.name not in have:
+                index.create(conn)
+
+    return step
+
+
+def _steps(*steps):
+    def step(conn):
+        for one in steps:
+            one(conn)
+
+    return step
+
+
 #: (version, description, step(connection)) in the order they are applied.
 MIGRATIONS = (
     (1, "campuses and kiosks", _create(schema.campuses, schema.kiosks)),
@@ -71,6 +119,14 @@ MIGRATIONS = (
     (9, "scheduler jobs as plain JSON data; the pickled APScheduler job table dropped", _plain_scheduler_jobs),
     (10, "scheduler jobs name their functions in salt_kiosk.power.engine", _engine_functions_moved),
     (11, "schedule engine leadership leases", _create(schema.engine_leases)),
+    (
+        12,
+        "schedule runs record their holder and job id (settled after a crash)",
+        _steps(
+            _add_columns(schema.schedule_runs, "holder", "jid"),
+            _add_indexes(schema.schedule_runs, "ix_kiosk_schedule_runs_status"),
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

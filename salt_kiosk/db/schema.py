@@ -132,6 +132,12 @@ schedule_runs = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("event_id", sa.Integer, nullable=True),
     sa.Column("recorded_at", sa.DateTime, nullable=False),
+    # Who holds the claim (the engine's master) and the Salt job id its
+    # command was published under: enough to settle it after a crash
+    # (schema migration 12; see salt_kiosk.power.engine).
+    sa.Column("holder", sa.String(255), nullable=True),
+    sa.Column("jid", sa.String(32), nullable=True),
+    sa.Index("ix_kiosk_schedule_runs_status", "status"),
     **MYSQL_TABLE,
 )
 

@@ -11,6 +11,12 @@ not return in time is ``timeout``; a minion no master knows is ``absent``.
 Tasks and per-minion results live in ``kiosk_tasks`` / ``kiosk_task_results``.
 
 ``progress(jid)`` reads what the ``kiosk_mysql`` returner recorded for any job.
+
+When the database goes away while a task runs, the units keep running: each
+unit's outcome is kept and its recording retried (1, 2, 4 ... 10 s apart) for
+up to ``DB_PATIENCE`` seconds, with one warning when the database goes and one
+when it is back. The returns themselves are spooled by the returner on every
+master and replayed when the database is back.
 """
 
 import concurrent.futures
@@ -28,8 +34,47 @@ from salt_kiosk import clock, inventory, validate
 from salt_kiosk.db import schema, store
 from salt_kiosk.errors import KioskInputError
 from salt_kiosk.jobs import cache, spool
+from salt_kiosk.jobs.writer import UNREACHABLE
 
 log = logging.getLogger(__name__)
+
+#: Seconds a running task keeps retrying to record an outcome while the database is unreachable.
+DB_PATIENCE = 600
+
+
+_sleep = time.sleep
+
+
+def retrying(kstore, what, work, patience=DB_PATIENCE, sleep=None, begin=True):
+    """
+    Run ``work(conn)`` in a transaction (or a plain connection when ``begin``
+    is False) and return its result, retrying while the database is
+    unreachable for up to ``patience`` seconds. Logs one warning when the
+    database is lost and one when it is back; raises the last error after
+    ``patience``.
+    """
+    sleep = sleep or _sleep
+    delay = waited = 0
+    while True:
+        try:
+            with kstore.begin() if begin else kstore.connect() as conn:
+                result = work(conn)
+        except UNREACHABLE as exc:
+            if waited >= patience:
+                log.error("kiosk_jobs: %s not recorded: the database stayed unreachable for %ds", what, waited)
+                raise
+            if not waited:
+                log.warning(
+                    "kiosk_jobs: the database is unreachable (%s); retrying %s for up to %ds", exc, what, patience
+                )
+            delay = min(max(delay * 2, 1), 10)
+            sleep(delay)
+            waited += delay
+            continue
+        if waited:
+            log.warning("kiosk_jobs: the database is back after %ds; %s recorded", waited, what)
+        return result
+
 
 STATUSES = ("success", "failed", "timeout", "absent")
 
@@ -201,8 +246,13 @@ def execute(opts, kstore, task_id):
     for row in rows:
         units.setdefault(row.unit, []).append(row.minion_id)
     arg = json.loads(task.arg)
-    with kstore.begin() as conn:
-        conn.execute(schema.tasks.update().where(schema.tasks.c.task_id == task_id).values(state="running"))
+    retrying(
+        kstore,
+        f"task {task_id} start",
+        lambda conn: conn.execute(
+            schema.tasks.update().where(schema.tasks.c.task_id == task_id).values(state="running")
+        ),
+    )
 
     def one(number):
         try:
@@ -212,7 +262,9 @@ def execute(opts, kstore, task_id):
             # left pending, they fail with the reason.
             log.error("kiosk_jobs task %s unit %s: %s", task_id, number, exc)
             jid, outcome = None, dict.fromkeys(units[number], ("failed", None, f"the unit could not run: {exc}"))
-        with kstore.begin() as conn:
+        recorded_at = clock.utcnow()
+
+        def record(conn):
             for minion, (status, retcode, ret) in outcome.items():
                 conn.execute(
                     schema.task_results.update()
@@ -222,9 +274,11 @@ def execute(opts, kstore, task_id):
                         retcode=retcode if isinstance(retcode, int) else None,
                         ret=spool.dumps(ret),
                         jid=jid,
-                        updated_at=clock.utcnow(),
+                        updated_at=recorded_at,
                     )
                 )
+
+        retrying(kstore, f"task {task_id} unit {number}", record)
         return number
 
     error = None
@@ -235,13 +289,17 @@ def execute(opts, kstore, task_id):
             except Exception as exc:  # pylint: disable=broad-except
                 log.exception("kiosk_jobs task %s: a unit failed", task_id)
                 error = str(exc)
-    with kstore.begin() as conn:
-        conn.execute(
+    finished_at = clock.utcnow()
+    retrying(
+        kstore,
+        f"task {task_id} end",
+        lambda conn: conn.execute(
             schema.tasks.update()
             .where(schema.tasks.c.task_id == task_id)
-            .values(state="failed" if error else "done", error=error, finished_at=clock.utcnow())
-        )
-    return status(kstore, task=task_id)
+            .values(state="failed" if error else "done", error=error, finished_at=finished_at)
+        ),
+    )
+    return retrying(kstore, f"task {task_id} status", lambda _conn: status(kstore, task=task_id), begin=False)
 
 
 def start_background(opts, task_id):

@@ -6,6 +6,15 @@ record of every power event.
 Publishing is injected (``publish(opts, jobs, timeout)``, by default
 :func:`salt_kiosk.fanout.run_jobs`), so the orchestration is testable without
 daemons and the runner stays thin.
+
+A caller that must know what it is about to publish before it goes out (the
+schedule engine records the job id of each kiosk's command first, see
+:mod:`salt_kiosk.power.engine`) passes ``before_publish(jobs, carriers)``:
+it is called once the jobs are built and before anything is published, with
+the jobs exactly as ``publish`` will get them (``{campus: job}``) and
+``carriers`` (``{campus: [minion ids whose command that job carries]}``). It
+may set a job's ``jid`` (the Salt job id to publish it under) and may raise to
+publish nothing.
 """
 
 import datetime
@@ -74,6 +83,7 @@ def wake(
     rule=None,
     publish=fanout.run_jobs,
     minions=None,
+    before_publish=None,
 ):
     """
     Wake the kiosks of ``target``: every relay of each kiosk's campus sends the
@@ -82,7 +92,8 @@ def wake(
     when at least one relay of its campus sent its packets. The call is recorded
     as a power event. A job that could not be published raises
     :class:`~salt_kiosk.errors.KioskPublishError` (see :mod:`salt_kiosk.fanout`)
-    and no power event is recorded.
+    and no power event is recorded. ``before_publish``: see the module
+    documentation (a campus job carries the commands of its kiosks with a MAC).
     """
     if port is None:
         port = ((opts or {}).get("kiosk") or {}).get("wol_port", 9)
@@ -124,6 +135,8 @@ def wake(
             "arg": [[k["mac"] for k in with_mac]],
             "kwarg": {"broadcast": info["broadcast"], "port": port, "repeat": repeat},
         }
+    if before_publish is not None:
+        before_publish(jobs, {campus: [k["minion_id"] for k in members[campus]] for campus in jobs})
     returns = publish(opts, jobs, timeout) if jobs else {}
     campus_summary = {}
     for campus, job in jobs.items():
@@ -168,6 +181,7 @@ def shutdown(
     rule=None,
     publish=fanout.run_jobs,
     minions=None,
+    before_publish=None,
 ):
     """
     Power off (or reboot) the kiosks of ``target`` through their own minions.
@@ -175,6 +189,8 @@ def shutdown(
     kiosks report the command they would run and no power event is recorded.
     A job that could not be published raises
     :class:`~salt_kiosk.errors.KioskPublishError` and no power event is recorded.
+    ``before_publish``: see the module documentation (a campus job carries the
+    commands of the kiosks it targets).
     """
     delay = kshutdown.check_delay(delay)
     message = kshutdown.check_message(message)
@@ -189,6 +205,8 @@ def shutdown(
         if test:
             kwarg["test"] = True
         jobs[campus] = {"tgt": [k["minion_id"] for k in group], "fun": "kiosk.shutdown", "kwarg": kwarg}
+    if before_publish is not None:
+        before_publish(jobs, {campus: list(job["tgt"]) for campus, job in jobs.items()})
     returns = publish(opts, jobs, timeout)
     results = {}
     for campus, group in members.items():

@@ -17,6 +17,51 @@ APScheduler see, does nothing the second time. At start the engine looks at the
 transitions between its last recorded tick and now: those late by at most
 ``grace`` seconds run once, older ones are recorded as ``missed``.
 
+A claim records enough to be settled after a crash. Its ``status`` goes
+``claimed`` (inserted with its ``holder``, the engine's master) -> ``sending``
+(the Salt job id of the job carrying the kiosk's command, ``jid``, generated
+and recorded in one transaction before the publish, which uses it) ->
+``done`` (with its power event) or ``failed``; or straight to ``missed``.
+Rows of older releases may say ``running``: they are left alone. Whenever an
+engine starts leading (after a start, a restart or a takeover) and after a
+database outage, it first settles the claims left ``claimed`` or ``sending`` by
+an engine that is gone (see :meth:`Engine.recover_claims`), taking each over
+with a compare-and-set so exactly one engine settles it:
+
+- ``claimed``: nothing was published; it runs now (``missed`` when later
+  than ``grace``);
+- ``sending`` and its job went out (the relays' ``kiosk_mysql`` returner
+  recorded its load or returns under that jid in ``kiosk_jobs`` /
+  ``kiosk_returns``, or this very process published it): it is not sent again;
+  its power event is recorded from the returns there are, the claim is
+  ``done``;
+- ``sending`` and its job left no trace: it was never published; it runs now
+  (or is ``missed``).
+
+A deposed leader that resumes cannot publish a claim taken over meanwhile: the
+step to ``sending`` only succeeds for the claim's holder. So a master killed in
+the middle of a transition and restarted (or replaced by a standby) powers
+every kiosk once. One window is left: a job published by a leader that then
+hung past its lease, whose load had not reached the database when the new
+leader looked (e.g. still in a relay's returner spool), is sent again.
+
+Database outages: a round that fails because the database does not answer
+(:data:`DB_DOWN_ERRORS`: a tick, a lease step, a transition, APScheduler's own
+job store queries) is logged once, as one warning line without a traceback, when
+the outage starts (a reminder every ``OUTAGE_REMINDER`` seconds while it lasts,
+details in the debug log) and once when the database answers again; the engine
+keeps running. A transition that falls due meanwhile is not lost: its job does
+nothing (the outcome is ``deferred``), and the leader's first round that reaches
+the database again (a lease step or a tick) catches up from the last recorded
+tick before recording a new one: transitions late by at most ``grace`` run once,
+later ones are recorded ``missed`` (with ``kiosk/power/missed``). A leader whose
+lease expires while the database does not answer steps down; whichever engine
+takes the lease afterwards catches up, exactly once thanks to the claims. When
+the database fails between the publish and the record of a transition, the
+process keeps the returns and the catch-up records them (nothing is sent
+again). APScheduler's loop rides the outage out (see :class:`PlainJobStore`).
+At start the engine waits for the database instead of failing.
+
 After each executed transition the verification sweeps of its power event are
 scheduled at ``sweep_delays`` seconds; each calls the sweep hook.
 
@@ -33,6 +78,22 @@ default lease). A leader that finds its lease taken steps down (its APScheduler
 pauses). A standby still records the sweeps of manual power events into the
 shared job store, where the leader runs them. Masters' clocks must agree (NTP):
 expiries are compared with each master's own clock.
+
+Configuration (arguments of :class:`Engine`, the engine's settings in the
+master config): ``grace`` (600 s), ``horizon_hours`` (48), ``tick`` (30 s),
+``replan_interval`` (3600 s), ``sweep_delays`` (300, 600, 900 s),
+``shutdown_delay`` (60 s), ``lease`` (1.5 x ``tick``, at least ``tick``).
+
+Events fired on the master bus: ``kiosk/power/wake|shutdown`` after each
+executed transition (also one settled after a crash); ``kiosk/power/missed``
+(``at``, ``state``, ``rule``, ``kiosks``, ``late``) for a transition later than
+``grace``; ``kiosk/engine/leader`` (``leader``, ``master``, ``role``) when this
+master starts leading or steps down (``leader`` is null when it stepped down
+because its lease expired while the database did not answer);
+``kiosk/power/sweep`` after each verification sweep.
+
+The Salt job ids recorded in the claims are only useful when the publisher
+publishes each job under its ``jid`` (see :func:`salt_kiosk.fanout.run_jobs`).
 
 Nothing executable is loaded from the database. APScheduler's own SQLAlchemy
 job store pickles each job, and unpickling a row that any other writer of the
@@ -72,7 +133,9 @@ import logging
 import math
 import socket
 import threading
+import time
 
+import salt.utils.jid
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -81,11 +144,12 @@ from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLook
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from salt_kiosk import clock, config, fanout, inventory
 from salt_kiosk.db import schema
-from salt_kiosk.errors import KioskInputError
+from salt_kiosk.errors import KioskInputError, KioskSchemaError, KioskStoreError
 from salt_kiosk.power import actions as power
 from salt_kiosk.power import rules, schedule
 
@@ -96,6 +160,22 @@ JOBSTORE_TABLE = schema.scheduler_jobs.name
 POWER_PREFIX = "kiosk-power:"
 SWEEP_PREFIX = "kiosk-sweep:"
 TICK_JOB = "kiosk-engine-tick"
+LEADER_TAG = "kiosk/engine/leader"
+
+#: Errors meaning the kiosk database does not answer (stopped, restarting,
+#: unreachable, out of connections), as opposed to a statement it refused: the
+#: engine rides them out (see "Database outages" in the module documentation).
+DB_DOWN_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
+
+#: Claim statuses of ``kiosk_schedule_runs`` while a transition is in hand:
+#: ``claimed`` (nothing published yet) and ``sending`` (the Salt job id of each
+#: kiosk's command is recorded; the publish is under way or done).
+CLAIMED = "claimed"
+SENDING = "sending"
+PENDING = (CLAIMED, SENDING)
+
+#: While the database does not answer, the warning is repeated at most this often (seconds).
+OUTAGE_REMINDER = 600
 
 #: The running engines, by key: APScheduler persists references to the
 #: module-level job functions below, which find their engine here.
@@ -160,6 +240,127 @@ def _get_meta(conn, key):
 def _set_meta(conn, key, value):
     if not conn.execute(schema.meta.update().where(schema.meta.c.key == key).values(value=value)).rowcount:
         conn.execute(schema.meta.insert().values(key=key, value=value))
+
+
+# -- database outages and job ids ---------------------------------------------
+
+
+def describe_db_error(exc):
+    """One line naming a database error (the driver's message, no traceback)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    text = text.splitlines()[0] if text else ""
+    return f"{orig.__class__.__name__}: {text[:300]}" if text else orig.__class__.__name__
+
+
+class DatabaseHealth:
+    """
+    Whether the kiosk database answers the engine. Every round that failed on
+    the database (a tick, a lease step, a transition, the job store's own
+    queries) is reported with :meth:`down`, a round that reached it with
+    :meth:`up`. The log gets one warning when an outage starts (no
+    traceback), a reminder at most every ``remind`` seconds while it lasts and
+    one warning when it ends; the rest goes to the debug log. ``on_down`` is
+    called after each failed round.
+
+    ``started`` (:func:`time.monotonic` when the round began) keeps rounds that
+    straddle a change from flapping the state: a round begun before the outage
+    was noticed does not end it, one begun before the database answered again
+    does not start a new one.
+    """
+
+    def __init__(self, node, clock=None, remind=OUTAGE_REMINDER, on_down=None):
+        self.node = node
+        self.clock = clock or _utcnow
+        self.remind = float(remind)
+        self.on_down = on_down
+        self.since = None
+        self.failures = 0
+        self._reminded = None
+        self._noticed = None
+        self._back = None
+        self._lock = threading.Lock()
+
+    @property
+    def ok(self):
+        """False from a failed round until the next one that reached the database."""
+        return self.since is None
+
+    def down(self, what, exc, started=None):
+        """Report that ``what`` (begun at ``started``) failed with the database error ``exc``."""
+        now = self.clock()
+        with self._lock:
+            self.failures += 1
+            stale = started is not None and self._back is not None and started < self._back
+            if self.since is None and not stale:
+                self.since = self._reminded = now
+                self._noticed = time.monotonic()
+                log.warning(
+                    "kiosk_scheduler on %s: the kiosk database does not answer (%s: %s); the engine keeps "
+                    "running, and transitions falling due meanwhile run once it is back (within grace)",
+                    self.node,
+                    what,
+                    describe_db_error(exc),
+                )
+            elif self.since is not None and (now - self._reminded).total_seconds() >= self.remind:
+                self._reminded = now
+                log.warning(
+                    "kiosk_scheduler on %s: the kiosk database still does not answer (since %s, %d failed rounds; "
+                    "last: %s: %s)",
+                    self.node,
+                    clock.iso(self.since),
+                    self.failures,
+                    what,
+                    describe_db_error(exc),
+                )
+            else:
+                log.debug("kiosk_scheduler on %s: %s failed: %s", self.node, what, describe_db_error(exc))
+        if self.on_down is not None:
+            self.on_down()
+
+    def up(self, what, started=None):
+        """Report that ``what`` (begun at ``started``) reached the database."""
+        if self.since is None:
+            return
+        now = self.clock()
+        with self._lock:
+            if self.since is None or (started is not None and started < self._noticed):
+                return
+            log.warning(
+                "kiosk_scheduler on %s: the kiosk database answers again (%s) after %ds and %d failed rounds",
+                self.node,
+                what,
+                max(0, int((now - self.since).total_seconds())),
+                self.failures,
+            )
+            self.since = None
+            self.failures = 0
+            self._back = time.monotonic()
+
+
+class ClaimLost(RuntimeError):
+    """Another engine took over a claim this one held: nothing of it is published here."""
+
+
+_JID_LOCK = threading.Lock()
+_LAST_JID = None
+
+
+def new_jid(opts):
+    """
+    A Salt job id (:func:`salt.utils.jid.gen_jid`) to publish one job under,
+    later than every one this process handed out before (so two jobs of one
+    transition never share it).
+    """
+    global _LAST_JID  # pylint: disable=global-statement
+    with _JID_LOCK:
+        jid = salt.utils.jid.gen_jid(opts or {})
+        stamp, sep, rest = jid.partition("_")
+        if _LAST_JID is not None and stamp <= _LAST_JID:
+            moment = datetime.datetime.strptime(_LAST_JID, "%Y%m%d%H%M%S%f") + datetime.timedelta(microseconds=1)
+            stamp = moment.strftime("%Y%m%d%H%M%S%f")
+        _LAST_JID = stamp
+        return stamp + sep + rest
 
 
 # -- the job store: plain data, no pickle ------------------------------------
@@ -398,13 +599,32 @@ class PlainJobStore(BaseJobStore):
     Loading validates every field and rebuilds the job from the allowlist of
     :data:`JOB_FUNCTIONS`; a row that does not validate is logged and deleted,
     never run.
+
+    With ``health`` (a :class:`DatabaseHealth`), APScheduler's own loop rides
+    out a database outage instead of logging a traceback per round (or dying:
+    an error from ``update_job``, ``remove_job`` or ``get_next_run_time``
+    ends its thread): the outage is reported there, due jobs are looked for
+    again ``retry`` seconds later, and a finished job left in the store runs
+    again later, where the per-kiosk claims make it a no-op. Calls from any
+    other thread (the engine planning) still raise.
     """
 
-    def __init__(self, engine, key="kiosk"):
+    def __init__(self, engine, key="kiosk", health=None, retry=10):
         super().__init__()
         self.engine = engine
         self.key = key
         self.table = schema.scheduler_jobs
+        self.health = health
+        self.retry = _seconds(retry, "job store retry")
+
+    def _loop_outage(self, what, exc, started, any_thread=False):
+        """Report ``exc`` and return True when the scheduler's loop must carry on without raising."""
+        if self.health is None:
+            return False
+        if not any_thread and threading.current_thread() is not getattr(self._scheduler, "_thread", None):
+            return False
+        self.health.down(f"job store {what}", exc, started)
+        return True
 
     # -- rows <-> jobs ---------------------------------------------------
 
@@ -456,19 +676,36 @@ class PlainJobStore(BaseJobStore):
 
     def get_due_jobs(self, now):
         timestamp = now.timestamp()
-        with self.engine.begin() as conn:
-            return self._load(
-                conn, self._select().where(self.table.c.next_run_time <= timestamp).order_by(self.table.c.next_run_time)
-            )
+        started = time.monotonic()
+        try:
+            with self.engine.begin() as conn:
+                jobs = self._load(
+                    conn,
+                    self._select().where(self.table.c.next_run_time <= timestamp).order_by(self.table.c.next_run_time),
+                )
+        except DB_DOWN_ERRORS as exc:
+            if not self._loop_outage("get_due_jobs", exc, started, any_thread=True):
+                raise
+            return []
+        if self.health is not None:
+            self.health.up("job store", started)
+        return jobs
 
     def get_next_run_time(self):
-        with self.engine.begin() as conn:
-            value = conn.execute(
-                sa.select(self.table.c.next_run_time)
-                .where(self.table.c.next_run_time.is_not(None))
-                .order_by(self.table.c.next_run_time)
-                .limit(1)
-            ).scalar()
+        started = time.monotonic()
+        try:
+            with self.engine.begin() as conn:
+                value = conn.execute(
+                    sa.select(self.table.c.next_run_time)
+                    .where(self.table.c.next_run_time.is_not(None))
+                    .order_by(self.table.c.next_run_time)
+                    .limit(1)
+                ).scalar()
+        except DB_DOWN_ERRORS as exc:
+            if not self._loop_outage("get_next_run_time", exc, started, any_thread=True):
+                raise
+            # Look again then (APScheduler sleeps until this time).
+            return _utcnow() + datetime.timedelta(seconds=self.retry)
         try:
             return _next_run_time(value)
         except InvalidJobRow:
@@ -497,14 +734,28 @@ class PlainJobStore(BaseJobStore):
 
     def update_job(self, job):
         values = self._values(job)
-        with self.engine.begin() as conn:
-            if not conn.execute(self.table.update().where(self.table.c.id == job.id).values(**values)).rowcount:
-                raise JobLookupError(job.id)
+        started = time.monotonic()
+        try:
+            with self.engine.begin() as conn:
+                changed = conn.execute(self.table.update().where(self.table.c.id == job.id).values(**values)).rowcount
+        except DB_DOWN_ERRORS as exc:
+            if not self._loop_outage("update_job", exc, started):
+                raise
+            return
+        if not changed:
+            raise JobLookupError(job.id)
 
     def remove_job(self, job_id):
-        with self.engine.begin() as conn:
-            if not conn.execute(self.table.delete().where(self.table.c.id == job_id)).rowcount:
-                raise JobLookupError(job_id)
+        started = time.monotonic()
+        try:
+            with self.engine.begin() as conn:
+                removed = conn.execute(self.table.delete().where(self.table.c.id == job_id)).rowcount
+        except DB_DOWN_ERRORS as exc:
+            if not self._loop_outage("remove_job", exc, started):
+                raise
+            return
+        if not removed:
+            raise JobLookupError(job_id)
 
     def remove_all_jobs(self):
         with self.engine.begin() as conn:
@@ -517,7 +768,9 @@ class PlainJobStore(BaseJobStore):
 def default_sweep_hook(engine, event_id, index, final):
     """
     Run verification sweep ``index`` of a power event (see :mod:`salt_kiosk.power.verify`);
-    announce it on the master bus as ``kiosk/power/sweep`` with its counts.
+    announce it on the master bus as ``kiosk/power/sweep`` with its counts (or
+    its ``error``). A sweep that fails because the database does not answer is
+    reported as part of the outage (see :class:`DatabaseHealth`).
     """
     from salt_kiosk.power import verify  # pylint: disable=import-outside-toplevel
 
@@ -526,7 +779,11 @@ def default_sweep_hook(engine, event_id, index, final):
             engine.opts, engine.kstore, event_id, sweep=index, final=final, fire=engine.fire, publish=engine.publish
         )
     except Exception as exc:  # pylint: disable=broad-except
-        log.error("kiosk_scheduler: sweep %s of power event %s failed: %s", index, event_id, exc)
+        if isinstance(exc, DB_DOWN_ERRORS) and getattr(engine, "health", None) is not None:
+            engine.health.down(f"sweep {index} of power event {event_id}", exc)
+            exc = describe_db_error(exc)
+        else:
+            log.error("kiosk_scheduler: sweep %s of power event %s failed: %s", index, event_id, exc)
         engine.fire({"event": event_id, "sweep": index, "final": final, "error": str(exc)}, "kiosk/power/sweep")
         return
     engine.fire(
@@ -582,6 +839,19 @@ class Engine:
         self._plan_lock = threading.Lock()
         self._planned = None
         self._last_plan = None
+        # Database outages: a failed round sets _catch_up_due; the leader's next
+        # round that reaches the database catches up before recording its tick.
+        self.health = DatabaseHealth(self.node, clock=clock, on_down=self._outage_noticed)
+        self._catch_up_due = False
+        self._round_lock = threading.RLock()
+        self._lease_expires = None
+        # (naive UTC instant, minion id) of the claims this process is executing now.
+        self._inflight = set()
+        self._inflight_lock = threading.Lock()
+        # jid -> {"returns": what its job returned, "result": the power event's
+        # summary once recorded}: jobs this process published whose claims are
+        # not settled yet (the database failed after the publish).
+        self._sent = {}
 
     # -- lifecycle -------------------------------------------------------
 
@@ -589,12 +859,29 @@ class Engine:
         """
         Open the store and start APScheduler paused; take the lease when it is
         free (then catch up, plan and run) and keep trying in the background.
+        While the database cannot be opened the engine waits (one warning, a
+        new attempt every ``tick / 2`` seconds) instead of failing.
         """
         from salt_kiosk.db import store  # pylint: disable=import-outside-toplevel
 
-        self.kstore = store.open_store(self.opts)
+        self._stopping.clear()
+        while True:
+            try:
+                self.kstore = store.open_store(self.opts)
+                break
+            except KioskSchemaError:
+                raise
+            except KioskStoreError as exc:
+                self.health.down("opening the store", exc)
+                if self._stopping.wait(self.tick_seconds / 2):
+                    return
+        self.health.up("opening the store")
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": PlainJobStore(self.kstore.engine, key=self.key)},
+            jobstores={
+                "default": PlainJobStore(
+                    self.kstore.engine, key=self.key, health=self.health, retry=min(10.0, self.tick_seconds / 2)
+                )
+            },
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self.grace},
             timezone=UTC,
@@ -604,7 +891,6 @@ class Engine:
         # Paused until this engine leads: a standby's scheduler only stores
         # jobs (the sweeps of manual power events) for the leader to run.
         self.scheduler.start(paused=True)
-        self._stopping.clear()
         self.lease_step()
         self._lease_thread = threading.Thread(target=self._lease_loop, name=f"kiosk-lease-{self.key}", daemon=True)
         self._lease_thread.start()
@@ -628,15 +914,47 @@ class Engine:
             self.scheduler.shutdown(wait=True)
         if release and self.leading and self.kstore is not None:
             leases = schema.engine_leases
-            with self.kstore.begin() as conn:
-                conn.execute(
-                    leases.update()
-                    .where(leases.c.key == self.key)
-                    .where(leases.c.holder == self.node)
-                    .values(expires_at=_naive(self.clock()))
+            try:
+                with self.kstore.begin() as conn:
+                    conn.execute(
+                        leases.update()
+                        .where(leases.c.key == self.key)
+                        .where(leases.c.holder == self.node)
+                        .values(expires_at=_naive(self.clock()))
+                    )
+            except DB_DOWN_ERRORS as exc:
+                log.warning(
+                    "kiosk_scheduler: %s could not release the lease (%s); it expires by itself",
+                    self.node,
+                    describe_db_error(exc),
                 )
         self.leading = False
         _ACTIVE.pop(self.key, None)
+
+    # -- database outages ------------------------------------------------
+
+    def _outage_noticed(self):
+        self._catch_up_due = True
+
+    def _db_down(self, what, exc, started=None):
+        self.health.down(what, exc, started)
+
+    def _catch_up_after_outage(self, now):
+        """The first round that reaches the database after a failed one: catch up from the last recorded tick."""
+        self._catch_up_due = False
+        try:
+            handled = self.catch_up(now)
+        except BaseException:
+            self._catch_up_due = True
+            raise
+        ran = [o for o in handled if o["status"] not in ("already handled",)]
+        if ran:
+            log.warning(
+                "kiosk_scheduler: %s caught up after the database outage: %s",
+                self.node,
+                ", ".join(f"{o['at']} {o['state']} {o['status']} {o['kiosks']}" for o in ran),
+            )
+        return handled
 
     # -- leadership ------------------------------------------------------
 
@@ -694,42 +1012,83 @@ class Engine:
         One leadership round: renew or take the lease; start leading when it
         was won, step down when another master holds it. Return True while
         this engine leads.
+
+        A round that fails on the database is reported (see
+        :class:`DatabaseHealth`), not raised; a leader whose lease expires
+        while the database does not answer steps down (whoever takes the lease
+        afterwards catches up). The first round that reaches the database
+        again catches up on what fell due meanwhile while this engine still
+        leads.
         """
         now = now or self.clock()
-        held, holder = self._take_lease(now)
-        if held and not self.leading:
-            self._lead(now)
-        elif not held and self.leading:
-            log.warning("kiosk_scheduler: %s holds the lease now; %s steps down", holder, self.node)
-            self.leading = False
-            self.scheduler.pause()
-            self.fire({"leader": holder, "master": self.node, "role": "standby"}, "kiosk/engine/leader")
+        started = time.monotonic()
+        try:
+            held, holder = self._take_lease(now)
+        except DB_DOWN_ERRORS as exc:
+            self._db_down("lease", exc, started)
+            if self.leading and self._lease_expires is not None and now >= self._lease_expires:
+                self._step_down(
+                    None,
+                    f"its lease expired at {clock.iso(self._lease_expires)} while the kiosk database did not answer",
+                )
+            return self.leading
+        self.health.up("lease", started)
+        if held:
+            self._lease_expires = now + datetime.timedelta(seconds=self.lease_seconds)
+            if not self.leading:
+                try:
+                    self._lead(now)
+                except DB_DOWN_ERRORS as exc:
+                    self._db_down("taking the lead", exc)
+            elif self._catch_up_due and self._round_lock.acquire(blocking=False):
+                try:
+                    self._catch_up_after_outage(now)
+                except DB_DOWN_ERRORS as exc:
+                    self._db_down("catching up", exc)
+                finally:
+                    self._round_lock.release()
+        elif self.leading:
+            self._step_down(holder, f"{holder} holds the lease now")
         return self.leading
 
+    def _step_down(self, holder, why):
+        log.warning("kiosk_scheduler: %s steps down: %s", self.node, why)
+        self.leading = False
+        self.scheduler.pause()
+        self.fire({"leader": holder, "master": self.node, "role": "standby"}, LEADER_TAG)
+
     def _lead(self, now):
-        log.warning("kiosk_scheduler: %s leads the engine %r now", self.node, self.key)
-        self.leading = True
-        with self.kstore.begin() as conn:
-            _set_meta(conn, "engine_started_at", _naive(now).isoformat())
-            _set_meta(conn, "engine_leader", self.node)
         # Catch up to ``now``, re-plan from that same instant while APScheduler is
         # paused (so that jobs persisted before a rule change never run), then go.
-        self.catch_up(now)
-        self.replan("leading", since=now)
-        self.scheduler.add_job(
-            run_tick,
-            "interval",
-            seconds=self.tick_seconds,
-            id=TICK_JOB,
-            args=[self.key],
-            replace_existing=True,
-            misfire_grace_time=None,
-        )
-        self.tick()
+        # Any step failing leaves this engine standing by; the next round retries.
+        with self._round_lock:
+            self.leading = True
+            try:
+                with self.kstore.begin() as conn:
+                    _set_meta(conn, "engine_started_at", _naive(now).isoformat())
+                    _set_meta(conn, "engine_leader", self.node)
+                self._catch_up_due = False
+                self.catch_up(now)
+                self.replan("leading", since=now)
+                self.scheduler.add_job(
+                    run_tick,
+                    "interval",
+                    seconds=self.tick_seconds,
+                    id=TICK_JOB,
+                    args=[self.key],
+                    replace_existing=True,
+                    misfire_grace_time=None,
+                )
+                self._tick(now)
+            except BaseException:
+                self.leading = False
+                raise
+        log.warning("kiosk_scheduler: %s leads the engine %r now", self.node, self.key)
         self.scheduler.resume()
-        self.fire({"leader": self.node, "master": self.node, "role": "leader"}, "kiosk/engine/leader")
+        self.fire({"leader": self.node, "master": self.node, "role": "leader"}, LEADER_TAG)
 
     def fire(self, data, tag):
+        """Fire ``data`` under ``tag`` on the master bus (when a bus was given)."""
         if self._fire is not None:
             self._fire(data, tag)
 
@@ -805,44 +1164,79 @@ class Engine:
 
     def catch_up(self, now=None):
         """
-        Run (within grace) or record as missed the transitions since the last
-        tick, up to ``now``. After a very long outage only the last
-        ``schedule.MAX_SPAN`` is looked at.
+        Settle the claims left pending by an engine that is gone (see
+        :meth:`recover_claims`), then run (within grace) or record as missed
+        the transitions since the last tick, up to ``now``. After a very long
+        outage only the last ``schedule.MAX_SPAN`` is looked at. Return the
+        outcome of each transition (see :meth:`execute`).
         """
+        now = now or self.clock()
+        handled = self.recover_claims(now)
         with self.kstore.connect() as conn:
             last = _get_meta(conn, "engine_last_tick")
         if not last:
-            return []
-        now = now or self.clock()
+            return handled
         since = datetime.datetime.fromisoformat(last).replace(tzinfo=UTC) - datetime.timedelta(seconds=60)
         oldest = now - schedule.MAX_SPAN + datetime.timedelta(minutes=1)
         if since < oldest:
             log.warning("kiosk_scheduler: down since %s; transitions before %s are not looked at", since, oldest)
             since = oldest
         if since >= now:
-            return []
-        handled = []
+            return handled
         for _job_id, (at, state, rule, minions) in sorted(self.desired_jobs(since, now).items()):
             if at <= now:
                 handled.append(self.execute(at, state, rule, minions))
         return handled
 
     def tick(self):
-        """Heartbeat: record the tick; re-plan when revisions moved or the plan is old."""
-        now = self.clock()
-        with self.kstore.begin() as conn:
-            _set_meta(conn, "engine_last_tick", _naive(now).isoformat())
-            revisions = self._revisions(conn)
+        """
+        Heartbeat: record the tick; re-plan when revisions moved or the plan
+        is old. After a round that failed on the database, the leader first
+        catches up from the last recorded tick. Return False (the outage
+        reported, nothing raised) when the database did not answer.
+        """
+        started = time.monotonic()
+        try:
+            self._tick(started=started)
+        except DB_DOWN_ERRORS as exc:
+            self._db_down("tick", exc, started)
+            return False
+        return True
+
+    def _tick(self, now=None, started=None):
+        now = now or self.clock()
+        with self._round_lock:
+            if self.leading and self._catch_up_due:
+                self._catch_up_after_outage(now)
+            with self.kstore.begin() as conn:
+                _set_meta(conn, "engine_last_tick", _naive(now).isoformat())
+                revisions = self._revisions(conn)
+        self.health.up("tick", started)
         if revisions != self._planned or self._last_plan is None or now - self._last_plan >= self.replan_interval:
             self.replan("revision changed" if revisions != self._planned else "interval")
 
     # -- execution -------------------------------------------------------
 
-    def _claim(self, at, state, rule, minions, status):
-        """Insert one run row per kiosk; return the kiosks this call owns."""
-        claimed = []
+    def _hold(self, naive_at, minion):
+        """Mark (instant, kiosk) as in hand in this process; False when it already is."""
+        with self._inflight_lock:
+            if (naive_at, minion) in self._inflight:
+                return False
+            self._inflight.add((naive_at, minion))
+            return True
+
+    def _release(self, at, minions):
+        naive_at = _naive(at)
+        with self._inflight_lock:
+            for minion in minions:
+                self._inflight.discard((naive_at, minion))
+
+    def _claim(self, at, state, rule, minions, status, claimed):
+        """Insert one run row per kiosk; append to ``claimed`` the kiosks this call owns (held in this process)."""
         naive_at = _naive(at)
         for minion in minions:
+            if not self._hold(naive_at, minion):
+                continue  # this process has it in hand already
             try:
                 with self.kstore.begin() as conn:
                     conn.execute(
@@ -852,67 +1246,145 @@ class Engine:
                             state=state,
                             rule=rule,
                             status=status,
+                            holder=self.node,
                             recorded_at=_naive(self.clock()),
                         )
                     )
-                claimed.append(minion)
             except IntegrityError:
+                self._release(at, [minion])
                 continue
+            except BaseException:
+                self._release(at, [minion])
+                raise
+            claimed.append(minion)
         return claimed
 
     def execute(self, at, state, rule, minions):
-        """Execute (or record as missed) one transition for ``minions``, at most once per kiosk."""
+        """
+        Execute (or record as missed) one transition for ``minions``, at most
+        once per kiosk. Return its outcome: ``at``, ``state``, ``rule``,
+        ``kiosks`` (those this call claimed) and ``status``: ``done``,
+        ``failed``, ``missed``, ``already handled``, ``taken over`` (another
+        engine took the claims over before anything was published) or
+        ``deferred`` (the database did not answer: the outage is reported and
+        the catch-up once it answers again settles the transition).
+        """
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
+        started = time.monotonic()
         late = (self.clock() - at).total_seconds()
-        status = "missed" if late > self.grace else "running"
-        claimed = self._claim(at, state, rule, minions, status)
+        status = "missed" if late > self.grace else CLAIMED
+        claimed = []
         outcome = {"at": clock.iso(at), "state": state, "rule": rule, "kiosks": claimed, "status": status}
-        if not claimed:
-            outcome["status"] = "already handled"
-            return outcome
-        if status == "missed":
-            log.warning(
-                "kiosk_scheduler: transition %s -> %s (%s) missed by %ds for %s", at, state, rule, late, claimed
-            )
-            self.fire(
-                {"at": clock.iso(at), "state": state, "rule": rule, "kiosks": claimed, "late": int(late)},
-                "kiosk/power/missed",
-            )
-            return outcome
-        target = f"schedule:{rule or 'default'}"
         try:
-            if state == "on":
-                result = power.wake(
-                    self.opts,
-                    self.kstore,
-                    target,
-                    port=None,
-                    user="kiosk_scheduler",
-                    source="schedule",
-                    rule=rule,
-                    publish=self.publish,
-                    minions=claimed,
-                )
-            else:
-                result = power.shutdown(
-                    self.opts,
-                    self.kstore,
-                    target,
-                    delay=self.shutdown_delay,
-                    user="kiosk_scheduler",
-                    source="schedule",
-                    rule=rule,
-                    publish=self.publish,
-                    minions=claimed,
-                )
+            self._claim(at, state, rule, minions, status, claimed)
+            if not claimed:
+                outcome["status"] = "already handled"
+                return outcome
+            if status == "missed":
+                self._report_missed(at, state, rule, claimed, late)
+                return outcome
+            return self._send(at, state, rule, claimed, outcome)
+        except DB_DOWN_ERRORS as exc:
+            self._db_down(f"transition {clock.iso(at)} -> {state}", exc, started)
+            outcome.update(status="deferred", error=describe_db_error(exc))
+            return outcome
+        finally:
+            self._release(at, claimed)
+
+    def _report_missed(self, at, state, rule, kiosks, late):
+        log.warning("kiosk_scheduler: transition %s -> %s (%s) missed by %ds for %s", at, state, rule, late, kiosks)
+        self.fire(
+            {"at": clock.iso(at), "state": state, "rule": rule, "kiosks": kiosks, "late": int(late)},
+            "kiosk/power/missed",
+        )
+
+    def _power(self, state, rule, kiosks, publish, before_publish):
+        target = f"schedule:{rule or 'default'}"
+        common = {
+            "user": "kiosk_scheduler",
+            "source": "schedule",
+            "rule": rule,
+            "publish": publish,
+            "minions": kiosks,
+            "before_publish": before_publish,
+        }
+        if state == "on":
+            return target, power.wake(self.opts, self.kstore, target, port=None, **common)
+        return target, power.shutdown(self.opts, self.kstore, target, delay=self.shutdown_delay, **common)
+
+    def _mark_sending(self, at, kiosks, jobs, carriers):
+        """
+        Give each job a fresh jid and record, in one transaction, each kiosk's
+        claim as ``sending`` with the jid of the job carrying its command.
+        Raises :class:`ClaimLost` (nothing recorded) when a claim is no longer
+        this engine's.
+        """
+        runs = schema.schedule_runs
+        jid_of = {}
+        for key, job in jobs.items():
+            job["jid"] = new_jid(self.opts)
+            for minion in carriers.get(key, ()):
+                jid_of[minion] = job["jid"]
+        now = _naive(self.clock())
+        with self.kstore.begin() as conn:
+            for minion in kiosks:
+                done = conn.execute(
+                    runs.update()
+                    .where(runs.c.at == _naive(at))
+                    .where(runs.c.minion_id == minion)
+                    .where(runs.c.status == CLAIMED)
+                    .where(runs.c.holder == self.node)
+                    .values(status=SENDING, jid=jid_of.get(minion), recorded_at=now)
+                ).rowcount
+                if not done:
+                    raise ClaimLost(f"the claim of {minion} at {clock.iso(at)} is no longer held by {self.node}")
+        return [job["jid"] for job in jobs.values()]
+
+    def _send(self, at, state, rule, kiosks, outcome):
+        """Publish the transition for the claimed ``kiosks`` and settle their claims."""
+        jids = []
+
+        def before_publish(jobs, carriers):
+            jids.extend(self._mark_sending(at, kiosks, jobs, carriers))
+
+        def publish(opts, jobs, timeout):
+            returns = self.publish(opts, jobs, timeout)
+            # Published: should the database fail before the claims are
+            # settled, the catch-up settles them from here, never re-sending.
+            for key, job in jobs.items():
+                if job.get("jid"):
+                    self._sent[job["jid"]] = {"returns": returns.get(key, {}), "result": None}
+            return returns
+
+        try:
+            target, result = self._power(state, rule, kiosks, publish, before_publish)
+        except ClaimLost as exc:
+            log.warning("kiosk_scheduler: transition %s -> %s not sent by %s: %s", at, state, self.node, exc)
+            outcome["status"] = "taken over"
+            return outcome
+        except DB_DOWN_ERRORS:
+            raise
         except Exception as exc:  # pylint: disable=broad-except
             log.error("kiosk_scheduler: transition %s -> %s failed: %s", at, state, exc)
-            self._finish(at, claimed, "failed", None)
+            self._finish(at, kiosks, "failed", None)
+            for jid in jids:
+                self._sent.pop(jid, None)
             outcome["status"] = "failed"
             outcome["error"] = str(exc)
             return outcome
-        self._finish(at, claimed, "done", result["event"])
+        for jid in jids:
+            if jid in self._sent:
+                self._sent[jid]["result"] = result
+        self._settled(at, kiosks, target, result, jids)
+        outcome.update(status="done", event=result["event"])
+        return outcome
+
+    def _settled(self, at, kiosks, target, result, jids):
+        """The power event of ``kiosks`` is recorded: finish their claims, announce it, schedule its sweeps."""
+        self._finish(at, kiosks, "done", result["event"])
+        for jid in jids:
+            self._sent.pop(jid, None)
         self.fire(
             {
                 "event": result["event"],
@@ -924,20 +1396,189 @@ class Engine:
             },
             f"kiosk/power/{result['action']}",
         )
-        self.schedule_sweeps(result["event"])
+        try:
+            self.schedule_sweeps(result["event"])
+        except DB_DOWN_ERRORS as exc:
+            self._db_down(f"scheduling the sweeps of power event {result['event']}", exc)
+            log.warning("kiosk_scheduler: the sweeps of power event %s are not scheduled", result["event"])
+
+    def _finish(self, at, minions, status, event_id):
+        runs = schema.schedule_runs
+        with self.kstore.begin() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.at == _naive(at))
+                .where(runs.c.minion_id.in_(minions))
+                .where(runs.c.status.in_(PENDING))
+                .where(runs.c.holder == self.node)
+                .values(status=status, event_id=event_id, recorded_at=_naive(self.clock()))
+            )
+
+    # -- claims left behind ----------------------------------------------
+
+    def _was_published(self, jid):
+        """True when the job ``jid`` went out: published by this process, or known to the job results store."""
+        if jid in self._sent:
+            return True
+        with self.kstore.connect() as conn:
+            for table in (schema.jobs, schema.returns):
+                if conn.execute(sa.select(table.c.jid).where(table.c.jid == jid).limit(1)).first() is not None:
+                    return True
+        return False
+
+    def _returns_of(self, jid):
+        """What job ``jid`` returned: as this process got it, else as the relays' returner recorded it."""
+        if jid is None:
+            return {}
+        if jid in self._sent:
+            return self._sent[jid]["returns"]
+        returns = {}
+        with self.kstore.connect() as conn:
+            for row in conn.execute(sa.select(schema.returns).where(schema.returns.c.jid == jid)):
+                try:
+                    full = json.loads(row.ret)
+                except ValueError:
+                    full = {}
+                if not isinstance(full, dict):
+                    full = {}
+                retcode = row.retcode if row.retcode is not None else full.get("retcode", 0)
+                returns[row.minion_id] = {"ret": full.get("return"), "retcode": retcode}
+        return returns
+
+    def _take(self, row, status, jid):
+        """Take the claim ``row`` over (compare and set); True when it is this engine's now, held in this process."""
+        runs = schema.schedule_runs
+        if not self._hold(row.at, row.minion_id):
+            return False
+        try:
+            with self.kstore.begin() as conn:
+                done = conn.execute(
+                    runs.update()
+                    .where(runs.c.at == row.at)
+                    .where(runs.c.minion_id == row.minion_id)
+                    .where(runs.c.status == row.status)
+                    .where(runs.c.holder.is_(None) if row.holder is None else runs.c.holder == row.holder)
+                    .where(runs.c.jid.is_(None) if row.jid is None else runs.c.jid == row.jid)
+                    .values(holder=self.node, status=status, jid=jid, recorded_at=_naive(self.clock()))
+                ).rowcount
+        except BaseException:
+            self._release(row.at.replace(tzinfo=UTC), [row.minion_id])
+            raise
+        if not done:
+            self._release(row.at.replace(tzinfo=UTC), [row.minion_id])
+        return bool(done)
+
+    def recover_claims(self, now=None):
+        """
+        Settle the claims an engine left pending (``claimed`` or ``sending``:
+        it died, was restarted or lost its lease in the middle of a
+        transition) and that this process is not executing. A claim left
+        ``claimed`` was never published: it runs now, or is recorded
+        ``missed`` when later than grace. A claim left ``sending`` whose job
+        went out (this process published it, or the relays' returner recorded
+        its load or returns under its jid) is not sent again: its power event is
+        recorded from the returns there are and the claim is ``done``. One
+        whose job left no trace was never published: it runs now (or is
+        missed). Each claim is taken over with a compare-and-set, so exactly
+        one engine settles it. Return the outcomes (see :meth:`execute`).
+        """
+        now = now or self.clock()
+        runs = schema.schedule_runs
+        with self.kstore.connect() as conn:
+            rows = conn.execute(sa.select(runs).where(runs.c.status.in_(PENDING)).order_by(runs.c.at, runs.c.minion_id))
+            rows = rows.all()
+        groups = {}
+        for row in rows:
+            with self._inflight_lock:
+                if (row.at, row.minion_id) in self._inflight:
+                    continue
+            groups.setdefault((row.at, row.state, row.rule), []).append(row)
+        outcomes = []
+        for (naive_at, state, rule), group in groups.items():
+            at = naive_at.replace(tzinfo=UTC)
+            sent, fresh = {}, []
+            try:
+                for row in group:
+                    if row.status == SENDING and row.jid and self._was_published(row.jid):
+                        if self._take(row, SENDING, row.jid):
+                            sent[row.minion_id] = row.jid
+                    elif self._take(row, CLAIMED, None):
+                        fresh.append(row.minion_id)
+                if sent:
+                    outcomes.append(self._settle_sent(at, state, rule, sent))
+                if fresh:
+                    outcomes.append(self._rerun(at, state, rule, fresh, now))
+            finally:
+                self._release(at, list(sent) + fresh)
+        return outcomes
+
+    def _rerun(self, at, state, rule, kiosks, now):
+        late = (now - at).total_seconds()
+        outcome = {"at": clock.iso(at), "state": state, "rule": rule, "kiosks": kiosks, "recovered": True}
+        if late > self.grace:
+            self._finish(at, kiosks, "missed", None)
+            self._report_missed(at, state, rule, kiosks, late)
+            outcome["status"] = "missed"
+            return outcome
+        log.warning(
+            "kiosk_scheduler: transition %s -> %s (%s) was left unpublished for %s; %s runs it now",
+            at,
+            state,
+            rule,
+            kiosks,
+            self.node,
+        )
+        outcome["status"] = CLAIMED
+        return self._send(at, state, rule, kiosks, outcome)
+
+    def _settle_sent(self, at, state, rule, jid_of):
+        """Record the transition whose jobs went out (``{kiosk: jid}``) without sending anything."""
+        kiosks = sorted(jid_of)
+        jids = sorted(set(jid_of.values()))
+        outcome = {"at": clock.iso(at), "state": state, "rule": rule, "kiosks": kiosks, "recovered": True}
+        log.warning(
+            "kiosk_scheduler: transition %s -> %s (%s) for %s was published (jobs %s) but not settled; "
+            "%s records it without sending it again",
+            at,
+            state,
+            rule,
+            kiosks,
+            ", ".join(jids),
+            self.node,
+        )
+        known = [self._sent[jid]["result"] for jid in jids if jid in self._sent and self._sent[jid]["result"]]
+        if known:
+            result = known[0]
+            target = f"schedule:{rule or 'default'}"
+        else:
+
+            def before_publish(jobs, carriers):
+                for key, job in jobs.items():
+                    job["jid"] = next((jid_of[m] for m in carriers.get(key, ()) if m in jid_of), None)
+
+            def recorded_returns(_opts, jobs, _timeout):
+                return {key: self._returns_of(job.get("jid")) for key, job in jobs.items()}
+
+            try:
+                target, result = self._power(state, rule, kiosks, recorded_returns, before_publish)
+            except DB_DOWN_ERRORS:
+                raise
+            except Exception as exc:  # pylint: disable=broad-except
+                # Sent all the same (e.g. the kiosks left the inventory since).
+                log.warning("kiosk_scheduler: no power event recorded for %s at %s: %s", kiosks, at, exc)
+                self._finish(at, kiosks, "done", None)
+                for jid in jids:
+                    self._sent.pop(jid, None)
+                outcome.update(status="done", event=None)
+                return outcome
+        self._settled(at, kiosks, target, result, jids)
         outcome.update(status="done", event=result["event"])
         return outcome
 
-    def _finish(self, at, minions, status, event_id):
-        with self.kstore.begin() as conn:
-            conn.execute(
-                schema.schedule_runs.update()
-                .where(schema.schedule_runs.c.at == _naive(at))
-                .where(schema.schedule_runs.c.minion_id.in_(minions))
-                .values(status=status, event_id=event_id)
-            )
+    # -- sweeps ----------------------------------------------------------
 
     def schedule_sweeps(self, event_id):
+        """Schedule the verification sweeps of power event ``event_id`` at ``sweep_delays`` from now."""
         now = self.clock()
         for index, delay in enumerate(self.sweep_delays, start=1):
             self.scheduler.add_job(
@@ -950,17 +1591,21 @@ class Engine:
             )
 
     def sweep(self, event_id, index, final):
+        """Run sweep ``index`` of power event ``event_id`` through the sweep hook."""
         self.sweep_hook(self, event_id, index, final)
 
     def _on_missed(self, event):
         """APScheduler gave up on a job (engine down for longer than the grace time)."""
-        job = self.scheduler.get_job(event.job_id) if self.scheduler else None
-        if event.job_id.startswith(POWER_PREFIX):
-            _key, at, state, rule, minions = job.args if job else (None, None, None, None, None)
-            if at is None:
-                log.warning("kiosk_scheduler: job %s missed", event.job_id)
-                return
-            self.execute(datetime.datetime.fromisoformat(at), state, rule, minions)
+        try:
+            job = self.scheduler.get_job(event.job_id) if self.scheduler else None
+            if event.job_id.startswith(POWER_PREFIX):
+                _key, at, state, rule, minions = job.args if job else (None, None, None, None, None)
+                if at is None:
+                    log.warning("kiosk_scheduler: job %s missed", event.job_id)
+                    return
+                self.execute(datetime.datetime.fromisoformat(at), state, rule, minions)
+        except DB_DOWN_ERRORS as exc:
+            self._db_down(f"missed job {event.job_id}", exc)
 
 
 def status(kstore, limit=10, key="kiosk", now=None):
@@ -969,7 +1614,8 @@ def status(kstore, limit=10, key="kiosk", now=None):
     master of masters): which master leads (``leader``: ``master``, ``since``,
     ``renewed``, ``expires``, ``alive`` at ``now``, default the current time;
     None before any engine ran), the last tick and plan, the next transitions,
-    and what was executed or missed.
+    and what was executed, is in hand (``pending``: claims ``claimed`` or
+    ``sending``) or was missed.
     """
     now = now or _utcnow()
     with kstore.connect() as conn:
@@ -1040,6 +1686,7 @@ def status(kstore, limit=10, key="kiosk", now=None):
         "rules_revision": int(meta["rules_revision"] or 0),
         "next_transitions": upcoming,
         "executed": counts.get("done", 0),
+        "pending": sum(counts.get(name, 0) for name in PENDING),
         "failed": counts.get("failed", 0),
         "missed_count": counts.get("missed", 0),
         "missed": [{"at": clock.iso(r.at), "kiosk": r.minion_id, "state": r.state, "rule": r.rule} for r in missed],

@@ -1,10 +1,11 @@
 """
 The fault tier's fleet: two masters of masters (a leader and a standby, both
 running the kiosk_scheduler engine over one database), a campus of two relays
-whose syndics connect to both masters of masters (``syndic_master`` as a list)
-and whose kiosks list both relays as masters (multi-master), writing job
-results into a private MariaDB server. Tests stop and start its daemons for
-real, so it is started once per module, never shared with tests/integration.
+each running one salt-syndic per master of masters, and kiosks that list both
+relays as masters (multi-master), writing job results into a private MariaDB
+server. Tests stop and start its daemons for real, so the fleet is its own
+(started once for this directory), never shared with tests/integration; each
+test leaves every daemon running when it ends.
 """
 
 import contextlib
@@ -109,6 +110,10 @@ class Campus:
     def relay_daemons(self, relay):
         return list(self.relays[relay])
 
+    def syndic_for(self, relay, mom_id):
+        """The salt-syndic of ``relay`` that serves the master of masters ``mom_id``."""
+        return self.relays[relay][1] if mom_id == "faults-mom-a" else self.relays[relay][2]
+
     def stop_relay(self, relay):
         for daemon in reversed(self.relay_daemons(relay)):
             daemon.terminate()
@@ -121,7 +126,7 @@ class Campus:
         return self.mariadb.sql(statement.replace("{db}", "kiosk_faults"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def campus(salt_factories, tmp_path_factory):
     mariadb = PrivateMariaDB(str(tmp_path_factory.mktemp("faults-mariadb")))
     mariadb.install()

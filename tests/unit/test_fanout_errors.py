@@ -114,6 +114,19 @@ def test_published_job_without_answers_is_silence_not_an_error(master, monkeypat
     assert fanout.run_jobs(master, {"west": WAKE_JOBS["west"]}, 1) == {"west": {}}
 
 
+def test_a_job_is_published_under_the_job_id_it_carries(master, monkeypatch):
+    seen = []
+
+    def pub(self, *args, **kwargs):
+        seen.append(kwargs.get("jid"))
+        return {"jid": kwargs.get("jid") or "20260101000000000002", "minions": ["relay-w1"]}
+
+    monkeypatch.setattr(salt.client.LocalClient, "pub", pub)
+    job = dict(WAKE_JOBS["west"], jid="20261205063000123456")
+    assert fanout.run_jobs(master, {"west": job}, 1) == {"west": {}}
+    assert seen == ["20261205063000123456"]
+
+
 def test_no_minion_matching_on_a_plain_master_is_absence_not_an_error(master, monkeypatch):
     # Without order_masters a master publishes nothing for a target it knows no
     # minion of, and says so with no jid and no minions.
