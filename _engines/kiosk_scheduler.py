@@ -28,6 +28,13 @@ Configuration (master config):
 Every master of masters may run the engine over the same database: only the
 one holding the lease executes (see :mod:`salt_kiosk.power.engine`); a standby
 takes over within ``lease + tick / 2`` seconds of the leader's last renewal.
+A transition interrupted by a crash is settled by the next leader: sent once,
+never twice (the claim records the job id before the publish).
+
+While the database does not answer the engine keeps running: one warning when
+it goes and one when it is back (no traceback per tick); transitions that fell
+due meanwhile run once on its return when still within ``grace``, later ones
+are recorded as missed.
 
 Events listened to: ``kiosk/rules/changed`` and ``kiosk/inventory/changed``
 (re-plan); ``kiosk/power/wake|shutdown|reboot`` from the runners (the
@@ -40,7 +47,8 @@ Events fired on the master bus:
 
 ``kiosk/engine/leader``
     This master started leading or stepped down: ``{"leader", "master",
-    "role": "leader"|"standby"}``.
+    "role": "leader"|"standby"}`` (``leader`` is null when it stepped down
+    because its lease expired while the database did not answer).
 
 ``kiosk/power/missed``
     A transition older than ``grace`` when the engine could run it:

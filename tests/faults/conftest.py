@@ -9,20 +9,28 @@ test leaves every daemon running when it ends.
 """
 
 import contextlib
+import datetime
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 import yaml
 from pytestshellutils.utils import ports
 
 from salt_kiosk import inventory, topology
 from salt_kiosk.db import store
+from salt_kiosk.node import wol
+from tests.conftest import REPO_ROOT
 from tests.mariadb_server import PrivateMariaDB
+
+FAKE_POWER = os.path.join(REPO_ROOT, "demo", "fake_power.py")
 
 RELAYS = {"relay-e1": "127.0.3.2", "relay-e2": "127.0.3.3"}
 #: The masters of masters: the first starts first and leads the engine.
@@ -35,6 +43,81 @@ KIOSKS = {
     "kiosk-e2": ("E02", "02:00:00:00:3e:02", "127.0.3.12"),
 }
 CAMPUS = {"east": {"timezone": "Asia/Shanghai", "broadcast": "127.255.255.255", "relays": list(RELAYS)}}
+
+
+def wait_for(predicate, timeout, step=0.5):
+    """Poll ``predicate`` until it is truthy or ``timeout`` seconds passed; return its last value."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(step)
+        value = predicate()
+    return value
+
+
+def engine_status(run):
+    """``kiosk_power.engine_status`` through a ``salt-run`` CLI."""
+    ret = run.run("kiosk_power.engine_status")
+    assert ret.returncode == 0, ret
+    return ret.data
+
+
+def kiosks_answer(cli):
+    """True when every kiosk answers ``test.ping`` through this master of masters."""
+    ret = cli.run("test.ping", minion_tgt="kiosk-*")
+    return isinstance(ret.data, dict) and ret.data == dict.fromkeys(KIOSKS, True)
+
+
+def next_minute(tz, at_least=25):
+    """The next whole minute in ``tz`` at least ``at_least`` seconds away."""
+    now = datetime.datetime.now(tz)
+    start = (now + datetime.timedelta(minutes=1)).replace(second=0, microsecond=0)
+    if (start - now).total_seconds() < at_least:
+        start += datetime.timedelta(minutes=1)
+    return start
+
+
+def rule_args(name, start, minutes, target):
+    """``kiosk_power.rule_add`` arguments: ``on`` from ``start`` for ``minutes`` (at most to midnight)."""
+    end = start + datetime.timedelta(minutes=minutes)
+    end_text = "24:00" if end.date() != start.date() else f"{end:%H:%M}"
+    return [
+        "kiosk_power.rule_add",
+        name,
+        "state=on",
+        f"dates={start.date().isoformat()}",
+        f"start={start:%H:%M}",
+        f"end={end_text}",
+        f"target={target}",
+        "priority=50",
+    ]
+
+
+class MagicPackets:
+    """Magic packets to the campus broadcast (the fleet's ``wol_port``), collected while open."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("0.0.0.0", port))
+        self.sock.settimeout(0.5)
+        self.packets = []  # (mac, sender, when)
+
+    def collect(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            for _code, mac, _ip in KIOSKS.values():
+                if wol.is_magic_packet(data, mac):
+                    self.packets.append((mac, addr[0], datetime.datetime.now(datetime.timezone.utc)))
+
+    def of(self, minion):
+        return [p for p in self.packets if p[0] == KIOSKS[minion][1]]
+
+    def close(self):
+        self.sock.close()
 
 
 #: Where bench/failover.py collects the figures the fault tests measure.
@@ -109,6 +192,32 @@ class Campus:
 
     def relay_daemons(self, relay):
         return list(self.relays[relay])
+
+    def leader_and_standby(self, run):
+        """``(leader id, standby id)`` of the masters of masters, as the engine's lease says."""
+        status = wait_for(lambda: (engine_status(run).get("leader") or {}).get("alive") and engine_status(run), 60)
+        assert status, engine_status(run)
+        leader_id = next(name for name, address in MOMS.items() if address == status["leader"]["master"])
+        return leader_id, next(name for name in MOMS if name != leader_id)
+
+    def kill_mom(self, mom_id):
+        """SIGKILL a master of masters and every process it started (its engine too), as a crash would."""
+        factory = self.moms[mom_id]
+        with open(factory.config["pidfile"], encoding="utf-8") as handle:
+            parent = psutil.Process(int(handle.read().strip()))
+        family = parent.children(recursive=True) + [parent]
+        for proc in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGKILL)
+        psutil.wait_procs(family, timeout=30)
+        factory.terminate()
+
+    def restart_syndics_for(self, mom_id):
+        """Restart every relay's salt-syndic serving ``mom_id`` (after that master restarted)."""
+        for relay in self.relays:
+            syndic = self.syndic_for(relay, mom_id)
+            syndic.terminate()
+            syndic.start()
 
     def syndic_for(self, relay, mom_id):
         """The salt-syndic of ``relay`` that serves the master of masters ``mom_id``."""
@@ -201,10 +310,15 @@ def campus(salt_factories, tmp_path_factory):
             fleet.relays[relay] = (syndic.master, syndic, second, syndic.minion)
         first_master = fleet.relays["relay-e1"][0]
         for kiosk_id in KIOSKS:
+            power_log = os.path.join(str(salt_factories.root_dir), f"faults-{kiosk_id}-power.log")
             kiosk = first_master.salt_minion_daemon(
                 kiosk_id,
                 overrides=dict(
                     topology.minion(list(RELAYS.values()), relay_ret, mom_pub),
+                    # A scheduled power-off only logs the request.
+                    kiosk={
+                        "shutdown_command": [sys.executable, FAKE_POWER, power_log, "{action}", "{delay}", "{message}"]
+                    },
                     # Two jobs may arrive through two relays: the minion's jid queue runs each once.
                     minion_jid_queue_hwm=100,
                 ),

@@ -9,38 +9,28 @@ kiosks again once the relays' syndics for it are restarted (Salt #68915).
 """
 
 import datetime
-import socket
 import time
 import zoneinfo
 
 import pytest
 
-from salt_kiosk.node import wol
-from tests.faults.conftest import KIOSKS, MOMS, RELAYS, TICK, record_figure
+from tests.faults.conftest import (
+    KIOSKS,
+    MOMS,
+    RELAYS,
+    TICK,
+    MagicPackets,
+    engine_status,
+    kiosks_answer,
+    next_minute,
+    record_figure,
+    rule_args,
+    wait_for,
+)
 
 pytestmark = pytest.mark.fleet
 
 RULE = "faults-takeover"
-
-
-def engine_status(run):
-    ret = run.run("kiosk_power.engine_status")
-    assert ret.returncode == 0, ret
-    return ret.data
-
-
-def wait_for(predicate, timeout, step=0.5):
-    deadline = time.monotonic() + timeout
-    value = predicate()
-    while not value and time.monotonic() < deadline:
-        time.sleep(step)
-        value = predicate()
-    return value
-
-
-def kiosks_answer(cli):
-    ret = cli.run("test.ping", minion_tgt="kiosk-*")
-    return isinstance(ret.data, dict) and ret.data == dict.fromkeys(KIOSKS, True)
 
 
 def parse_iso(text):
@@ -48,13 +38,9 @@ def parse_iso(text):
 
 
 def test_standby_master_of_masters_takes_over_and_runs_the_transition_once(campus):
-    run_a = campus.mom.salt_run_cli(timeout=120)
-    assert wait_for(lambda: (engine_status(run_a).get("leader") or {}).get("alive"), 60), engine_status(run_a)
     # Whichever master of masters leads now (the first to start, or the one
     # that won the lease after an earlier test's outage) is the one to die.
-    leader_addr = engine_status(run_a)["leader"]["master"]
-    leader_id = next(name for name, address in MOMS.items() if address == leader_addr)
-    standby_id = next(name for name in MOMS if name != leader_id)
+    leader_id, standby_id = campus.leader_and_standby(campus.mom.salt_run_cli(timeout=120))
     standby_addr = MOMS[standby_id]
     leader, standby = campus.moms[leader_id], campus.moms[standby_id]
     run_b = standby.salt_run_cli(timeout=120)
@@ -64,26 +50,10 @@ def test_standby_master_of_masters_takes_over_and_runs_the_transition_once(campu
     assert wait_for(lambda: kiosks_answer(cli_b), 90), "kiosks do not answer the standby"
     assert kiosks_answer(leader.salt_cli(timeout=30))
 
-    tz = zoneinfo.ZoneInfo(campus.timezone)
-    now = datetime.datetime.now(tz)
-    start = (now + datetime.timedelta(minutes=1)).replace(second=0, microsecond=0)
-    if (start - now).total_seconds() < 25:
-        start += datetime.timedelta(minutes=1)
-    mac = KIOSKS["kiosk-e1"][1]
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", campus.wol_port))
-    sock.settimeout(1)
+    start = next_minute(zoneinfo.ZoneInfo(campus.timezone))
+    wire = MagicPackets(campus.wol_port)
     try:
-        added = run_b.run(
-            "kiosk_power.rule_add",
-            RULE,
-            "state=on",
-            f"dates={start.date().isoformat()}",
-            f"start={start:%H:%M}",
-            f"end={start + datetime.timedelta(minutes=30):%H:%M}",
-            "target=id:kiosk-e1",
-            "priority=50",
-        )
+        added = run_b.run(*rule_args(RULE, start, 30, "id:kiosk-e1"))
         assert added.returncode == 0, added
 
         # The leader dies well before the transition is due.
@@ -105,17 +75,10 @@ def test_standby_master_of_masters_takes_over_and_runs_the_transition_once(campu
         assert takeover <= 2 * TICK + 1
 
         # The transition falls due: every relay of the campus sends the packets once.
-        packets = []
-        deadline = time.monotonic() + (start - datetime.datetime.now(tz)).total_seconds() + 45
-        while time.monotonic() < deadline:
-            try:
-                data, addr = sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            if wol.is_magic_packet(data, mac):
-                packets.append((addr[0], datetime.datetime.now(tz)))
+        wire.collect((start - datetime.datetime.now(start.tzinfo)).total_seconds() + 45)
     finally:
-        sock.close()
+        wire.close()
+    packets = [(sender, when) for _mac, sender, when in wire.of("kiosk-e1")]
     assert len(packets) == 3 * len(RELAYS), packets
     assert {addr for addr, _ in packets} == set(RELAYS.values())
     assert all(at >= start for _, at in packets)
@@ -153,10 +116,7 @@ def test_standby_master_of_masters_takes_over_and_runs_the_transition_once(campu
     # zeromq; multi-syndic's PR #14690 warns that down masters block a syndic).
     assert not wait_for(lambda: kiosks_answer(leader.salt_cli(timeout=10)), 20, step=2)
     # Restarting the relays' syndics for that master brings it back.
-    for relay in RELAYS:
-        syndic = campus.syndic_for(relay, leader_id)
-        syndic.terminate()
-        syndic.start()
+    campus.restart_syndics_for(leader_id)
     back = time.monotonic()
     assert wait_for(lambda: kiosks_answer(leader.salt_cli(timeout=30)), 90), "the old leader is not served again"
     print(
