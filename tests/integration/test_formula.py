@@ -4,17 +4,27 @@ real fleet: the central minion (role central, states from the master of
 masters, which serves srv/salt), the relays and the kiosks (states from their
 own relay masters). The pillar is split by role and targeted by minion id, as
 in srv/pillar. Config files go to per-node temporary directories given in
-pillar (kiosk:paths), so the running daemons' own configuration is left alone.
+pillar (kiosk:paths), so the running daemons' own configuration is left alone:
+the relay masters' and relay minions' pki_dir too (kiosk:paths:master_pki,
+minion_pki), where each relay writes its campus's shared master key pair and
+kiosk keys (kiosk:campus_keys, generated here; the kiosk keys are the running
+kiosks' own). Each kiosk's minion config lists its campus's relays
+(kiosk:relays) as masters. The in-process checks of the same roles are
+tests/unit/test_formula_render.py.
 """
 
 import contextlib
+import copy
+import functools
 import json
 import os
+import stat
 import time
 
 import pytest
+import salt.utils.yaml
 
-from tests.conftest import _mysql_admin, campus_config
+from tests.conftest import CAMPUSES, _mysql_admin, campus_config
 
 pytestmark = pytest.mark.fleet
 
@@ -30,9 +40,20 @@ PILLAR_TOP = """base:
     - kiosk_paths
     - kiosk_fleet
     - kiosk_relay
+  relay-e1,relay-e2:
+    - match: list
+    - kiosk_keys_east
+  relay-w1,relay-w2:
+    - match: list
+    - kiosk_keys_west
   kiosk-*:
     - kiosk_paths
+    - kiosk_fleet
     - kiosk_kiosk
+  kiosk-e*:
+    - kiosk_relays_east
+  kiosk-w*:
+    - kiosk_relays_west
 """
 
 #: The relays' database account (the returner's), written into their syndic
@@ -49,13 +70,69 @@ RELAY_DB = {
 FORMULA_ACCOUNT = "kiosk_formula_relay"
 
 
-def pillar_files(fleet, root, end="21:00", with_db=True, with_timezone=True, central_db=None, relay_db=None):
-    """The formula's pillar files, by name: shared, per role, and per-node paths."""
+def key_pair():
+    """A fresh RSA key pair as Salt writes one: (master.pem text, master.pub text)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, pub.decode()
+
+
+@functools.lru_cache(maxsize=1)
+def _master_key_pairs():
+    return {campus: key_pair() for campus in CAMPUSES}
+
+
+def campus_keys(fleet):
+    """
+    ``kiosk:campus_keys`` of each campus: a fresh master key pair per campus
+    and the public keys of the campus's running kiosks (their minion.pub).
+    """
+    keys = {}
+    for campus, spec in CAMPUSES.items():
+        pem, pub = _master_key_pairs()[campus]
+        kiosks = {}
+        for kiosk in spec["kiosks"]:
+            with open(os.path.join(fleet.kiosks[kiosk].config["pki_dir"], "minion.pub"), encoding="utf-8") as handle:
+                kiosks[kiosk] = handle.read()
+        keys[campus] = {"master_pem": pem, "master_pub": pub, "kiosks": kiosks}
+    return keys
+
+
+def relay_ret_port(fleet):
+    """The relay masters' ret_port in the formula's pillar (relay-e1's: the one its kiosks use)."""
+    return fleet.syndics["relay-e1"].master.config["ret_port"]
+
+
+def pillar_files(
+    fleet,
+    root,
+    end="21:00",
+    with_db=True,
+    with_timezone=True,
+    central_db=None,
+    relay_db=None,
+    keys=None,
+    kiosk_relays=None,
+):
+    """The formula's pillar files, by name: shared, per role, per campus and per-node paths."""
     shared = {
         "central_address": "127.0.0.1",
-        "ports": {"publish": fleet.mom.config["publish_port"], "ret": fleet.mom.config["ret_port"]},
+        "ports": {
+            "publish": fleet.mom.config["publish_port"],
+            "ret": fleet.mom.config["ret_port"],
+            "relay_ret": relay_ret_port(fleet),
+        },
         "campuses": campus_config(),
+        "relay_addresses": dict(fleet.relay_address),
     }
+    keys = keys or campus_keys(fleet)
+    kiosk_relays = kiosk_relays or {campus: list(spec["relays"]) for campus, spec in CAMPUSES.items()}
     if not with_timezone:
         del shared["campuses"]["west"]["timezone"]
     central = {
@@ -83,18 +160,20 @@ def pillar_files(fleet, root, end="21:00", with_db=True, with_timezone=True, cen
         }
     relay = {
         "db": relay_db or RELAY_DB,
-        "relay_addresses": dict(fleet.relay_address),
         "sensors": {"driver": "simulated", "temperature": [5, 35], "interval": 60},
     }
-    # Per-node paths, rendered with the node's minion id.
+    # Per-node paths, rendered with the node's minion id (the relay master's
+    # and the relay minion's pki_dir too: the daemons' own keys stay untouched).
     paths = (
         '{"kiosk": {"paths": {"master_d": "%s/{{ opts[\'id\'] }}/master.d", '
         '"minion_d": "%s/{{ opts[\'id\'] }}/minion.d", '
         '"release_root": "%s/{{ opts[\'id\'] }}/releases-root", '
         '"release_dir": "%s/{{ opts[\'id\'] }}/releases", '
+        '"master_pki": "%s/{{ opts[\'id\'] }}/pki-master", '
+        '"minion_pki": "%s/{{ opts[\'id\'] }}/pki-minion", '
         '"sbin": "%s/{{ opts[\'id\'] }}/sbin"}}}\n'
-    ) % (root, root, root, root, root)
-    return {
+    ) % ((root,) * 7)
+    files = {
         "top.sls": PILLAR_TOP,
         "kiosk_paths.sls": paths,
         "kiosk_fleet.sls": json.dumps({"kiosk": shared}) + "\n",
@@ -102,6 +181,11 @@ def pillar_files(fleet, root, end="21:00", with_db=True, with_timezone=True, cen
         "kiosk_relay.sls": json.dumps({"kiosk": relay}) + "\n",
         "kiosk_kiosk.sls": json.dumps({"kiosk": {}}) + "\n",
     }
+    for campus in CAMPUSES:
+        # Each campus's key pair and kiosk keys only for its relays; its relay list only for its kiosks.
+        files[f"kiosk_keys_{campus}.sls"] = json.dumps({"kiosk": {"campus_keys": {campus: keys[campus]}}}) + "\n"
+        files[f"kiosk_relays_{campus}.sls"] = json.dumps({"kiosk": {"relays": kiosk_relays[campus]}}) + "\n"
+    return files
 
 
 @contextlib.contextmanager
@@ -166,6 +250,46 @@ def chunks(data):
     return {minion: list(states.values()) for minion, states in data.items()}
 
 
+def read(*parts):
+    with open(os.path.join(*parts), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def mode(*parts):
+    return stat.S_IMODE(os.stat(os.path.join(*parts)).st_mode)
+
+
+def private_lines(fleet):
+    """The body lines of every campus's private master key (none may be in a state return)."""
+    return [line for keys in campus_keys(fleet).values() for line in keys["master_pem"].splitlines()[1:-1]]
+
+
+def assert_campus_keys_and_masters(fleet, root, ids):
+    """Each relay holds its campus's key pair and kiosk keys only; each kiosk lists its campus's relays."""
+    keys = campus_keys(fleet)
+    for relay in fleet.relay_minions:
+        campus = fleet.campus_of[relay]
+        pki = os.path.join(root, relay, "pki-master")
+        assert {"kiosk-campus-master-key", "kiosk-campus-master-pub", "kiosk-relay-minion-master-pub"} <= ids[relay]
+        assert read(pki, "master.pem") == keys[campus]["master_pem"] and mode(pki, "master.pem") == 0o400, relay
+        assert read(pki, "master.pub") == keys[campus]["master_pub"] and mode(pki, "master.pub") == 0o644, relay
+        assert read(root, relay, "pki-minion", "minion_master.pub") == keys[campus]["master_pub"], relay
+        # Its own campus's kiosks, never the other campus's.
+        assert sorted(os.listdir(os.path.join(pki, "minions"))) == sorted(CAMPUSES[campus]["kiosks"]), relay
+        for kiosk in CAMPUSES[campus]["kiosks"]:
+            assert f"kiosk-seeded-key-{kiosk}" in ids[relay]
+            assert read(pki, "minions", kiosk) == keys[campus]["kiosks"][kiosk]
+        syndic = salt.utils.yaml.safe_load(read(root, relay, "master.d", "kiosk-syndic.conf"))
+        assert syndic["ret_port"] == relay_ret_port(fleet), syndic  # one ret_port for every relay, an int
+    for kiosk in fleet.kiosks:
+        campus = fleet.campus_of[kiosk]
+        config = salt.utils.yaml.safe_load(read(root, kiosk, "minion.d", "kiosk.conf"))
+        assert config["master"] == [fleet.relay_address[relay] for relay in CAMPUSES[campus]["relays"]], config
+        assert config["master_port"] == relay_ret_port(fleet) and config["transport"] == "tcp", config
+        assert config["publish_port"] == fleet.mom.config["publish_port"], config
+        assert config["kiosk"]["campus"] == campus and "master_type" not in config, config
+
+
 def test_formula_converges_every_role(fleet, fleet_inventory, tmp_path):
     root = str(tmp_path)
     try:
@@ -189,18 +313,38 @@ def test_formula_converges_every_role(fleet, fleet_inventory, tmp_path):
             assert f"syndic_master_port: {fleet.mom.config['ret_port']}" in syndic  # an int, not a string
             with open(os.path.join(root, "kiosk-e1", "minion.d", "kiosk.conf"), encoding="utf-8") as handle:
                 assert "kiosk.release" in handle.read()
+            # Several relays per campus: the shared key pair (master.pem 0400),
+            # the campus's kiosk keys, the kiosks' master lists.
+            assert_campus_keys_and_masters(fleet, root, ids)
 
             second = apply(fleet)
             changed = {m: [s["__id__"] for s in states if s["changes"]] for m, states in chunks(second).items()}
             assert all(not ids for ids in changed.values()), changed
             dry = apply(fleet, "test=True")
             assert all(s["result"] is True and not s["changes"] for states in chunks(dry).values() for s in states), dry
+            returns = json.dumps([first, second, dry])
+            assert not [line for line in private_lines(fleet) if line in returns]
 
-            # Kiosks get none of the database, API or enrolment settings; the
-            # relays' syndic config carries the relay account, not the owner's.
+            # Kiosks get none of the database, API, key or enrolment settings
+            # (the fleet's shared facts and their campus's relay list only);
+            # each relay gets its own campus's keys only; the relays' syndic
+            # config carries the relay account, not the owner's.
             for kiosk in fleet.kiosks:
                 pillar = fleet.salt_cli().run("pillar.item", "kiosk", minion_tgt=kiosk).data["kiosk"]
-                assert sorted(pillar) == ["paths"], (kiosk, pillar)
+                assert sorted(pillar) == [
+                    "campuses",
+                    "central_address",
+                    "paths",
+                    "ports",
+                    "relay_addresses",
+                    "relays",
+                ], (kiosk, pillar)
+                # Salt 3008 masks pillar values in CLI output unless asked not to.
+                relays = fleet.salt_cli().run("pillar.get", "kiosk:relays", "unmask=True", minion_tgt=kiosk).data
+                assert relays == list(CAMPUSES[fleet.campus_of[kiosk]]["relays"]), (kiosk, relays)
+            for relay in ("relay-e2", "relay-w1"):
+                pillar = fleet.salt_cli().run("pillar.item", "kiosk:campus_keys", minion_tgt=relay).data
+                assert list(pillar["kiosk:campus_keys"]) == [fleet.campus_of[relay]], relay
             assert "user: kiosk_relay" in syndic and "password_file: /etc/salt/kiosk-relay-db.secret" in syndic
             assert fleet.mom.config["kiosk"]["db"] not in syndic
             # A rule change in pillar reaches the plan.
@@ -231,3 +375,32 @@ def test_missing_pillar_key_fails_naming_it_and_applies_nothing(fleet, tmp_path,
     assert len(states) == 1 and states[0]["result"] is False, states
     assert missing in states[0]["comment"]
     assert not os.path.exists(os.path.join(str(tmp_path), "central", "master.d"))
+
+
+def test_bad_keys_or_relay_list_fail_naming_the_setting_and_write_nothing(fleet, tmp_path):
+    """
+    Pillar is untrusted input: a kiosk id that is a path (relay-e1), a kiosk
+    key that is no PEM key (relay-w1), a kiosk's relay list mixing campuses
+    (kiosk-e1). One apply on the three: each fails with one state naming the
+    setting, and nothing of its role is written.
+    """
+    root = str(tmp_path)
+    keys = copy.deepcopy(campus_keys(fleet))
+    keys["east"]["kiosks"]["../x"] = keys["east"]["kiosks"]["kiosk-e2"]
+    keys["west"]["kiosks"]["kiosk-w1"] = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC kiosk-w1"
+    relays = {"east": ["relay-e1", "relay-w1"], "west": ["relay-w1", "relay-w2"]}
+    expected = {
+        "relay-e1": ["kiosk:campus_keys:east:kiosks", "'../x' is not a valid minion id", "accepted"],
+        "relay-w1": ["kiosk:campus_keys:west:kiosks:kiosk-w1 is not a PEM public key", "accepted"],
+        "kiosk-e1": ["kiosk:relays mixes the relays of campuses east and west", "relay-w1 (west)", "accepted"],
+    }
+    with formula(fleet, root, keys=keys, kiosk_relays=relays):
+        ret = fleet.salt_cli(timeout=600).run("-L", "state.apply", minion_tgt=",".join(expected))
+    assert isinstance(ret.data, dict) and sorted(ret.data) == sorted(expected), ret
+    for minion, words in expected.items():
+        states = list(ret.data[minion].values())
+        assert len(states) == 1 and states[0]["result"] is False, (minion, states)
+        assert all(word in states[0]["comment"] for word in words), (minion, states[0]["comment"])
+        assert not os.path.exists(os.path.join(root, minion)), (minion, os.listdir(root))
+    assert not os.path.exists(os.path.join(root, "x"))
+    assert not [line for line in private_lines(fleet) if line in json.dumps(ret.data)]

@@ -1,4 +1,6 @@
-# Only for the relays' own minions (see top.sls).
+# Only for the relays' own minions (see top.sls). The relays' addresses are in
+# kiosk/fleet.sls (the kiosks need them too); the campus master key pair and
+# kiosk keys in kiosk/keys/<campus>.sls, served only to that campus's relays.
 kiosk:
   # The relay database account, not the owner's: the syndic master's
   # kiosk_mysql returner writes job loads, returns and events with it. Put its
@@ -8,7 +10,6 @@ kiosk:
     user: kiosk_relay
     password_file: /etc/salt/kiosk-relay-db.secret
     database: kiosk
-  relay_addresses: {relay-e1: 10.1.0.2, relay-e2: 10.1.0.3, relay-w1: 10.2.0.2}
   sensors:
     driver: circuitpython
     dht_type: 11

@@ -5,12 +5,39 @@
     Pillar (see srv/pillar/kiosk/relay.sls): kiosk:db is the relay database
     account (not the owner's); it becomes the syndic master's kiosk_mysql
     returner setting. The syndic config is written with show_changes: False,
-    so no state return carries the database settings. -#}
-{%- from 'kiosk/map.jinja' import kiosk, master_d, minion_d, srv_salt, release_root, publish_port, ret_port, missing_state with context %}
+    so no state return carries the database settings.
+
+    Several relays per campus (kiosks list them all as their masters): every
+    relay master of a campus listens on kiosk:ports:relay_ret (default 4506)
+    and uses ONE master key pair, and each holds the campus's kiosk keys as
+    accepted (no auto_accept). From kiosk:campus_keys:<its campus> (a pillar
+    file served only to that campus's relays, srv/pillar/kiosk/keys/; never
+    through salt://, which every minion of a master can read) it writes, into
+    <kiosk:paths:master_pki> (default /etc/salt/pki/master): master.pem (mode
+    0400) and master.pub (0644), the public key into the relay minion's
+    <kiosk:paths:minion_pki>/minion_master.pub (its master's key changes too),
+    and each kiosk key to minions/<minion id> (0644). Only the relay's own
+    campus's entry is read. show_changes: False on all of them, and no key is
+    in any state name, comment or return; master.pem is read from pillar when
+    the state runs (contents_pillar), so it is in no rendered SLS either. The
+    pair is required when the campus lists more than one relay; a campus's
+    only relay without kiosk:campus_keys keeps its own key pair. Restart salt-master (then salt-minion) after
+    the key pair changed. Keys of kiosks removed from pillar are left for
+    salt-key -d.
+
+    Bad pillar (a kiosk id that is no valid minion id, such as ../x, a key
+    that is no PEM key, a master_pub not matching master_pem, a relay listed
+    under two campuses) is checked by the salt-kiosk library before anything
+    is written: the role renders one failing state naming the pillar key and
+    what is accepted, and applies nothing. -#}
+{%- from 'kiosk/map.jinja' import kiosk, master_d, minion_d, srv_salt, release_root, master_pki, minion_pki, publish_port, ret_port, relay_ret_port, checks, missing_state, invalid_state with context %}
 {%- set me = grains['id'] %}
 {%- set campus = [] %}
+{%- set relays_of = {} %}
 {%- for name, spec in kiosk.get('campuses', {}).items() %}
-{%-   if me in (spec or {}).get('relays', []) %}{% do campus.append(name) %}{% endif %}
+{%-   set relays = (spec or {}).get('relays') or [] %}
+{%-   do relays_of.update({name: [relays] if relays is string else relays}) %}
+{%-   if me in relays_of[name] %}{% do campus.append(name) %}{% endif %}
 {%- endfor %}
 {%- set missing = [] %}
 {%- if not kiosk.get('central_address') %}{% do missing.append('kiosk:central_address') %}{% endif %}
@@ -19,10 +46,23 @@
 {%- if missing %}
 {{ missing_state(missing) }}
 {%- else %}
+{%- set campus_relays = relays_of[campus[0]] %}
+{#- A relay listed under two campuses, a campus of several relays (their
+    shared key pair is required) or key material: checked by the library.
+    A campus's only relay without kiosk:campus_keys keeps its own key. #}
+{%- if campus|length > 1 or campus_relays|length > 1 or kiosk.get('campus_keys') %}
+{%-   set checked = salt['slsutil.renderer'](checks, default_renderer='py', check='relay_keys', settings=kiosk, minion=me) %}
+{%- else %}
+{%-   set checked = {'result': {'campus': campus[0], 'master_pem': None, 'master_pub': None, 'kiosks': {}}} %}
+{%- endif %}
+{%- if checked.get('error') %}
+{{ invalid_state(checked.error) }}
+{%- else %}
+{%- set keys = checked.result %}
 {%- set address = kiosk.get('relay_addresses', {}).get(me, grains.get('fqdn_ip4', ['0.0.0.0'])[0]) %}
 {%- set beacon = [] %}
 {%- for key, value in kiosk.get('sensors', {}).items() %}{% do beacon.append({key: value}) %}{% endfor %}
-{%- set minion_config = {'kiosk': {'role': 'relay', 'campus': campus[0], 'wol_source': address, 'release_root': release_root}} %}
+{%- set minion_config = {'kiosk': {'role': 'relay', 'campus': keys.campus, 'wol_source': address, 'release_root': release_root}} %}
 {%- if beacon %}{% do minion_config.update({'beacons': {'kiosk_env': beacon}}) %}{% endif %}
 
 kiosk-syndic-config:
@@ -32,6 +72,7 @@ kiosk-syndic-config:
         'transport': 'tcp',
         'interface': address,
         'publish_port': publish_port,
+        'ret_port': relay_ret_port,
         'syndic_master': kiosk.central_address,
         'syndic_master_port': ret_port,
         'master_job_cache': 'kiosk_mysql',
@@ -55,6 +96,48 @@ kiosk-release-root:
     - name: {{ release_root|tojson }}
     - makedirs: True
     - mode: "0755"
+{%- if keys.master_pem %}
+
+kiosk-campus-master-key:
+  file.managed:
+    - name: {{ (master_pki ~ '/master.pem')|tojson }}
+    {#- Read from pillar when the state runs: the private key is in no
+        rendered SLS data (nor in the minion's highstate cache). #}
+    - contents_pillar: {{ ('kiosk:campus_keys:' ~ keys.campus ~ ':master_pem')|tojson }}
+    - mode: "0400"
+    - makedirs: True
+    - dir_mode: "0700"
+    - show_changes: False
+
+kiosk-campus-master-pub:
+  file.managed:
+    - name: {{ (master_pki ~ '/master.pub')|tojson }}
+    - contents: {{ keys.master_pub|tojson }}
+    - mode: "0644"
+    - makedirs: True
+    - dir_mode: "0700"
+    - show_changes: False
+
+kiosk-relay-minion-master-pub:
+  file.managed:
+    - name: {{ (minion_pki ~ '/minion_master.pub')|tojson }}
+    - contents: {{ keys.master_pub|tojson }}
+    - mode: "0644"
+    - makedirs: True
+    - dir_mode: "0700"
+    - show_changes: False
+{%- endif %}
+{%- for kiosk_id, pub in keys.kiosks|dictsort %}
+
+{{ ('kiosk-seeded-key-' ~ kiosk_id)|tojson }}:
+  file.managed:
+    - name: {{ (master_pki ~ '/minions/' ~ kiosk_id)|tojson }}
+    - contents: {{ pub|tojson }}
+    - mode: "0644"
+    - makedirs: True
+    - dir_mode: "0700"
+    - show_changes: False
+{%- endfor %}
 
 {%- if kiosk.get('manage_packages', True) %}
 
@@ -67,5 +150,6 @@ kiosk-relay-packages:
 kiosk-sensor-libraries:
   pip.installed:
     - name: "salt-kiosk[pi]"
+{%- endif %}
 {%- endif %}
 {%- endif %}
