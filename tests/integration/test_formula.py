@@ -66,6 +66,9 @@ RELAY_DB = {
 }
 
 
+#: The standby master of masters' address in the formula's pillar (nothing listens there).
+STANDBY_ADDRESS = "127.0.0.99"
+
 #: A relay database account the central role creates (dropped by the test).
 FORMULA_ACCOUNT = "kiosk_formula_relay"
 
@@ -123,6 +126,9 @@ def pillar_files(
     """The formula's pillar files, by name: shared, per role, per campus and per-node paths."""
     shared = {
         "central_address": "127.0.0.1",
+        # A standby master of masters: each relay gets a second syndic's configuration.
+        "standby_address": STANDBY_ADDRESS,
+        "manage_services": False,
         "ports": {
             "publish": fleet.mom.config["publish_port"],
             "ret": fleet.mom.config["ret_port"],
@@ -171,8 +177,10 @@ def pillar_files(
         '"release_dir": "%s/{{ opts[\'id\'] }}/releases", '
         '"master_pki": "%s/{{ opts[\'id\'] }}/pki-master", '
         '"minion_pki": "%s/{{ opts[\'id\'] }}/pki-minion", '
+        '"syndic_standby": "%s/{{ opts[\'id\'] }}/syndic-standby", '
+        '"systemd_dir": "%s/{{ opts[\'id\'] }}/systemd", '
         '"sbin": "%s/{{ opts[\'id\'] }}/sbin"}}}\n'
-    ) % ((root,) * 7)
+    ) % ((root,) * 9)
     files = {
         "top.sls": PILLAR_TOP,
         "kiosk_paths.sls": paths,
@@ -281,6 +289,18 @@ def assert_campus_keys_and_masters(fleet, root, ids):
             assert read(pki, "minions", kiosk) == keys[campus]["kiosks"][kiosk]
         syndic = salt.utils.yaml.safe_load(read(root, relay, "master.d", "kiosk-syndic.conf"))
         assert syndic["ret_port"] == relay_ret_port(fleet), syndic  # one ret_port for every relay, an int
+        # The second salt-syndic, for the standby master of masters: the same
+        # settings, the standby's address, its own pid and log files.
+        assert {"kiosk-standby-syndic-master", "kiosk-standby-syndic-config", "kiosk-standby-syndic-unit"} <= ids[relay]
+        standby = salt.utils.yaml.safe_load(read(root, relay, "syndic-standby", "master.d", "kiosk-syndic.conf"))
+        assert standby["syndic_master"] == STANDBY_ADDRESS and standby["syndic_pidfile"] != syndic.get("syndic_pidfile")
+        assert {k: v for k, v in standby.items() if not k.startswith("syndic_")} == {
+            k: v for k, v in syndic.items() if not k.startswith("syndic_")
+        }
+        assert standby["syndic_master_port"] == syndic["syndic_master_port"]
+        assert salt.utils.yaml.safe_load(read(root, relay, "syndic-standby", "minion"))["id"] == relay
+        unit = read(root, relay, "systemd", "salt-syndic-standby.service")
+        assert f"ExecStart=/usr/bin/salt-syndic -c {root}/{relay}/syndic-standby\n" in unit, unit
     for kiosk in fleet.kiosks:
         campus = fleet.campus_of[kiosk]
         config = salt.utils.yaml.safe_load(read(root, kiosk, "minion.d", "kiosk.conf"))
@@ -313,6 +333,9 @@ def test_formula_converges_every_role(fleet, fleet_inventory, tmp_path):
             assert f"syndic_master_port: {fleet.mom.config['ret_port']}" in syndic  # an int, not a string
             with open(os.path.join(root, "kiosk-e1", "minion.d", "kiosk.conf"), encoding="utf-8") as handle:
                 assert "kiosk.release" in handle.read()
+            # The central master's master_id is its address as the syndics name it.
+            central = salt.utils.yaml.safe_load(read(root, "central", "master.d", "kiosk.conf"))
+            assert central["master_id"] == "127.0.0.1", central
             # Several relays per campus: the shared key pair (master.pem 0400),
             # the campus's kiosk keys, the kiosks' master lists.
             assert_campus_keys_and_masters(fleet, root, ids)
@@ -334,10 +357,12 @@ def test_formula_converges_every_role(fleet, fleet_inventory, tmp_path):
                 assert sorted(pillar) == [
                     "campuses",
                     "central_address",
+                    "manage_services",
                     "paths",
                     "ports",
                     "relay_addresses",
                     "relays",
+                    "standby_address",
                 ], (kiosk, pillar)
                 # Salt 3008 masks pillar values in CLI output unless asked not to.
                 relays = fleet.salt_cli().run("pillar.get", "kiosk:relays", "unmask=True", minion_tgt=kiosk).data

@@ -55,6 +55,16 @@
         {'salt/beacon/*/kiosk_env/alert/*': ['salt://reactor/env_alert.sls']},
       ],
     } %}
+{#- master_id: this master's address as the relays' syndics name it (each
+    syndic sends a return to the master of masters whose address equals the
+    job's master_id): kiosk:standby_address on the standby, else
+    kiosk:central_address. #}
+{%- set standby = kiosk.get('standby_address') %}
+{%- if standby and standby in grains.get('ipv4', []) %}
+{%-   do config.update({'master_id': standby}) %}
+{%- elif kiosk.get('central_address') %}
+{%-   do config.update({'master_id': kiosk.central_address}) %}
+{%- endif %}
 {%- if kiosk.get('api') %}
 {%-   do config.update({
         'rest_cherrypy': kiosk.api.get('rest_cherrypy', {'port': 8000}),

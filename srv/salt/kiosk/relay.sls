@@ -25,12 +25,23 @@
     the key pair changed. Keys of kiosks removed from pillar are left for
     salt-key -d.
 
+    A standby master of masters (kiosk:standby_address): each relay runs a
+    second salt-syndic for it (one salt-syndic with a syndic_master list stops
+    forwarding to both masters when one dies, on tcp with Salt 3008.4). Its
+    configuration directory <kiosk:paths:syndic_standby> (default
+    /etc/salt/syndic-standby) holds a master file including the relay's own
+    (<kiosk:paths:salt_etc>/master), the same syndic settings with the
+    standby's address and its own pid and log files, and a minion file with
+    the relay's id including the relay's minion settings; the unit
+    salt-syndic-standby.service runs `salt-syndic -c <that directory>`
+    (running and enabled unless kiosk:manage_services is False).
+
     Bad pillar (a kiosk id that is no valid minion id, such as ../x, a key
     that is no PEM key, a master_pub not matching master_pem, a relay listed
     under two campuses) is checked by the salt-kiosk library before anything
     is written: the role renders one failing state naming the pillar key and
     what is accepted, and applies nothing. -#}
-{%- from 'kiosk/map.jinja' import kiosk, master_d, minion_d, srv_salt, release_root, master_pki, minion_pki, publish_port, ret_port, relay_ret_port, checks, missing_state, invalid_state with context %}
+{%- from 'kiosk/map.jinja' import kiosk, master_d, minion_d, srv_salt, release_root, master_pki, minion_pki, syndic_standby, systemd_dir, salt_etc, publish_port, ret_port, relay_ret_port, checks, missing_state, invalid_state with context %}
 {%- set me = grains['id'] %}
 {%- set campus = [] %}
 {%- set relays_of = {} %}
@@ -65,24 +76,77 @@
 {%- set minion_config = {'kiosk': {'role': 'relay', 'campus': keys.campus, 'wol_source': address, 'release_root': release_root}} %}
 {%- if beacon %}{% do minion_config.update({'beacons': {'kiosk_env': beacon}}) %}{% endif %}
 
+{%- set syndic_config = {
+      'transport': 'tcp',
+      'interface': address,
+      'publish_port': publish_port,
+      'ret_port': relay_ret_port,
+      'syndic_master': kiosk.central_address,
+      'syndic_master_port': ret_port,
+      'master_job_cache': 'kiosk_mysql',
+      'kiosk_mysql': {'db': kiosk.db, 'master_id': me},
+      'file_roots': {'base': [srv_salt, release_root]},
+    } %}
+
 kiosk-syndic-config:
   file.serialize:
     - name: {{ (master_d ~ '/kiosk-syndic.conf')|tojson }}
-    - dataset: {{ {
-        'transport': 'tcp',
-        'interface': address,
-        'publish_port': publish_port,
-        'ret_port': relay_ret_port,
-        'syndic_master': kiosk.central_address,
-        'syndic_master_port': ret_port,
-        'master_job_cache': 'kiosk_mysql',
-        'kiosk_mysql': {'db': kiosk.db, 'master_id': me},
-        'file_roots': {'base': [srv_salt, release_root]},
-      }|tojson }}
+    - dataset: {{ syndic_config|tojson }}
     - serializer: yaml
     - makedirs: True
     - mode: "0640"
     - show_changes: False
+{%- if kiosk.get('standby_address') %}
+{%-   set standby_config = {} %}
+{%-   do standby_config.update(syndic_config) %}
+{%-   do standby_config.update({
+        'syndic_master': kiosk.standby_address,
+        'syndic_pidfile': '/var/run/salt-syndic-standby.pid',
+        'syndic_log_file': '/var/log/salt/syndic-standby',
+      }) %}
+
+kiosk-standby-syndic-master:
+  file.serialize:
+    - name: {{ (syndic_standby ~ '/master')|tojson }}
+    - dataset: {{ {'include': [salt_etc ~ '/master']}|tojson }}
+    - serializer: yaml
+    - makedirs: True
+    - mode: "0640"
+
+kiosk-standby-syndic-config:
+  file.serialize:
+    - name: {{ (syndic_standby ~ '/master.d/kiosk-syndic.conf')|tojson }}
+    - dataset: {{ standby_config|tojson }}
+    - serializer: yaml
+    - makedirs: True
+    - mode: "0640"
+    - show_changes: False
+
+kiosk-standby-syndic-minion:
+  file.serialize:
+    - name: {{ (syndic_standby ~ '/minion')|tojson }}
+    - dataset: {{ {'id': me, 'include': [salt_etc ~ '/minion', minion_d ~ '/*.conf']}|tojson }}
+    - serializer: yaml
+    - makedirs: True
+    - mode: "0640"
+
+kiosk-standby-syndic-unit:
+  file.managed:
+    - name: {{ (systemd_dir ~ '/salt-syndic-standby.service')|tojson }}
+    - contents: {{ ("[Unit]\nDescription=The Salt syndic for the standby master of masters\n"
+                    ~ "After=network.target salt-master.service\n\n[Service]\nType=notify\nNotifyAccess=all\n"
+                    ~ "ExecStart=/usr/bin/salt-syndic -c " ~ syndic_standby ~ "\nRestart=on-failure\n\n"
+                    ~ "[Install]\nWantedBy=multi-user.target\n")|tojson }}
+    - makedirs: True
+{%-   if kiosk.get('manage_services', True) %}
+  service.running:
+    - name: salt-syndic-standby
+    - enable: True
+    - watch:
+      - file: kiosk-standby-syndic-unit
+      - file: kiosk-standby-syndic-config
+{%-   endif %}
+{%- endif %}
 
 kiosk-relay-minion-config:
   file.serialize:
