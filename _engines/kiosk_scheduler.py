@@ -24,10 +24,15 @@ Configuration (master config):
           sweep_delays: [300, 600, 900]   # verification sweeps after each executed transition
           shutdown_delay: 60      # seconds kiosks wait before powering off
           lease: 45               # leadership lease seconds (>= tick; default 1.5 x tick)
+          peers: [10.0.0.11]      # the other masters of masters' master_id (a standby setup)
+          peers_wait: 60          # seconds to wait at start for a peer to appear in the database
 
 Every master of masters may run the engine over the same database: only the
 one holding the lease executes (see :mod:`salt_kiosk.power.engine`); a standby
 takes over within ``lease + tick / 2`` seconds of the leader's last renewal.
+With ``peers``, the engine refuses to start on a database no peer has ever
+used, or on the embedded SQLite file (see :mod:`salt_kiosk.power.peers`): a
+standby on another database would execute every transition a second time.
 A transition interrupted by a crash is settled by the next leader: sent once,
 never twice (the claim records the job id before the publish).
 
@@ -67,7 +72,9 @@ try:
     import salt.utils.event
 
     from salt_kiosk import events as kevents
+    from salt_kiosk.db import store
     from salt_kiosk.power import engine as scheduler
+    from salt_kiosk.power import peers as kpeers
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -100,9 +107,13 @@ def start(
     sweep_delays=(300, 600, 900),
     shutdown_delay=60,
     lease=None,
+    peers=None,
+    peers_wait=60,
 ):
     """
-    Run the engine until the master stops.
+    Run the engine until the master stops. With ``peers`` it first checks that
+    this master uses the same database as its peers, and refuses to start
+    (the error names the setting) when it does not.
     """
     engine = scheduler.Engine(
         __opts__,
@@ -115,6 +126,7 @@ def start(
         fire=_fire,
         lease=lease,
     )
+    kpeers.check(store.open_store(__opts__), engine.node, peers, wait=peers_wait)
     engine.start()
     try:
         with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus:

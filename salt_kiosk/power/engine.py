@@ -79,6 +79,19 @@ pauses). A standby still records the sweeps of manual power events into the
 shared job store, where the leader runs them. Masters' clocks must agree (NTP):
 expiries are compared with each master's own clock.
 
+A renewal never waits for the leader's work. The lease is renewed or taken by a
+thread that does nothing else; what leading involves is done elsewhere: taking
+the lead (recovering the claims left behind, catching up, re-planning: this can
+publish transitions and wait for the relays' answers) and the catch-up after a
+database outage run in a thread of their own, the transitions in APScheduler's
+threads. So a long catch-up or transition does not let the lease expire under
+the leader. A leader that loses its lease (taken over, or expired while the
+database did not answer) or is stopped in the middle of taking the lead or of a
+catch-up stops before its next transition, and only announces that it leads
+(``kiosk/engine/leader``) and resumes its APScheduler when it still holds the
+lease once done; a transition already in hand is protected by its claims (see
+above): nothing of it is published once another engine took its claims over.
+
 Configuration (arguments of :class:`Engine`, the engine's settings in the
 master config): ``grace`` (600 s), ``horizon_hours`` (48), ``tick`` (30 s),
 ``replan_interval`` (3600 s), ``sweep_delays`` (300, 600, 900 s),
@@ -340,6 +353,10 @@ class DatabaseHealth:
 
 class ClaimLost(RuntimeError):
     """Another engine took over a claim this one held: nothing of it is published here."""
+
+
+class LeadershipLost(RuntimeError):
+    """This engine stopped leading (its lease was lost, or it is stopping) in the middle of the leader's work."""
 
 
 _JID_LOCK = threading.Lock()
@@ -824,6 +841,10 @@ class Engine:
         self.leading = False
         self._stopping = threading.Event()
         self._lease_thread = None
+        # One lease round at a time (the lease thread, start(), a test driving
+        # lease_step); the leader's work runs in _lead_thread, never in a round.
+        self._lease_lock = threading.Lock()
+        self._lead_thread = None
         self.grace = int(grace)
         self.horizon = datetime.timedelta(hours=float(horizon_hours))
         self.replan_interval = datetime.timedelta(seconds=float(replan_interval))
@@ -858,7 +879,8 @@ class Engine:
     def start(self):
         """
         Open the store and start APScheduler paused; take the lease when it is
-        free (then catch up, plan and run) and keep trying in the background.
+        free (then catch up, plan and run, before returning) and keep renewing
+        or trying in the background.
         While the database cannot be opened the engine waits (one warning, a
         new attempt every ``tick / 2`` seconds) instead of failing.
         """
@@ -891,9 +913,11 @@ class Engine:
         # Paused until this engine leads: a standby's scheduler only stores
         # jobs (the sweeps of manual power events) for the leader to run.
         self.scheduler.start(paused=True)
-        self.lease_step()
+        # The lease thread first: should this start take the lead and catch up
+        # for long, the lease is renewed meanwhile.
         self._lease_thread = threading.Thread(target=self._lease_loop, name=f"kiosk-lease-{self.key}", daemon=True)
         self._lease_thread.start()
+        self.lease_step()
         log.info(
             "kiosk_scheduler started on %s (grace %ss, horizon %s, tick %ss, lease %ss): %s",
             self.node,
@@ -906,13 +930,18 @@ class Engine:
 
     def stop(self, release=True):
         """Stop; with ``release`` (a clean stop) hand the lease over at once."""
+        leading = self.leading
         self._stopping.set()
         if self._lease_thread is not None:
             self._lease_thread.join(timeout=10)
             self._lease_thread = None
+        if self._lead_thread is not None:
+            # Taking the lead or catching up: it stops before its next transition.
+            self._lead_thread.join(timeout=10)
+            self._lead_thread = None
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        if release and self.leading and self.kstore is not None:
+        if release and (leading or self.leading) and self.kstore is not None:
             leases = schema.engine_leases
             try:
                 with self.kstore.begin() as conn:
@@ -929,6 +958,7 @@ class Engine:
                     describe_db_error(exc),
                 )
         self.leading = False
+        self._lease_expires = None
         _ACTIVE.pop(self.key, None)
 
     # -- database outages ------------------------------------------------
@@ -943,7 +973,7 @@ class Engine:
         """The first round that reaches the database after a failed one: catch up from the last recorded tick."""
         self._catch_up_due = False
         try:
-            handled = self.catch_up(now)
+            handled = self.catch_up(now, leader=True)
         except BaseException:
             self._catch_up_due = True
             raise
@@ -959,9 +989,11 @@ class Engine:
     # -- leadership ------------------------------------------------------
 
     def _lease_loop(self):
+        # Renews (or tries to take) the lease and nothing else: the leader's
+        # work is handed over (see _lease_round), so no renewal waits for it.
         while not self._stopping.wait(self.tick_seconds / 2):
             try:
-                self.lease_step()
+                self._lease_round(background=True)
             except Exception as exc:  # pylint: disable=broad-except
                 log.error("kiosk_scheduler: lease check on %s failed: %s", self.node, exc)
 
@@ -1019,41 +1051,96 @@ class Engine:
         afterwards catches up). The first round that reaches the database
         again catches up on what fell due meanwhile while this engine still
         leads.
+
+        Called directly (by :meth:`start`, or a test driving the rounds), the
+        leader's work of the round (taking the lead, a catch-up) is done before
+        it returns. The lease thread's rounds hand that work over to a thread
+        of its own instead (see :meth:`_lease_round`): they never wait for it.
+        """
+        return self._lease_round(now)
+
+    def _lease_round(self, now=None, background=False):
+        """
+        :meth:`lease_step`; with ``background`` (the lease thread) the work
+        that leading needs is handed over to the leader's thread (one at a
+        time) and the round returns at once, so renewals go on meanwhile.
         """
         now = now or self.clock()
         started = time.monotonic()
-        try:
-            held, holder = self._take_lease(now)
-        except DB_DOWN_ERRORS as exc:
-            self._db_down("lease", exc, started)
-            if self.leading and self._lease_expires is not None and now >= self._lease_expires:
-                self._step_down(
-                    None,
-                    f"its lease expired at {clock.iso(self._lease_expires)} while the kiosk database did not answer",
-                )
-            return self.leading
-        self.health.up("lease", started)
-        if held:
+        with self._lease_lock:
+            try:
+                held, holder = self._take_lease(now)
+            except DB_DOWN_ERRORS as exc:
+                self._db_down("lease", exc, started)
+                if self.leading and self._lease_expires is not None and now >= self._lease_expires:
+                    self._step_down(
+                        None,
+                        f"its lease expired at {clock.iso(self._lease_expires)} while the kiosk database did not answer",
+                    )
+                return self.leading
+            self.health.up("lease", started)
+            if not held:
+                self._lease_expires = None
+                if self.leading:
+                    self._step_down(holder, f"{holder} holds the lease now")
+                return self.leading
             self._lease_expires = now + datetime.timedelta(seconds=self.lease_seconds)
-            if not self.leading:
-                try:
-                    self._lead(now)
-                except DB_DOWN_ERRORS as exc:
-                    self._db_down("taking the lead", exc)
-            elif self._catch_up_due and self._round_lock.acquire(blocking=False):
-                try:
-                    self._catch_up_after_outage(now)
-                except DB_DOWN_ERRORS as exc:
-                    self._db_down("catching up", exc)
-                finally:
-                    self._round_lock.release()
-        elif self.leading:
-            self._step_down(holder, f"{holder} holds the lease now")
+            work = not self.leading or self._catch_up_due
+        if background:
+            if work:
+                self._hand_over(now)
+            return self.leading
+        lead = self._lead_thread
+        if lead is not None and lead is not threading.current_thread():
+            lead.join()  # the lease thread handed this work over already: done once it ends
+        self._leader_round(now)
         return self.leading
+
+    def _hand_over(self, now):
+        """Run the leader's work of a round won at ``now`` in the leader's thread (unless it is still at it)."""
+        if self._lead_thread is not None and self._lead_thread.is_alive():
+            return  # still taking the lead or catching up; the lease is renewed meanwhile
+        self._lead_thread = threading.Thread(
+            target=self._leader_work, args=(now,), name=f"kiosk-lead-{self.key}", daemon=True
+        )
+        self._lead_thread.start()
+
+    def _leader_work(self, now):
+        try:
+            self._leader_round(now)
+        except Exception as exc:  # pylint: disable=broad-except
+            log.error("kiosk_scheduler: taking the lead on %s failed: %s", self.node, exc)
+
+    def _leader_round(self, now):
+        """What a round that holds the lease at ``now`` leaves to do: take the lead, or catch up after an outage."""
+        if not self.leading:
+            try:
+                self._lead(now)
+            except DB_DOWN_ERRORS as exc:
+                self._db_down("taking the lead", exc)
+            except LeadershipLost as exc:
+                log.warning("kiosk_scheduler: %s stopped taking the lead: %s", self.node, exc)
+        elif self._catch_up_due and self._round_lock.acquire(blocking=False):
+            try:
+                self._catch_up_after_outage(now)
+            except DB_DOWN_ERRORS as exc:
+                self._db_down("catching up", exc)
+            except LeadershipLost as exc:
+                log.warning("kiosk_scheduler: %s stopped catching up: %s", self.node, exc)
+            finally:
+                self._round_lock.release()
+
+    def _check_leading(self):
+        """Raise :class:`LeadershipLost` when this engine stepped down or is stopping."""
+        if self._stopping.is_set():
+            raise LeadershipLost(f"{self.node} is stopping")
+        if not self.leading:
+            raise LeadershipLost(f"{self.node} no longer holds the lease")
 
     def _step_down(self, holder, why):
         log.warning("kiosk_scheduler: %s steps down: %s", self.node, why)
         self.leading = False
+        self._lease_expires = None
         self.scheduler.pause()
         self.fire({"leader": holder, "master": self.node, "role": "standby"}, LEADER_TAG)
 
@@ -1061,14 +1148,20 @@ class Engine:
         # Catch up to ``now``, re-plan from that same instant while APScheduler is
         # paused (so that jobs persisted before a rule change never run), then go.
         # Any step failing leaves this engine standing by; the next round retries.
+        # The lease thread keeps renewing meanwhile; should it step down, this
+        # stops before the next transition (LeadershipLost) and never resumes.
         with self._round_lock:
-            self.leading = True
+            with self._lease_lock:
+                if self.leading or self._lease_expires is None:
+                    return  # led already (another round got here first), or the lease is gone since
+                self.leading = True
             try:
                 with self.kstore.begin() as conn:
                     _set_meta(conn, "engine_started_at", _naive(now).isoformat())
                     _set_meta(conn, "engine_leader", self.node)
                 self._catch_up_due = False
-                self.catch_up(now)
+                self.catch_up(now, leader=True)
+                self._check_leading()
                 self.replan("leading", since=now)
                 self.scheduler.add_job(
                     run_tick,
@@ -1079,13 +1172,16 @@ class Engine:
                     replace_existing=True,
                     misfire_grace_time=None,
                 )
+                self._check_leading()
                 self._tick(now)
             except BaseException:
                 self.leading = False
                 raise
-        log.warning("kiosk_scheduler: %s leads the engine %r now", self.node, self.key)
-        self.scheduler.resume()
-        self.fire({"leader": self.node, "master": self.node, "role": "leader"}, LEADER_TAG)
+        with self._lease_lock:
+            self._check_leading()
+            log.warning("kiosk_scheduler: %s leads the engine %r now", self.node, self.key)
+            self.scheduler.resume()
+            self.fire({"leader": self.node, "master": self.node, "role": "leader"}, LEADER_TAG)
 
     def fire(self, data, tag):
         """Fire ``data`` under ``tag`` on the master bus (when a bus was given)."""
@@ -1162,16 +1258,20 @@ class Engine:
             )
             return {"jobs": len(desired), "added": added, "removed": removed}
 
-    def catch_up(self, now=None):
+    def catch_up(self, now=None, leader=False):
         """
         Settle the claims left pending by an engine that is gone (see
         :meth:`recover_claims`), then run (within grace) or record as missed
         the transitions since the last tick, up to ``now``. After a very long
         outage only the last ``schedule.MAX_SPAN`` is looked at. Return the
         outcome of each transition (see :meth:`execute`).
+
+        With ``leader`` (the leader's own catch-up), raise
+        :class:`LeadershipLost` before the next transition once this engine
+        stepped down or is stopping: the engine leading next catches up.
         """
         now = now or self.clock()
-        handled = self.recover_claims(now)
+        handled = self.recover_claims(now, leader=leader)
         with self.kstore.connect() as conn:
             last = _get_meta(conn, "engine_last_tick")
         if not last:
@@ -1185,6 +1285,8 @@ class Engine:
             return handled
         for _job_id, (at, state, rule, minions) in sorted(self.desired_jobs(since, now).items()):
             if at <= now:
+                if leader:
+                    self._check_leading()
                 handled.append(self.execute(at, state, rule, minions))
         return handled
 
@@ -1207,7 +1309,12 @@ class Engine:
         now = now or self.clock()
         with self._round_lock:
             if self.leading and self._catch_up_due:
-                self._catch_up_after_outage(now)
+                try:
+                    self._catch_up_after_outage(now)
+                except LeadershipLost as exc:
+                    # Deposed meanwhile: the next leader catches up from the last recorded tick.
+                    log.warning("kiosk_scheduler: %s stopped catching up: %s", self.node, exc)
+                    return
             with self.kstore.begin() as conn:
                 _set_meta(conn, "engine_last_tick", _naive(now).isoformat())
                 revisions = self._revisions(conn)
@@ -1468,7 +1575,7 @@ class Engine:
             self._release(row.at.replace(tzinfo=UTC), [row.minion_id])
         return bool(done)
 
-    def recover_claims(self, now=None):
+    def recover_claims(self, now=None, leader=False):
         """
         Settle the claims an engine left pending (``claimed`` or ``sending``:
         it died, was restarted or lost its lease in the middle of a
@@ -1481,6 +1588,8 @@ class Engine:
         whose job left no trace was never published: it runs now (or is
         missed). Each claim is taken over with a compare-and-set, so exactly
         one engine settles it. Return the outcomes (see :meth:`execute`).
+        With ``leader``, raise :class:`LeadershipLost` before taking the next
+        transition's claims over once this engine stepped down or is stopping.
         """
         now = now or self.clock()
         runs = schema.schedule_runs
@@ -1495,6 +1604,8 @@ class Engine:
             groups.setdefault((row.at, row.state, row.rule), []).append(row)
         outcomes = []
         for (naive_at, state, rule), group in groups.items():
+            if leader:
+                self._check_leading()
             at = naive_at.replace(tzinfo=UTC)
             sent, fresh = {}, []
             try:

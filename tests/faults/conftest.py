@@ -257,7 +257,18 @@ def campus(salt_factories, tmp_path_factory):
             # return to the syndic_master entry equal to the job's master_id.
             topology.mom(address, mom_pub, mom_ret, master_id=address, auto_accept=True),
             kiosk={"db": db_url, "campuses": CAMPUS, "wol_port": wol_port},
-            engines=[{"kiosk_scheduler": {"tick": TICK, "grace": 60, "sweep_delays": [30], "shutdown_delay": 0}}],
+            engines=[
+                {
+                    "kiosk_scheduler": {
+                        "tick": TICK,
+                        "grace": 60,
+                        "sweep_delays": [30],
+                        "shutdown_delay": 0,
+                        # The other master of masters: both must use this database.
+                        "peers": [other for other in MOMS.values() if other != address],
+                    }
+                }
+            ],
         )
         moms[master_id] = salt_factories.salt_master_daemon(master_id, overrides=overrides)
     mom = moms["faults-mom-a"]

@@ -336,6 +336,7 @@ def test_formula_converges_every_role(fleet, fleet_inventory, tmp_path):
             # The central master's master_id is its address as the syndics name it.
             central = salt.utils.yaml.safe_load(read(root, "central", "master.d", "kiosk.conf"))
             assert central["master_id"] == "127.0.0.1", central
+            assert central["engines"][0]["kiosk_scheduler"]["peers"] == [STANDBY_ADDRESS], central
             # Several relays per campus: the shared key pair (master.pem 0400),
             # the campus's kiosk keys, the kiosks' master lists.
             assert_campus_keys_and_masters(fleet, root, ids)

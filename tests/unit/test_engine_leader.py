@@ -30,11 +30,11 @@ class Clock:
         self.now += datetime.timedelta(seconds=seconds)
 
 
-def master(opts, node, clock, publisher, fired, **kwargs):
+def master(opts, node, clock, publisher, fired, grace=600, tick=TICK, **kwargs):
     return scheduler.Engine(
         opts,
-        grace=600,
-        tick=TICK,
+        grace=grace,
+        tick=tick,
         sweep_delays=(300, 600, 900),
         publish=publisher,
         fire=lambda data, tag: fired.append((node, tag, data)),

@@ -65,6 +65,14 @@
 {%- elif kiosk.get('central_address') %}
 {%-   do config.update({'master_id': kiosk.central_address}) %}
 {%- endif %}
+{#- With a standby, each engine names the other master of masters as its peer:
+    it refuses to start on a database that peer never used. #}
+{%- if standby and kiosk.get('central_address') and 'peers' not in kiosk.get('engine', {}) %}
+{%-   set engine = {} %}
+{%-   do engine.update(kiosk.get('engine', {})) %}
+{%-   do engine.update({'peers': [kiosk.central_address if config.master_id == standby else standby]}) %}
+{%-   do config.update({'engines': [{'kiosk_scheduler': engine}]}) %}
+{%- endif %}
 {%- if kiosk.get('api') %}
 {%-   do config.update({
         'rest_cherrypy': kiosk.api.get('rest_cherrypy', {'port': 8000}),
