@@ -64,6 +64,10 @@ def one_run(index):
     os.unlink(path)
     tail = proc.stdout.strip().splitlines()[-1:] or ["(no output)"]
     print(f"run {index}: pytest exit {proc.returncode} in {took:.0f} s: {tail[0]}", flush=True)
+    if proc.returncode:
+        with tempfile.NamedTemporaryFile("w", prefix=f"failover-run{index}-", suffix=".log", delete=False) as out:
+            out.write(proc.stdout + proc.stderr)
+        print(f"run {index}: its pytest output is in {out.name}", flush=True)
     return proc.returncode, figures
 
 

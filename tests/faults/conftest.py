@@ -257,6 +257,14 @@ def campus(salt_factories, tmp_path_factory):
             # return to the syndic_master entry equal to the job's master_id.
             topology.mom(address, mom_pub, mom_ret, master_id=address, auto_accept=True),
             kiosk={"db": db_url, "campuses": CAMPUS, "wol_port": wol_port},
+            # As the formula's central role configures it. With Salt's default
+            # local_cache, a master of masters that gets (through its own
+            # syndic) a return of a job the other one published may fail in
+            # local_cache.get_load (no .minions.p yet); the syndic then takes
+            # the error for a pending reply and never forwards again
+            # ("'str' object has no attribute 'done'").
+            master_job_cache="kiosk_mysql",
+            kiosk_mysql={"db": db_url, "master_id": address},
             engines=[
                 {
                     "kiosk_scheduler": {
