@@ -42,8 +42,19 @@ def test_a_unit_split_job_survives_the_database_dying(campus):
             )
         )
     )
+    before = {row[0] for row in campus.sql("SELECT task_id FROM {db}.kiosk_tasks")}
     job.start()
-    time.sleep(2)  # the task is recorded and its first unit is running
+    # Kill the database once the task is recorded and its units are running
+    # (salt-run may take seconds to start on a loaded machine).
+    deadline = time.monotonic() + 120
+    while not [
+        row
+        for row in campus.sql("SELECT task_id, state FROM {db}.kiosk_tasks")
+        if row[0] not in before and row[1] == "running"
+    ]:
+        assert time.monotonic() < deadline and job.is_alive(), result
+        time.sleep(0.1)
+    time.sleep(1)  # the first unit is published
     campus.mariadb.kill()
     killed = time.monotonic()
     time.sleep(OUTAGE)
