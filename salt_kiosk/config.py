@@ -221,39 +221,37 @@ def public_key(value, where):
     return _public_key(value, where)[0]
 
 
-def _public_key(value, where):
+def _rsa_key(value, where, private):
+    """``(text, key)`` of a PEM RSA key of at least MIN_KEY_BITS bits, public or ``private``."""
     from cryptography.exceptions import UnsupportedAlgorithm  # pylint: disable=import-outside-toplevel
     from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
     from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=import-outside-toplevel
 
+    pattern, kind = (_PRIVATE_PEM_RE, rsa.RSAPrivateKey) if private else (_PUBLIC_PEM_RE, rsa.RSAPublicKey)
     text = _pem_text(value)
     key = None
-    if text is not None and _PUBLIC_PEM_RE.fullmatch(text):
+    if text is not None and pattern.fullmatch(text):
         try:
-            key = serialization.load_pem_public_key(text.encode("ascii"))
+            if private:
+                key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
+            else:
+                key = serialization.load_pem_public_key(text.encode("ascii"))
         except (ValueError, TypeError, UnsupportedAlgorithm):
             key = None
-    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < MIN_KEY_BITS:
+    if not isinstance(key, kind) or key.key_size < MIN_KEY_BITS:
+        # Never quote the value: a private key is a secret, even when it is a bad one.
+        if private:
+            raise KioskInputError(f"{where} is not a PEM private key (accepted: {PRIVATE_KEY_ACCEPTED})")
         raise KioskInputError(f"{where} is not a PEM public key (accepted: {PUBLIC_KEY_ACCEPTED})")
     return text, key
 
 
-def _private_key(value, where):
-    from cryptography.exceptions import UnsupportedAlgorithm  # pylint: disable=import-outside-toplevel
-    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
-    from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=import-outside-toplevel
+def _public_key(value, where):
+    return _rsa_key(value, where, private=False)
 
-    text = _pem_text(value)
-    key = None
-    if text is not None and _PRIVATE_PEM_RE.fullmatch(text):
-        try:
-            key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            key = None
-    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < MIN_KEY_BITS:
-        # Never quote the value: it is a secret, even when it is a bad one.
-        raise KioskInputError(f"{where} is not a PEM private key (accepted: {PRIVATE_KEY_ACCEPTED})")
-    return text, key
+
+def _private_key(value, where):
+    return _rsa_key(value, where, private=True)
 
 
 def _address(value, where):

@@ -15,32 +15,14 @@ import sqlalchemy as sa
 
 from salt_kiosk.db import schema
 from salt_kiosk.jobs import tasks
+from tests.unit.test_engine_outage import FlakyEngine
 from tests.unit.test_scheduler import CSV
 
 
-class FlakyStore:
-    """The store, but ``begin``/``connect`` fail while ``down`` is set."""
-
-    def __init__(self, kstore):
-        self.kstore = kstore
-        self.down = False
-        self.refused = 0
-
-    def _check(self):
-        if self.down:
-            self.refused += 1
-            raise sa.exc.OperationalError("SELECT 1", {}, Exception("(2013, 'Lost connection to server')"))
-
-    def begin(self):
-        self._check()
-        return self.kstore.begin()
-
-    def connect(self):
-        self._check()
-        return self.kstore.connect()
-
-    def __getattr__(self, name):
-        return getattr(self.kstore, name)
+def flaky_store(kstore):
+    """``kstore`` with its engine replaced by one that refuses connections while ``down``."""
+    kstore.engine = FlakyEngine(kstore.engine)
+    return kstore.engine
 
 
 @pytest.fixture
@@ -62,7 +44,7 @@ def results(kstore, task_id):
 
 
 def test_outcomes_wait_for_the_database_and_are_recorded_once_it_is_back(kstore, task, monkeypatch, caplog):
-    flaky = FlakyStore(kstore)
+    flaky = flaky_store(kstore)
     sleeps = []
 
     def run_unit(opts, minions, fun, arg, timeout):
@@ -77,7 +59,7 @@ def test_outcomes_wait_for_the_database_and_are_recorded_once_it_is_back(kstore,
     monkeypatch.setattr(tasks, "run_unit", run_unit)
     monkeypatch.setattr(tasks, "_sleep", sleep)
     with caplog.at_level(logging.WARNING, logger="salt_kiosk.jobs.tasks"):
-        summary = tasks.execute({}, flaky, task)
+        summary = tasks.execute({}, kstore, task)
     assert summary["state"] == "done" and summary["counts"]["success"] == 2, summary
     rows = results(kstore, task)
     assert [(m, s) for m, s, _ in rows] == [("kiosk-e1", "success"), ("kiosk-w1", "success")]
@@ -89,10 +71,10 @@ def test_outcomes_wait_for_the_database_and_are_recorded_once_it_is_back(kstore,
 
 
 def test_a_database_that_stays_away_raises_after_the_patience(kstore, task, monkeypatch):
-    flaky = FlakyStore(kstore)
+    flaky = flaky_store(kstore)
     monkeypatch.setattr(tasks, "_sleep", lambda seconds: None)
     flaky.down = True
     with pytest.raises(sa.exc.OperationalError):
-        tasks.retrying(flaky, "a unit", lambda conn: None, patience=30)
+        tasks.retrying(kstore, "a unit", lambda conn: None, patience=30)
     # 1 + 2 + 4 + 8 + 10 + 10 = 35 s of waiting: seven tries, then the error.
     assert flaky.refused == 7
