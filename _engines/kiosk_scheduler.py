@@ -23,6 +23,7 @@ Configuration (master config):
           replan_interval: 3600   # re-plan at least this often (seconds)
           sweep_delays: [300, 600, 900]   # verification sweeps after each executed transition
           shutdown_delay: 60      # seconds kiosks wait before powering off
+          power_timeout: 30       # seconds a transition waits for the relays' and kiosks' answers
           lease: 45               # leadership lease seconds (>= tick; default 1.5 x tick)
           peers: [10.0.0.11]      # the other masters of masters' master_id (a standby setup)
           peers_wait: 60          # seconds to wait at start for a peer to appear in the database
@@ -106,6 +107,7 @@ def start(
     replan_interval=3600,
     sweep_delays=(300, 600, 900),
     shutdown_delay=60,
+    power_timeout=30,
     lease=None,
     peers=None,
     peers_wait=60,
@@ -123,6 +125,7 @@ def start(
         replan_interval=replan_interval,
         sweep_delays=sweep_delays,
         shutdown_delay=shutdown_delay,
+        power_timeout=power_timeout,
         fire=_fire,
         lease=lease,
     )

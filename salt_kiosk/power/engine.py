@@ -95,7 +95,9 @@ above): nothing of it is published once another engine took its claims over.
 Configuration (arguments of :class:`Engine`, the engine's settings in the
 master config): ``grace`` (600 s), ``horizon_hours`` (48), ``tick`` (30 s),
 ``replan_interval`` (3600 s), ``sweep_delays`` (300, 600, 900 s),
-``shutdown_delay`` (60 s), ``lease`` (1.5 x ``tick``, at least ``tick``).
+``shutdown_delay`` (60 s), ``power_timeout`` (30 s: how long a transition waits
+for the relays' and kiosks' answers before recording the silent ones),
+``lease`` (1.5 x ``tick``, at least ``tick``).
 
 Events fired on the master bus: ``kiosk/power/wake|shutdown`` after each
 executed transition (also one settled after a crash); ``kiosk/power/missed``
@@ -821,6 +823,7 @@ class Engine:
         replan_interval=3600,
         sweep_delays=(300, 600, 900),
         shutdown_delay=60,
+        power_timeout=30,
         publish=fanout.run_jobs,
         fire=None,
         sweep_hook=default_sweep_hook,
@@ -850,6 +853,7 @@ class Engine:
         self.replan_interval = datetime.timedelta(seconds=float(replan_interval))
         self.sweep_delays = [float(d) for d in sweep_delays]
         self.shutdown_delay = int(shutdown_delay)
+        self.power_timeout = power.check_timeout(power_timeout)
         self.publish = publish
         self._fire = fire
         self.sweep_hook = sweep_hook
@@ -1415,6 +1419,7 @@ class Engine:
             "publish": publish,
             "minions": kiosks,
             "before_publish": before_publish,
+            "timeout": self.power_timeout,
         }
         if state == "on":
             return target, power.wake(self.opts, self.kstore, target, port=None, **common)

@@ -93,7 +93,7 @@ def test_standby_master_of_masters_takes_over_and_runs_the_transition_once(campu
     # Recorded before the checks, so that a bad run shows in bench/failover.py.
     record_figure("double_power_actions", int(len(packets) > 3 * len(RELAYS)) + max(0, len(events) - 1))
     assert len(events) == 1, events
-    assert events[0]["source"] == "schedule" and events[0]["kiosks"]["kiosk-e1"]["ok"] is True
+    assert events[0]["source"] == "schedule" and events[0]["kiosks"]["kiosk-e1"]["ok"] is True, events[0]
     claims = campus.sql(f"SELECT minion_id, status FROM {{db}}.kiosk_schedule_runs WHERE rule = '{RULE}'")
     assert [tuple(row) for row in claims] == [("kiosk-e1", "done")]
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from salt_kiosk import inventory
 from salt_kiosk.db import migrations, schema
+from salt_kiosk.errors import KioskInputError
 from salt_kiosk.power import engine as scheduler
 from salt_kiosk.power import rules
 
@@ -36,9 +37,11 @@ DAY = AT.date().isoformat()
 class Publisher:
     def __init__(self):
         self.calls = []
+        self.timeouts = []
 
     def __call__(self, opts, jobs, timeout):
         self.calls.append(jobs)
+        self.timeouts.append(timeout)
         out = {}
         for key, job in jobs.items():
             if job["fun"] == "kiosk.wake":
@@ -130,6 +133,22 @@ def test_transition_runs_once_even_if_fired_again(opts, loaded):
     assert runs(loaded) == [("kiosk-e1", "on", "done")]
     assert [tag for tag, _d in fired] == ["kiosk/power/wake"]
     assert sweeps == [f"{scheduler.SWEEP_PREFIX}{first['event']}:{n}" for n in (1, 2, 3)]
+
+
+def test_transitions_wait_power_timeout_for_the_answers(opts, loaded):
+    pub = Publisher()
+    engine = scheduler.Engine(opts, tick=3600, power_timeout=45, publish=pub, clock=lambda: AT)
+    engine.start()
+    try:
+        engine.execute(AT, "on", "morning", ["kiosk-e1"])
+        engine.execute(AT + datetime.timedelta(hours=1), "off", None, ["kiosk-e1"])
+    finally:
+        engine.stop()
+    assert pub.timeouts == [45, 45]
+    # The default gives relays behind syndics under load longer than a manual call's 10 s.
+    assert scheduler.Engine(opts).power_timeout == 30
+    with pytest.raises(KioskInputError, match="timeout.*'soon'"):
+        scheduler.Engine(opts, power_timeout="soon")
 
 
 def test_restart_within_grace_runs_missed_transition_once(opts, loaded):
