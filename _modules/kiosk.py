@@ -328,8 +328,12 @@ def release():
     The release installed on this kiosk and the last install attempt.
 
     Returns ``{"version", "md5", "file", "path", "installed", "last_attempt":
-    {"version", "ok", "error", "at"}}``; ``version`` is None when no release
-    is installed.
+    {"version", "md5", "ok", "error", "at", "rolled_back", "previous"},
+    "pending"}``; ``version`` is None when no release is installed,
+    ``rolled_back`` is true when the last attempt failed its health gate and
+    the previous release came back (``error`` has the check's output),
+    ``pending`` names a release whose health gate is running or was cut short
+    by a power loss.
 
     CLI Example:
 
@@ -340,12 +344,14 @@ def release():
     return release_install.current(__opts__)
 
 
-def stage_release(version, url, md5, filename, latest=True):
+def stage_release(version, url, md5, filename, latest=True, health=None):
     """
     Relays: stage a release into this syndic master's file root
     (``kiosk:release_root``) with its md5 checked, for the kiosks below.
     Called by ``salt-run kiosk_release.publish`` with a one-time URL of the
-    master of masters' release server; rarely run by hand.
+    master of masters' release server; rarely run by hand. ``health``: the
+    publish-time health settings (``{"cmd", "url", "timeout"}``), written into
+    the staged manifest for the kiosks.
 
     CLI Example:
 
@@ -353,7 +359,7 @@ def stage_release(version, url, md5, filename, latest=True):
 
         salt relay-e1 kiosk.stage_release 1.4.0 http://central:8080/x/app.tar.gz 0f343b0931126a20f133d67c2b018a3b app.tar.gz
     """
-    return release_stage.stage_local(__opts__, version, url, md5, filename, latest=bool(latest))
+    return release_stage.stage_local(__opts__, version, url, md5, filename, latest=bool(latest), health=health)
 
 
 def promote_release(version):

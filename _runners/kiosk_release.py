@@ -48,11 +48,20 @@ Events fired on the master bus:
 
 ``kiosk/release/published``
     ``{"version", "md5", "file", "rollback_of", "staged", "failed", "silent"}``.
+
+Fired by the kiosks themselves (and forwarded up the syndics):
+
+``kiosk/release/rolled_back``
+    ``{"version", "md5", "previous", "reason"}``: a release failed its health
+    gate on that kiosk, which went back to its previous release. On the master
+    bus it arrives as Salt carries minion events: ``{"id": <kiosk>, "data":
+    {...}}``.
 """
 
 try:
     from salt_kiosk import events as kevents
     from salt_kiosk.db import store
+    from salt_kiosk.node import release_health as health_module
     from salt_kiosk.releases import catalogue
     from salt_kiosk.releases import rollout as rollouts
 
@@ -94,7 +103,17 @@ def _finish(release, rollout, target, timeout):
     return release
 
 
-def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
+def publish(
+    version,
+    source,
+    md5=None,
+    target="*",
+    rollout=True,
+    timeout=300,
+    health_cmd=None,
+    health_url=None,
+    health_timeout=None,
+):
     """
     Publish release ``version`` from ``source`` and stage it on every relay
     (md5 verified there); with ``rollout`` (default) install it on the kiosks of
@@ -127,10 +146,21 @@ def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
     timeout
         Seconds to wait for the relays, and for the kiosks (default 300).
 
+    health_cmd, health_url, health_timeout
+        The release's health check, overriding the ``health`` keys of its
+        manifest ``kiosk-release.yaml`` one by one: a command as an argument
+        list (never a shell string), an http(s) URL that must answer 2xx, and
+        the seconds to keep trying (1-3600, default 60). After ``current``
+        switches on a kiosk the check runs until it passes or the time is up;
+        a kiosk where it fails goes back to its previous release by itself
+        (``rollout.rolled_back``, ``kiosk/release/rolled_back``). A hostile
+        manifest or setting is refused here, before anything is recorded.
+
     Returns the release (``version``, ``file``, ``md5``, ``size``, ...) with
     ``staging`` (``staged`` / ``failed`` / ``silent`` relays, and
     ``served_from``, the address the relays fetched from) and ``rollout``
-    (``installed`` / ``unchanged`` / ``failed`` / ``absent`` kiosks).
+    (``installed`` / ``unchanged`` / ``failed`` / ``rolled_back`` / ``absent``
+    kiosks).
 
     CLI Example:
 
@@ -139,10 +169,19 @@ def publish(version, source, md5=None, target="*", rollout=True, timeout=300):
         salt-run kiosk_release.publish 1.4.0 /srv/releases/kiosk-ui-1.4.0.tar.gz
         salt-run kiosk_release.publish 1.4.1 https://build.example/releases/kiosk-ui-1.4.1.tar.gz md5=0f343b0931126a20f133d67c2b018a3b
         salt-run kiosk_release.publish 1.5.0 /srv/releases/ui.tar.gz target=campus:east rollout=False
+        salt-run kiosk_release.publish 1.6.0 /srv/releases/ui.tar.gz health_cmd='["/opt/kiosk/bin/selftest", "--quick"]' health_timeout=90
     """
     kstore = store.open_store(__opts__)
+    health = health_module.check_overrides(health_cmd, health_url, health_timeout) or None
     release = catalogue.publish(
-        __opts__, kstore, version, source, md5=md5, stage_timeout=int(timeout), latest=bool(rollout) and target == "*"
+        __opts__,
+        kstore,
+        version,
+        source,
+        md5=md5,
+        stage_timeout=int(timeout),
+        latest=bool(rollout) and target == "*",
+        health=health,
     )
     return _finish(release, rollout, target, int(timeout))
 
@@ -200,7 +239,8 @@ def status(target="*", timeout=30):
     installed release and reports ``latest``, ``versions`` (kiosks per
     version), ``behind`` (kiosks not on the latest), ``failures`` (kiosk ->
     version and reason of its last failed install, e.g. an md5 mismatch on hop
-    2), ``unreachable`` (with the last version seen) and ``stages`` (per relay,
+    2), ``rolled_back`` (kiosk -> the version that failed its health gate
+    there, the check's output and when), ``unreachable`` (with the last version seen) and ``stages`` (per relay,
     for the latest release).
 
     CLI Example:

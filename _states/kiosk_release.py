@@ -28,6 +28,16 @@ Reinstalling a version with other content installs into a fresh directory
 (``<version>~<suffix>``) and removes the old one only after ``current`` has
 moved.
 
+Health gate: a release whose manifest ``kiosk-release.yaml`` (or whose
+``health_cmd`` / ``health_url`` / ``health_timeout`` given at publish time)
+names a health check or activation commands is kept only when the check passes
+after ``current`` switched; otherwise ``current`` goes back to the previous
+release and the state fails with ``result: False`` and a comment saying it was
+rolled back and why (the check's output, capped). A gate that a power loss cut
+short is finished first, at the next run. ``latest`` does not install again a
+release (same version and md5) that this kiosk rolled back: a kiosk that fails
+its check at boot does not retry it at every boot; name the version to retry.
+
 Shipped as ``srv/salt/kiosk/release.sls``; kiosks run it at minion start with
 ``startup_states: sls`` and ``sls_list: [kiosk.release]``, so a kiosk that was
 off during a publish upgrades when it starts.
@@ -35,7 +45,11 @@ off during a publish upgrades when it starts.
 Salt passes job data (``__pub_*`` keys) on to states run with ``state.single``
 through a syndic; the states accept and ignore it.
 
-Events fired: none.
+Events fired (through the kiosk's master, forwarded up by the syndics):
+
+``kiosk/release/rolled_back``
+    ``{"version", "md5", "previous", "reason"}``: the release failed its
+    health gate on this kiosk and the previous one is current again.
 """
 
 try:
@@ -60,7 +74,11 @@ def __virtual__():
     return __virtualname__
 
 
-def installed(name="latest", md5=None, filename=None, source=None, **_job_data):
+def _fire(data, tag):
+    __salt__["event.send"](tag, data)
+
+
+def installed(name="latest", md5=None, filename=None, source=None, health=None, **_job_data):
     """
     Ensure release ``name`` (a version or ``latest``) is the current release.
 
@@ -75,6 +93,11 @@ def installed(name="latest", md5=None, filename=None, source=None, **_job_data):
     source
         Override the default ``salt://kiosk_releases/<version>/<filename>``.
 
+    health
+        The publish-time health settings ``{"cmd", "url", "timeout"}`` (any of
+        them) overriding the manifest's; read from the staged release manifest
+        when omitted.
+
     CLI Example:
 
     .. code-block:: bash
@@ -85,6 +108,9 @@ def installed(name="latest", md5=None, filename=None, source=None, **_job_data):
     ret = {"name": name, "result": True, "comment": "", "changes": {}}
     try:
         version = "latest" if str(name) == "latest" else release_install.check_version(name)
+        if not __opts__.get("test"):
+            # A gate cut short by a power loss is decided before anything else.
+            release_install.finish_pending(__opts__, fire=_fire)
         if md5 is None or filename is None:
             manifest = release_install.manifest_from_master(__opts__, version)
             if manifest is None:
@@ -94,23 +120,38 @@ def installed(name="latest", md5=None, filename=None, source=None, **_job_data):
                 ret["result"] = False
                 ret["comment"] = f"release {version} is not staged on this minion's master"
                 return ret
+            latest = version == "latest"
             version = manifest["version"]
             md5 = md5 or manifest["md5"]
             filename = filename or manifest["file"]
+            if health is None:
+                health = manifest.get("health")
+        else:
+            latest = False
         current = release_install.current(__opts__)
         if current["version"] == version and current["md5"] == md5:
             ret["comment"] = f"release {version} is already current"
+            return ret
+        last = current.get("last_attempt") or {}
+        if latest and last.get("rolled_back") and last.get("version") == version and last.get("md5") == md5:
+            ret["result"] = False
+            ret["comment"] = (
+                f"release {version} failed its health gate on this kiosk at {last.get('at')} and was rolled back; "
+                f"not installed again for latest (name the version to retry): {last.get('error')}"
+            )
             return ret
         if __opts__.get("test"):
             ret["result"] = None
             ret["comment"] = f"release {version} would be installed (now: {current['version']})"
             ret["changes"] = {"version": {"old": current["version"], "new": version}}
             return ret
-        done = release_install.install(__opts__, version, md5, filename, source=source)
+        done = release_install.install(__opts__, version, md5, filename, source=source, health=health, fire=_fire)
     except SaltException as exc:
         ret["result"] = False
         ret["comment"] = str(exc)
         return ret
     ret["changes"] = {"version": {"old": done["previous"], "new": version}}
     ret["comment"] = f"release {version} installed in {done['path']} (md5 {md5} verified)"
+    if done.get("health") is not None:
+        ret["comment"] += f"; health gate passed: {done['health'][-500:]}"
     return ret

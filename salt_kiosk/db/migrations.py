@@ -127,6 +127,11 @@ MIGRATIONS = (
             _add_indexes(schema.schedule_runs, "ix_kiosk_schedule_runs_status"),
         ),
     ),
+    (
+        13,
+        "releases record their health settings, kiosks a rollback by the health gate",
+        _steps(_add_columns(schema.releases, "health"), _add_columns(schema.release_kiosks, "rolled_back")),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

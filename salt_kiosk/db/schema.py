@@ -172,6 +172,8 @@ releases = sa.Table(
     sa.Column("source", sa.Text, nullable=True),
     sa.Column("rollback_of", sa.String(64), nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # The publish-time health settings {"cmd", "url", "timeout"} (any of them), or null.
+    sa.Column("health", sa.JSON, nullable=True),
     **MYSQL_TABLE,
 )
 
@@ -196,6 +198,8 @@ release_kiosks = sa.Table(
     sa.Column("ok", sa.Boolean, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("seen_at", sa.DateTime, nullable=False),
+    # The last attempt failed its health gate and the kiosk went back to ``version``.
+    sa.Column("rolled_back", sa.Boolean, nullable=True),
     **MYSQL_TABLE,
 )
 

@@ -11,6 +11,20 @@ Layout on a kiosk: ``<kiosk:release_dir>/<version>/`` (default
 it), ``.kiosk-release.json`` inside each installed copy, the ``current``
 symlink, and ``.kiosk-last-attempt.json`` recording the last install attempt.
 
+Health gate: a release whose manifest (``kiosk-release.yaml``, see
+:mod:`salt_kiosk.node.release_health`) or publish-time settings give a health
+check or activation commands is activated in steps, with its pending state in
+``.kiosk-pending.json`` so that a kiosk losing power in the middle finishes the
+decision at its next start (:func:`finish_pending`, run first by the
+``kiosk_release.installed`` state): ``pre_activate``, ``current`` switched,
+``post_activate``, then the check until it passes or its timeout ends. On a
+pass the release is kept (other copies pruned as usual). On a failure (of
+``post_activate`` or of the check) ``current`` goes back atomically to the
+previous release (or is removed when there was none), ``post_activate`` runs
+again, the failed copy is removed, the last attempt records ``rolled_back``
+with the check's output (capped), and ``kiosk/release/rolled_back`` is fired
+(``{"version", "md5", "previous", "reason"}``) through the caller's ``fire``.
+
 Trust: every member of a release archive is checked before anything is
 unpacked (no absolute names, no ``..``, links only to places inside the
 release, no devices, FIFOs, setuid or setgid, size and member caps),
@@ -45,7 +59,7 @@ from packaging.version import InvalidVersion, Version
 from salt_kiosk import clock, config, files, validate
 from salt_kiosk.errors import KioskInputError
 from salt_kiosk.files import fsync_dir
-from salt_kiosk.node import delivery
+from salt_kiosk.node import delivery, release_health
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +77,21 @@ META_NAME = ".kiosk-release.json"
 
 
 ATTEMPT_NAME = ".kiosk-last-attempt.json"
+
+
+PENDING_NAME = ".kiosk-pending.json"
+
+
+ROLLED_BACK_TAG = "kiosk/release/rolled_back"
+
+
+#: In the message of every rollback by the health gate (and so in the failed
+#: state's comment the master of masters reads).
+ROLLED_BACK_MARK = "failed its health gate and was rolled back"
+
+
+#: Characters of the rollback reason sent in the event (the attempt keeps more).
+EVENT_REASON_CAP = 1000
 
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -151,6 +180,8 @@ def current(opts):
             installed=meta.get("installed"),
         )
     info["last_attempt"] = files.read_json(os.path.join(base, ATTEMPT_NAME))
+    pending = files.read_json(os.path.join(base, PENDING_NAME))
+    info["pending"] = {"version": pending.get("version"), "started": pending.get("started")} if pending else None
     return info
 
 
@@ -167,12 +198,12 @@ def manifest_from_master(opts, version="latest"):
         raise delivery.KioskDeliveryError(f"salt://{STAGE_DIR}/{name} is not valid JSON: {exc}") from exc
 
 
-def _record_attempt(opts, version, ok, error=None):
+def _record_attempt(opts, version, ok, error=None, **extra):
     base = release_dir(opts)
     os.makedirs(base, exist_ok=True)
-    files.write_json(
-        os.path.join(base, ATTEMPT_NAME), {"version": version, "ok": ok, "error": error, "at": clock.now_iso()}
-    )
+    record = {"version": version, "ok": ok, "error": error, "at": clock.now_iso(), "rolled_back": False}
+    record.update(extra)
+    files.write_json(os.path.join(base, ATTEMPT_NAME), record)
 
 
 def _switch_current(base, name):
@@ -180,6 +211,10 @@ def _switch_current(base, name):
     os.symlink(name, tmp)
     os.replace(tmp, os.path.join(base, "current"))
     fsync_dir(base)
+
+
+class ReleaseRolledBack(delivery.KioskDeliveryError):
+    """The release failed its health gate; ``current`` went back to the previous release."""
 
 
 class UnsafeArchive(delivery.KioskDeliveryError):
@@ -422,29 +457,35 @@ def _fresh_name(base, version):
     return os.path.join(base, name)
 
 
-def install(opts, version, md5, filename, source=None):
+def install(opts, version, md5, filename, source=None, health=None, fire=None):
     """
     Install ``version`` on this kiosk: fetch ``source`` (default
     ``salt://kiosk_releases/<version>/<filename>`` from this minion's master)
     into a new directory with the md5 checked, check every member of an
-    archive and unpack it, then switch the ``current`` symlink atomically. A
-    failure leaves ``current`` where it was and is recorded as the last
-    attempt (``kiosk.release`` reports it).
+    archive and unpack it, check its manifest, then switch the ``current``
+    symlink atomically and run the health gate (see the module documentation;
+    ``health``: the publish-time ``{"cmd", "url", "timeout"}`` overriding the
+    manifest's, ``fire(data, tag)``: where ``kiosk/release/rolled_back`` goes).
+    A failure leaves ``current`` where it was and is recorded as the last
+    attempt (``kiosk.release`` reports it); a failed gate raises
+    :class:`ReleaseRolledBack` after putting the previous release back.
 
     The directory ``current`` points at is never touched before its
     replacement is complete: a release is unpacked into a hidden staging
     directory, synced to disk, renamed to ``<version>`` (or
     ``<version>~<suffix>`` when a copy of that version with other content is
-    there, e.g. the current one), ``current`` is switched, and only then is
-    the other copy removed.
+    there, e.g. the current one), ``current`` is switched, and only then (once
+    healthy) is the other copy removed.
     """
     version = check_version(version)
     md5 = delivery.check_md5(md5)
     filename = check_filename(filename)
+    release_health.gate_of(None, health)  # bad publish-time settings: refused before anything is fetched
     limits = install_limits(opts)
     source = source or f"salt://{STAGE_DIR}/{version}/{filename}"
     base = release_dir(opts)
     os.makedirs(base, exist_ok=True)
+    finish_pending(opts, fire=fire, quiet=True)
     now = current(opts)
     if now["version"] == version and now["md5"] == md5:
         return {"version": version, "changed": False, "previous": version, "path": now["path"]}
@@ -461,6 +502,7 @@ def install(opts, version, md5, filename, source=None):
                     raise delivery.KioskDeliveryError(
                         f"release file {filename} is larger than {limits['max_bytes']} bytes (kiosk:release_max_bytes)"
                     )
+                gate = release_health.gate_of(release_health.read_manifest(staging), health)
                 os.chmod(staging, 0o755)
                 files.write_json(
                     os.path.join(staging, META_NAME),
@@ -476,18 +518,184 @@ def install(opts, version, md5, filename, source=None):
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+        else:
+            gate = release_health.gate_of(release_health.read_manifest(folder), health)
+        if gate is not None:
+            pending = {
+                "version": version,
+                "md5": md5,
+                "file": filename,
+                "folder": os.path.basename(folder),
+                "previous": os.path.basename(now["path"]) if now["path"] else None,
+                "previous_version": now["version"],
+                "gate": gate,
+                "started": clock.now_iso(),
+            }
+            files.write_json(os.path.join(base, PENDING_NAME), pending)
+            return _activate(opts, base, pending, fire)
         _switch_current(base, os.path.basename(folder))
-        for name in _copies(base, version):
-            if name != os.path.basename(folder):
-                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-    except Exception as exc:
-        _record_attempt(opts, version, False, str(exc))
+        _drop_other_copies(base, version, folder)
+    except ReleaseRolledBack:
         raise
-    _record_attempt(opts, version, True)
+    except Exception as exc:
+        _record_attempt(opts, version, False, str(exc), md5=md5)
+        raise
+    return _commit(opts, base, version, md5, folder, now["version"])
+
+
+def _drop_other_copies(base, version, folder):
+    for name in _copies(base, version):
+        if name != os.path.basename(folder):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def _commit(opts, base, version, md5, folder, previous, health=None):
+    _record_attempt(opts, version, True, md5=md5, health=health)
     removed = _prune(
         base, keep=int(config.section(opts).get("release_keep", DEFAULT_KEEP)), current=os.path.basename(folder)
     )
-    return {"version": version, "changed": True, "previous": now["version"], "path": folder, "pruned": removed}
+    return {"version": version, "changed": True, "previous": previous, "path": folder, "pruned": removed}
+
+
+def _gate_env(pending, folder):
+    return {
+        "KIOSK_RELEASE_VERSION": pending["version"],
+        "KIOSK_RELEASE_DIR": folder,
+        "KIOSK_RELEASE_PREVIOUS": pending.get("previous_version") or "",
+    }
+
+
+def _drop_pending(base):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(base, PENDING_NAME))
+    fsync_dir(base)
+
+
+def _activate(opts, base, pending, fire, resumed=False):
+    """
+    Run the gate of ``pending`` (see the module documentation); ``resumed``: a
+    decision cut short by a power loss, finished at start (``pre_activate``
+    ran before the loss or never matters: the kiosk just booted).
+    """
+    version, folder = pending["version"], os.path.join(base, pending["folder"])
+    previous = os.path.join(base, pending["previous"]) if pending.get("previous") else None
+    if previous is not None and not os.path.isdir(previous):
+        previous = None
+    gate, env = pending["gate"], _gate_env(pending, folder)
+    if not resumed and gate["pre_activate"]:
+        ok, output = release_health.run_command(gate["pre_activate"], release_health.COMMAND_TIMEOUT, folder, env)
+        if not ok:
+            # Nothing switched: bring back what pre_activate stopped.
+            if gate["post_activate"]:
+                release_health.run_command(gate["post_activate"], release_health.COMMAND_TIMEOUT, previous or base, env)
+            _drop_pending(base)
+            shutil.rmtree(folder, ignore_errors=True)
+            error = f"release {version} not activated: pre_activate failed, current stays at "
+            error += f"{pending.get('previous_version') or 'no release'}: {output}"
+            _record_attempt(opts, version, False, error, md5=pending["md5"])
+            raise delivery.KioskDeliveryError(error)
+    if os.path.realpath(os.path.join(base, "current")) != os.path.realpath(folder):
+        _switch_current(base, pending["folder"])
+    healthy, output = True, ""
+    if gate["post_activate"]:
+        healthy, output = release_health.run_command(gate["post_activate"], release_health.COMMAND_TIMEOUT, folder, env)
+        if not healthy:
+            output = f"post_activate failed: {output}"
+    if healthy and gate["health"]:
+        healthy, output, tries = release_health.wait_healthy(gate["health"], folder, env)
+        if not healthy:
+            output = f"health check failed after {tries} tries in {gate['health']['timeout']} s: {output}"
+    if healthy:
+        _drop_pending(base)
+        _drop_other_copies(base, version, folder)
+        done = _commit(opts, base, version, pending["md5"], folder, pending.get("previous_version"), output)
+        done["health"] = output
+        return done
+    return _roll_back(opts, base, pending, previous, output, fire)
+
+
+def _roll_back(opts, base, pending, previous, reason, fire):
+    version, folder = pending["version"], os.path.join(base, pending["folder"])
+    back_to = pending.get("previous_version") if previous else None
+    if previous is not None:
+        _switch_current(base, os.path.basename(previous))
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(base, "current"))
+        fsync_dir(base)
+    gate = pending["gate"]
+    if gate["post_activate"] and previous is not None:
+        release_health.run_command(
+            gate["post_activate"], release_health.COMMAND_TIMEOUT, previous, _gate_env(pending, previous)
+        )
+    _drop_pending(base)
+    shutil.rmtree(folder, ignore_errors=True)
+    message = f"release {version} {ROLLED_BACK_MARK} to {back_to or 'no release'}: {reason}"
+    _record_attempt(opts, version, False, message, md5=pending["md5"], rolled_back=True, previous=back_to)
+    log.warning("%s", message)
+    if fire is not None:
+        try:
+            fire(
+                {
+                    "version": version,
+                    "md5": pending["md5"],
+                    "previous": back_to,
+                    "reason": reason[-EVENT_REASON_CAP:],
+                },
+                ROLLED_BACK_TAG,
+            )
+        except Exception as exc:  # pylint: disable=broad-except
+            log.warning("kiosk release: %s not fired: %s", ROLLED_BACK_TAG, exc)
+    raise ReleaseRolledBack(message)
+
+
+def _check_pending(base, pending):
+    """The pending record read back from disk, checked (it names directories inside ``base`` only)."""
+    if not isinstance(pending, dict):
+        raise delivery.KioskDeliveryError(f"{PENDING_NAME} is not a JSON object")
+    for key in ("folder", "previous"):
+        name = pending.get(key)
+        if name is None and key == "previous":
+            continue
+        if not isinstance(name, str) or not name or "/" in name or name.startswith(".") or name == "current":
+            raise delivery.KioskDeliveryError(f"{PENDING_NAME} names {key} {name!r}, not a release directory")
+    checked = dict(pending)
+    checked["version"] = check_version(pending.get("version"))
+    checked["md5"] = delivery.check_md5(pending.get("md5"))
+    gate = pending.get("gate") or {}
+    checked["gate"] = release_health.check_manifest(gate, PENDING_NAME)
+    return checked
+
+
+def finish_pending(opts, fire=None, quiet=False):
+    """
+    Finish a health gate a power loss cut short (``.kiosk-pending.json`` is
+    there): switch to the pending release if needed, run ``post_activate`` and
+    the check, keep it or roll back. Return the outcome (None when nothing was
+    pending); a rollback raises :class:`ReleaseRolledBack` unless ``quiet``.
+    """
+    base = release_dir(opts)
+    path = os.path.join(base, PENDING_NAME)
+    if not os.path.exists(path):
+        return None
+    try:
+        pending = _check_pending(base, files.read_json(path))
+    except (ValueError, KioskInputError, delivery.KioskDeliveryError) as exc:
+        log.warning("kiosk release: %s dropped, current left as it is: %s", path, exc)
+        _drop_pending(base)
+        return None
+    if not os.path.isdir(os.path.join(base, pending["folder"])):
+        _drop_pending(base)
+        return None
+    log.warning(
+        "kiosk release: finishing the health gate of %s cut short at %s", pending["version"], pending["started"]
+    )
+    try:
+        return _activate(opts, base, pending, fire, resumed=True)
+    except ReleaseRolledBack as exc:
+        if quiet:
+            return {"version": pending["version"], "changed": False, "rolled_back": True, "error": str(exc)}
+        raise
 
 
 def _clean_leftovers(base):

@@ -19,7 +19,7 @@ import logging
 import os
 
 from salt_kiosk import clock, files
-from salt_kiosk.node import delivery
+from salt_kiosk.node import delivery, release_health
 from salt_kiosk.node.release_install import STAGE_DIR, check_filename, check_version
 
 log = logging.getLogger(__name__)
@@ -32,20 +32,24 @@ def release_root(opts):
     return (opts.get("kiosk") or {}).get("release_root") or DEFAULT_RELEASE_ROOT
 
 
-def stage_local(opts, version, url, md5, filename, latest=True):
+def stage_local(opts, version, url, md5, filename, latest=True, health=None):
     """
     On a relay: fetch the release from ``url`` into this syndic master's file
     root with its md5 checked, then publish its manifest (and ``latest.json``
-    when it is the newest release).
+    when it is the newest release). ``health``: the publish-time health
+    settings, passed on to the kiosks in the manifest.
     """
     version = check_version(version)
     md5 = delivery.check_md5(md5)
     filename = check_filename(filename)
+    health = release_health.check_settings(health) or None
     folder = os.path.join(release_root(opts), STAGE_DIR, version)
     result = delivery.deliver(
         url, os.path.join(folder, filename), md5, mode="0644", backup=False, makedirs=True, opts=opts
     )
     manifest = {"version": version, "file": filename, "md5": md5, "staged": clock.now_iso()}
+    if health:
+        manifest["health"] = health
     files.write_json(os.path.join(folder, "release.json"), manifest)
     if latest:
         files.write_json(os.path.join(release_root(opts), STAGE_DIR, "latest.json"), manifest)

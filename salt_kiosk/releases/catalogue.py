@@ -31,6 +31,7 @@ import hashlib
 import logging
 import os
 import stat
+import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
@@ -43,8 +44,8 @@ from salt_kiosk import clock, config
 from salt_kiosk.db import schema
 from salt_kiosk.errors import KioskInputError
 from salt_kiosk.files import CHUNK, md5_file
-from salt_kiosk.node import delivery
-from salt_kiosk.node.release_install import check_filename, check_version, version_key
+from salt_kiosk.node import delivery, release_health
+from salt_kiosk.node.release_install import ARCHIVE_SUFFIXES, check_filename, check_version, version_key
 from salt_kiosk.releases import serve, stage
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def _row(row):
         "source": row.source,
         "rollback_of": row.rollback_of,
         "published": clock.iso(row.created_at),
+        "health": row.health or None,
     }
 
 
@@ -342,7 +344,18 @@ def _record(kstore, release_row):
     return get_release(kstore, release_row["version"])
 
 
-def publish(opts, kstore, version, source, md5=None, rollback_of=None, stage_timeout=300, stager=None, latest=True):
+def publish(
+    opts,
+    kstore,
+    version,
+    source,
+    md5=None,
+    rollback_of=None,
+    stage_timeout=300,
+    stager=None,
+    latest=True,
+    health=None,
+):
     """
     Record release ``version`` from ``source`` (a file inside
     ``kiosk:release_sources`` or an http(s) URL under ``kiosk:release_urls``),
@@ -359,10 +372,17 @@ def publish(opts, kstore, version, source, md5=None, rollback_of=None, stage_tim
     version's folder only after the database row agrees with its md5, so two
     publishers racing on one version cannot leave the store and the catalogue
     disagreeing.
+
+    ``health``: the publish-time health settings (``{"cmd", "url",
+    "timeout"}``, any of them; see :mod:`salt_kiosk.node.release_health`),
+    which override the manifest's on every kiosk. The archive's own manifest
+    ``kiosk-release.yaml`` is checked here too: a refused manifest (or
+    setting) records, stores and stages nothing.
     """
     version = check_version(version)
     if md5 is not None:
         md5 = delivery.check_md5(md5)
+    health = release_health.check_settings(health) or None
     if not stage.all_relays(opts):
         raise KioskInputError("no relays are configured under kiosk:campuses, so there is nowhere to stage")
     chunks = check_source(opts, source)
@@ -381,21 +401,12 @@ def publish(opts, kstore, version, source, md5=None, rollback_of=None, stage_tim
         stage_timeout=stage_timeout,
         stager=stager,
         latest=latest,
+        health=health,
     )
 
 
 def _publish(
-    opts,
-    kstore,
-    version,
-    source,
-    filename,
-    chunks,
-    md5=None,
-    rollback_of=None,
-    stage_timeout=300,
-    stager=None,
-    latest=True,
+    opts, kstore, version, source, filename, chunks, *, md5, rollback_of, stage_timeout, stager, latest, health
 ):
     existing = get_release(kstore, version)
     if existing:
@@ -413,6 +424,12 @@ def _publish(
             raise delivery.Md5Mismatch(source, md5, actual)
         md5 = actual
         _refuse_other_content(existing, version, md5)
+        check_manifest(scratch, filename)
+        if existing and (existing["health"] or None) != health:
+            raise KioskInputError(
+                f"version {version} is already published with the health settings {existing['health']}; "
+                f"refusing other settings ({health}): publish it under a new version"
+            )
         row = existing or _record(
             kstore,
             {
@@ -422,6 +439,7 @@ def _publish(
                 "size": os.path.getsize(scratch),
                 "source": source,
                 "rollback_of": rollback_of,
+                "health": health,
             },
         )
         _refuse_other_content(row, version, md5)
@@ -440,6 +458,21 @@ def _publish(
     latest = bool(latest) and newest is not None and newest["version"] == version
     release["staging"] = (stager or stage.stage)(opts, kstore, release, dest, timeout=stage_timeout, latest=latest)
     return release
+
+
+def check_manifest(path, filename):
+    """
+    Check the manifest ``kiosk-release.yaml`` at the top of the release archive
+    at ``path`` (nothing for a release that is not an archive, or has none);
+    return it. Raises naming the bad key, as every kiosk would.
+    """
+    if not filename.endswith(ARCHIVE_SUFFIXES):
+        return None
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            return release_health.manifest_of_archive(archive)
+    except tarfile.TarError as exc:
+        raise KioskInputError(f"release file {filename} is not a readable archive: {exc}") from None
 
 
 def rollback(opts, kstore, to=None, version=None, stage_timeout=300, stager=None, latest=True):
@@ -496,4 +529,5 @@ def rollback(opts, kstore, to=None, version=None, stage_timeout=300, stager=None
         stage_timeout=stage_timeout,
         stager=stager,
         latest=latest,
+        health=target["health"],
     )

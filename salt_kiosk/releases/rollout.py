@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from salt_kiosk import clock, fanout
 from salt_kiosk.db import schema
-from salt_kiosk.node.release_install import version_key
+from salt_kiosk.node.release_install import ROLLED_BACK_MARK, version_key
 from salt_kiosk.power import actions as kpower
 from salt_kiosk.releases import catalogue, stage
 
@@ -44,7 +44,8 @@ def rollout(opts, kstore, release, target="*", timeout=300):
     Hop 2: apply ``kiosk_release.installed`` for ``release`` on the kiosks of
     ``target`` (each fetches from its own syndic master and checks the md5).
     Return ``{"installed": [...], "unchanged": [...], "failed": {kiosk: reason},
-    "absent": [...]}``.
+    "rolled_back": {kiosk: reason}, "absent": [...]}`` (``rolled_back``: the
+    release failed its health gate there and the previous one is current again).
     """
     kiosks = kpower.resolve_kiosks(kstore, target)
     promoted = None
@@ -59,12 +60,23 @@ def rollout(opts, kstore, release, target="*", timeout=300):
             "tgt": minions,
             "fun": "state.single",
             "arg": ["kiosk_release.installed", release["version"]],
-            "kwarg": {"md5": release["md5"], "filename": release["file"]},
+            "kwarg": {
+                "md5": release["md5"],
+                "filename": release["file"],
+                **({"health": release["health"]} if release.get("health") else {}),
+            },
         }
         for campus, minions in by_campus.items()
     }
     answers = fanout.run_jobs(opts, jobs, timeout)
-    result = {"version": release["version"], "installed": [], "unchanged": [], "failed": {}, "absent": []}
+    result = {
+        "version": release["version"],
+        "installed": [],
+        "unchanged": [],
+        "failed": {},
+        "rolled_back": {},
+        "absent": [],
+    }
     if promoted is not None:
         result["promoted_on"] = promoted
     for campus, minions in by_campus.items():
@@ -86,10 +98,14 @@ def rollout(opts, kstore, release, target="*", timeout=300):
                     attempted=release["version"],
                     ok=True,
                     error=None,
+                    rolled_back=False,
                 )
             else:
-                result["failed"][minion] = comment
-                record_kiosk(kstore, minion, attempted=release["version"], ok=False, error=comment)
+                rolled_back = ROLLED_BACK_MARK in str(comment)
+                result["rolled_back" if rolled_back else "failed"][minion] = comment
+                record_kiosk(
+                    kstore, minion, attempted=release["version"], ok=False, error=comment, rolled_back=rolled_back
+                )
     return result
 
 
@@ -112,6 +128,7 @@ def status(opts, kstore, target="*", timeout=30):
         "versions": {},
         "behind": [],
         "failures": {},
+        "rolled_back": {},
         "unreachable": {},
         "stages": {},
     }
@@ -127,8 +144,13 @@ def status(opts, kstore, target="*", timeout=30):
             current = info.get("version")
             attempt = info.get("last_attempt") or {}
             failed = attempt.get("ok") is False
+            rolled_back = failed and bool(attempt.get("rolled_back"))
             if failed:
-                report["failures"][minion] = {"version": attempt.get("version"), "reason": attempt.get("error")}
+                report["rolled_back" if rolled_back else "failures"][minion] = {
+                    "version": attempt.get("version"),
+                    "reason": attempt.get("error"),
+                    "at": attempt.get("at"),
+                }
             record_kiosk(
                 kstore,
                 minion,
@@ -137,6 +159,7 @@ def status(opts, kstore, target="*", timeout=30):
                 attempted=attempt.get("version"),
                 ok=attempt.get("ok"),
                 error=attempt.get("error") if failed else None,
+                rolled_back=rolled_back,
             )
         report["versions"].setdefault(current or "none", []).append(minion)
         if latest and (current is None or version_key(current) < version_key(latest["version"])):

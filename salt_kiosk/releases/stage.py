@@ -65,6 +65,8 @@ def stage(opts, kstore, release, path, relays=None, timeout=300, latest=False):
                     "md5": release["md5"],
                     "filename": release["file"],
                     "latest": latest,
+                    # Only when set: a relay of an older release knows no health argument.
+                    **({"health": release["health"]} if release.get("health") else {}),
                 },
             }
             for relay in relays

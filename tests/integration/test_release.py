@@ -6,18 +6,22 @@ checked again).
 
 The tests in this module run in order and share the fleet's release history:
 1.0.0 everywhere, then 1.1.0 with a file altered on relay-e1 (east kiosks
-refuse it), then a rollback, then a release published while kiosk-w2 is down.
+refuse it), then a rollback, then a release published while kiosk-w2 is down,
+then 1.3.0, whose health check fails on two kiosks.
 """
 
 import hashlib
 import io
+import json
 import os
 import socket
+import sys
 import tarfile
 import time
 import urllib.parse
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.fleet
 
@@ -208,3 +212,78 @@ def test_restarted_minion_picks_up_release_published_while_down(fleet, release_f
     assert installed_app(fleet, "kiosk-w2") == ("1.2.0", b"ui version three")
     status = fleet.salt_run_cli().run("kiosk_release.status").data
     assert "kiosk-w2" in status["versions"]["1.2.0"] and "kiosk-w2" not in status["behind"]
+
+
+def test_release_failing_its_health_check_rolls_back_only_where_it_fails(fleet, event_listener):
+    """
+    1.3.0's check fails where a marker file lies (kiosk-e2, and kiosk-w2 which
+    is off during the publish): those two go back to 1.2.0 by themselves,
+    kiosk-w2 through its startup state at power-on, and the central status
+    says so; the other kiosks keep 1.3.0.
+    """
+    check = [sys.executable, "-c", "import os, sys; sys.exit('marker found' if os.path.exists('../unhealthy') else 0)"]
+    manifest = {"health": {"cmd": check, "timeout": 3}}
+    folder = fleet.release_sources
+    path = os.path.join(folder, "kiosk-ui-1.3.tar.gz")
+    with tarfile.open(path, "w:gz") as archive:
+        for name, body in (("bin/app", b"ui version four"), ("kiosk-release.yaml", yaml.safe_dump(manifest).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    markers = [os.path.join(fleet.release_dir[k], "unhealthy") for k in ("kiosk-e2", "kiosk-w2")]
+    for marker in markers:
+        open(marker, "w").close()
+    started = time.time()
+    kiosk = fleet.kiosks["kiosk-w2"]
+    kiosk.terminate()
+    try:
+        try:
+            ret = fleet.salt_run_cli(timeout=300).run("kiosk_release.publish", "1.3.0", path, "timeout=30")
+        finally:
+            kiosk.start()
+        assert ret.returncode == 0, ret
+        out = ret.data["rollout"]
+        assert sorted(out["installed"]) == ["kiosk-e1", "kiosk-w1"], out
+        assert list(out["rolled_back"]) == ["kiosk-e2"] and out["absent"] == ["kiosk-w2"], out
+        assert "marker found" in out["rolled_back"]["kiosk-e2"]
+        assert installed_app(fleet, "kiosk-e1") == ("1.3.0", b"ui version four")
+        assert installed_app(fleet, "kiosk-e2") == ("1.2.0", b"ui version three")
+        # The kiosk told the master of masters itself, through its syndic.
+        told = event_listener.wait_for_events(
+            [(fleet.mom.id, "kiosk/release/rolled_back")], after_time=started, timeout=60
+        )
+        assert told.found_all_events, told
+        # A minion's event on the master bus: Salt puts the sender in "id" and what it sent in "data".
+        event = next(iter(told.matches)).data
+        assert event["id"] == "kiosk-e2", event
+        assert event["data"]["version"] == "1.3.0" and event["data"]["previous"] == "1.2.0", event
+
+        # kiosk-w2 starts, installs 1.3.0 (latest) through its startup state, fails the check, goes back.
+        attempt_file = os.path.join(fleet.release_dir["kiosk-w2"], ".kiosk-last-attempt.json")
+        deadline = time.monotonic() + 120
+        attempt = {}
+        while time.monotonic() < deadline and attempt.get("version") != "1.3.0":
+            time.sleep(1)
+            try:
+                with open(attempt_file) as handle:
+                    attempt = json.load(handle)
+            except (OSError, ValueError):
+                attempt = {}
+        assert attempt.get("rolled_back") is True and attempt["previous"] == "1.2.0", attempt
+        assert installed_app(fleet, "kiosk-w2") == ("1.2.0", b"ui version three")
+
+        status = fleet.salt_run_cli().run("kiosk_release.status").data
+        assert status["latest"] == "1.3.0"
+        assert sorted(status["versions"]["1.3.0"]) == ["kiosk-e1", "kiosk-w1"], status
+        assert sorted(status["rolled_back"]) == ["kiosk-e2", "kiosk-w2"], status
+        assert status["rolled_back"]["kiosk-e2"]["version"] == "1.3.0"
+        assert "marker found" in status["rolled_back"]["kiosk-e2"]["reason"]
+        assert status["failures"] == {}
+        # At its next start kiosk-w2 does not try the release it rolled back again.
+        again = fleet.salt_cli(timeout=120).run("state.sls", "kiosk.release", minion_tgt="kiosk-w2")
+        comment = next(iter(again.data.values()))["comment"]
+        assert "not installed again" in comment, again
+        assert installed_app(fleet, "kiosk-w2") == ("1.2.0", b"ui version three")
+    finally:
+        for marker in markers:
+            os.unlink(marker)

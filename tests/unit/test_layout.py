@@ -32,7 +32,18 @@ NODE_MAY_IMPORT = {
 }
 #: Third-party packages the node side uses: drivers of its own jobs, and
 #: packaging, which Salt itself depends on.
-NODE_THIRD_PARTY = {"wakeonlan", "nmap", "packaging", "Adafruit_DHT", "adafruit_dht", "board", "RPi", "gpiozero"}
+# yaml: PyYAML, which Salt itself needs on every minion (release manifests).
+NODE_THIRD_PARTY = {
+    "wakeonlan",
+    "nmap",
+    "packaging",
+    "yaml",
+    "Adafruit_DHT",
+    "adafruit_dht",
+    "board",
+    "RPi",
+    "gpiozero",
+}
 #: Salt's master-side machinery, never loaded on a kiosk or relay by this library.
 SALT_MASTER_SIDE = ("salt.client", "salt.runner", "salt.wheel", "salt.key", "salt.auth", "salt.master")
 

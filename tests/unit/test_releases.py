@@ -52,17 +52,17 @@ def allow_sources(opts, *folders):
 
 def test_publish_records_and_refuses_other_content(opts, kstore, tmp_path):
     allow_sources(opts, tmp_path)
-    v1 = tmp_path / "ui-1.tar"
+    v1 = tmp_path / "ui-1.img"
     v1.write_bytes(b"one" * 1000)
     stager = Stager()
     rel = catalogue.publish(opts, kstore, "1.0.0", str(v1), stager=stager)
-    assert rel["md5"] == md5_of(v1.read_bytes()) and rel["new"] and rel["file"] == "ui-1.tar"
-    stored = os.path.join(catalogue.release_store(opts), "1.0.0", "ui-1.tar")
+    assert rel["md5"] == md5_of(v1.read_bytes()) and rel["new"] and rel["file"] == "ui-1.img"
+    stored = os.path.join(catalogue.release_store(opts), "1.0.0", "ui-1.img")
     assert open(stored, "rb").read() == v1.read_bytes()
     # Same content again: re-staged, not duplicated.
     again = catalogue.publish(opts, kstore, "1.0", str(v1), stager=stager)
     assert again["new"] is False and again["version"] == "1.0.0" and stager.calls == ["1.0.0", "1.0.0"]
-    other = tmp_path / "ui-other.tar"
+    other = tmp_path / "ui-other.img"
     other.write_bytes(b"two" * 1000)
     with pytest.raises(KioskInputError, match="already published with md5"):
         catalogue.publish(opts, kstore, "1.0.0", str(other), stager=stager)
