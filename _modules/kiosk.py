@@ -333,7 +333,8 @@ def release():
     ``rolled_back`` is true when the last attempt failed its health gate and
     the previous release came back (``error`` has the check's output),
     ``pending`` names a release whose health gate is running or was cut short
-    by a power loss.
+    by a power loss, ``masters`` lists this kiosk's relays and ``via`` the one
+    this call came through (a rollout spreads the fetches over them).
 
     CLI Example:
 
@@ -341,7 +342,9 @@ def release():
 
         salt 'kiosk-*' kiosk.release
     """
-    return release_install.current(__opts__)
+    info = release_install.current(__opts__)
+    info["masters"] = release_install.configured_masters(__opts__)
+    return info
 
 
 def stage_release(version, url, md5, filename, latest=True, health=None):

@@ -49,6 +49,13 @@ Events fired on the master bus:
 ``kiosk/release/published``
     ``{"version", "md5", "file", "rollback_of", "staged", "failed", "silent"}``.
 
+``kiosk/release/halted``
+    ``{"rollout", "version", "wave", "waves", "failed", "answered",
+    "max_failed", "reason"}``: a wave's failures crossed ``max_failed``.
+
+``kiosk/release/rollout_done``
+    ``{"rollout", "version"}``: every wave is done.
+
 Fired by the kiosks themselves (and forwarded up the syndics):
 
 ``kiosk/release/rolled_back``
@@ -58,12 +65,16 @@ Fired by the kiosks themselves (and forwarded up the syndics):
     {...}}``.
 """
 
+import functools
+
 try:
     from salt_kiosk import events as kevents
     from salt_kiosk.db import store
+    from salt_kiosk.errors import KioskInputError
     from salt_kiosk.node import release_health as health_module
     from salt_kiosk.releases import catalogue
     from salt_kiosk.releases import rollout as rollouts
+    from salt_kiosk.releases import waves as waves_module
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -82,7 +93,54 @@ def __virtual__():
     return __virtualname__
 
 
-def _finish(release, rollout, target, timeout):
+def _user():
+    return globals().get("__user__") or "unknown"
+
+
+def _fire(data, tag):
+    kevents.fire_master(__opts__, data, tag)
+
+
+def _progress(data):
+    """Progress the Salt way: ``salt-run`` prints it as the rollout goes."""
+    jid_event = globals().get("__jid_event__")
+    if jid_event is not None:
+        jid_event.fire_event(data, "progress")
+
+
+def _refusals_exit_nonzero(func):
+    """
+    Bad input (:class:`~salt_kiosk.errors.KioskInputError`) comes back as
+    ``{"error": message, "retcode": 1}``, so that ``salt-run`` prints the
+    message and exits 1. Raised as it is, Salt would print it as "Passed
+    invalid arguments" with the usage and exit 0 (SaltInvocationError is a
+    TypeError to Salt's runner client).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except KioskInputError as exc:
+            __context__["retcode"] = 1
+            return {"error": str(exc), "retcode": 1}
+
+    return wrapper
+
+
+def _outcome(report, rollout=None):
+    """
+    A halted rollout makes ``salt-run`` exit non-zero: salt-run exits with
+    the ``retcode`` of a runner's returned dict (``__context__`` marks the
+    job as failed for salt-api and the job cache).
+    """
+    if (rollout or report).get("status") == waves_module.HALTED:
+        __context__["retcode"] = 1
+        report["retcode"] = 1
+    return report
+
+
+def _finish(release, rollout, target, timeout, wave_args):
     kstore = store.open_store(__opts__)
     staging = release["staging"]
     kevents.fire_master(
@@ -99,10 +157,22 @@ def _finish(release, rollout, target, timeout):
         "kiosk/release/published",
     )
     if rollout:
-        release["rollout"] = rollouts.rollout(__opts__, kstore, release, target=target, timeout=timeout)
+        release["rollout"] = waves_module.start(
+            __opts__,
+            kstore,
+            release,
+            target=target,
+            timeout=timeout,
+            user=_user(),
+            progress=_progress,
+            fire=_fire,
+            **wave_args,
+        )
+        return _outcome(release, release["rollout"])
     return release
 
 
+@_refusals_exit_nonzero
 def publish(
     version,
     source,
@@ -113,6 +183,9 @@ def publish(
     health_cmd=None,
     health_url=None,
     health_timeout=None,
+    waves=None,
+    max_failed=None,
+    per_relay=None,
 ):
     """
     Publish release ``version`` from ``source`` and stage it on every relay
@@ -144,7 +217,12 @@ def publish(
         runs for ``'*'``.
 
     timeout
-        Seconds to wait for the relays, and for the kiosks (default 300).
+        Seconds to wait for the relays, and for the kiosks of each round
+        (default 300).
+
+    waves, max_failed, per_relay
+        Roll out in waves (see ``kiosk_release.rollout``); checked before
+        anything is published.
 
     health_cmd, health_url, health_timeout
         The release's health check, overriding the ``health`` keys of its
@@ -173,20 +251,18 @@ def publish(
     """
     kstore = store.open_store(__opts__)
     health = health_module.check_overrides(health_cmd, health_url, health_timeout) or None
+    wave_args = {"waves": waves, "max_failed": max_failed, "per_relay": per_relay}
+    if rollout:
+        waves_module.check_start(kstore, target, timeout=timeout, **wave_args)
+    # latest.json moves when the rollout is done (waves.drive), not at staging.
     release = catalogue.publish(
-        __opts__,
-        kstore,
-        version,
-        source,
-        md5=md5,
-        stage_timeout=int(timeout),
-        latest=bool(rollout) and target == "*",
-        health=health,
+        __opts__, kstore, version, source, md5=md5, stage_timeout=int(timeout), latest=False, health=health
     )
-    return _finish(release, rollout, target, int(timeout))
+    return _finish(release, rollout, target, int(timeout), wave_args)
 
 
-def rollback(to=None, version=None, target="*", rollout=True, timeout=300):
+@_refusals_exit_nonzero
+def rollback(to=None, version=None, target="*", rollout=True, timeout=300, waves=None, max_failed=None, per_relay=None):
     """
     Roll back the way operators do it: publish the content of release ``to``
     (default: the release before the latest) under a NEW, higher version, and
@@ -208,18 +284,47 @@ def rollback(to=None, version=None, target="*", rollout=True, timeout=300):
         salt-run kiosk_release.rollback to=1.3.2 version=1.4.2
     """
     kstore = store.open_store(__opts__)
-    release = catalogue.rollback(
-        __opts__, kstore, to=to, version=version, stage_timeout=int(timeout), latest=bool(rollout) and target == "*"
-    )
-    return _finish(release, rollout, target, int(timeout))
+    wave_args = {"waves": waves, "max_failed": max_failed, "per_relay": per_relay}
+    if rollout:
+        waves_module.check_start(kstore, target, timeout=timeout, **wave_args)
+    release = catalogue.rollback(__opts__, kstore, to=to, version=version, stage_timeout=int(timeout), latest=False)
+    return _finish(release, rollout, target, int(timeout), wave_args)
 
 
-def rollout(version=None, target="*", timeout=300):
+@_refusals_exit_nonzero
+def rollout(version=None, target="*", timeout=300, waves=None, max_failed=None, per_relay=None):
     """
     Install an already published release (default: the latest) on the kiosks
-    of ``target`` through ``kiosk_release.installed`` (each kiosk fetches from
-    its own syndic master and checks the md5 recorded here). For releases
-    published with ``rollout=False``, or to retry the kiosks that failed.
+    of ``target`` through ``kiosk_release.installed``, in waves that stop
+    themselves (each kiosk fetches from one of its relays and checks the md5
+    recorded here, then runs the release's health gate).
+
+    waves
+        How far each wave reaches, cumulative: kiosk counts or shares of the
+        target that grow, e.g. ``'[1, "10%", "50%", "100%"]'`` (default:
+        one wave, ``["100%"]``). Members are spread across campuses and
+        relays.
+
+    max_failed
+        The share of a wave's answering kiosks that may fail (install error,
+        md5 mismatch, rolled back by the health gate) before the rollout
+        halts, e.g. ``'5%'`` (default ``100%``: never). Kiosks that do not
+        answer are not failures: they install at their next start once the
+        rollout is done. A halted rollout fires ``kiosk/release/halted``,
+        touches no further kiosk, and ``salt-run`` exits non-zero.
+
+    per_relay
+        At most this many kiosks fetch from one relay at a time (default: no
+        limit).
+
+    timeout
+        Seconds to wait for the kiosks of each round (default 300).
+
+    Only one rollout may be running or halted at a time; only a rollout of
+    ``'*'`` that is done moves the relays' ``latest.json`` (what kiosks install
+    at power-on). Returns the rollout (``id``, ``status``, ``waves`` with their
+    state and counts, per kiosk ``kiosks``) with ``installed`` / ``unchanged``
+    / ``failed`` / ``rolled_back`` / ``absent``.
 
     CLI Example:
 
@@ -227,10 +332,65 @@ def rollout(version=None, target="*", timeout=300):
 
         salt-run kiosk_release.rollout
         salt-run kiosk_release.rollout 1.5.0 target=group:pilot
+        salt-run kiosk_release.rollout 1.5.0 waves='[1, "10%", "50%", "100%"]' max_failed=5% per_relay=10
     """
     kstore = store.open_store(__opts__)
+    waves_module.check_start(kstore, target, waves=waves, max_failed=max_failed, per_relay=per_relay, timeout=timeout)
     release = catalogue.find_release(kstore, version)
-    return rollouts.rollout(__opts__, kstore, release, target=target, timeout=int(timeout))
+    return _outcome(
+        waves_module.start(
+            __opts__,
+            kstore,
+            release,
+            target=target,
+            waves=waves,
+            max_failed=max_failed,
+            per_relay=per_relay,
+            timeout=timeout,
+            user=_user(),
+            progress=_progress,
+            fire=_fire,
+        )
+    )
+
+
+@_refusals_exit_nonzero
+def resume(rollout=None, timeout=300):
+    """
+    Continue a halted rollout (default: the one running or halted) from the
+    wave that halted, or one whose ``salt-run`` died mid-way (running, and
+    its process on this master is gone or it was silent for 15 minutes). The wave's kiosks are asked first which
+    release they run: those that have it are not sent it again. Resuming a
+    rollout that is not halted is refused, naming its state.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_release.resume
+        salt-run kiosk_release.resume rollout=7
+    """
+    kstore = store.open_store(__opts__)
+    return _outcome(waves_module.resume(__opts__, kstore, rollout, timeout=timeout, progress=_progress, fire=_fire))
+
+
+@_refusals_exit_nonzero
+def abort(rollout=None, rollback=False, timeout=300):
+    """
+    Stop a running or halted rollout (default: the active one): no further
+    kiosk is touched. With ``rollback=True`` the kiosks it installed on get
+    the release they ran before back (``reverted``; ``not_reverted`` says why
+    not, e.g. a previous release that is not in the catalogue).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_release.abort
+        salt-run kiosk_release.abort rollout=7 rollback=True
+    """
+    kstore = store.open_store(__opts__)
+    return waves_module.abort(__opts__, kstore, rollout, rollback=bool(rollback), timeout=timeout)
 
 
 def status(target="*", timeout=30):
@@ -240,7 +400,9 @@ def status(target="*", timeout=30):
     version), ``behind`` (kiosks not on the latest), ``failures`` (kiosk ->
     version and reason of its last failed install, e.g. an md5 mismatch on hop
     2), ``rolled_back`` (kiosk -> the version that failed its health gate
-    there, the check's output and when), ``unreachable`` (with the last version seen) and ``stages`` (per relay,
+    there, the check's output and when), ``rollouts`` (the newest five: waves
+    done / in progress / pending, and per kiosk installed / failed /
+    rolled_back / absent with the reason), ``unreachable`` (with the last version seen) and ``stages`` (per relay,
     for the latest release).
 
     CLI Example:
@@ -250,7 +412,10 @@ def status(target="*", timeout=30):
         salt-run kiosk_release.status
         salt-run kiosk_release.status target=campus:east
     """
-    return rollouts.status(__opts__, store.open_store(__opts__), target=target, timeout=int(timeout))
+    kstore = store.open_store(__opts__)
+    report = rollouts.status(__opts__, kstore, target=target, timeout=int(timeout))
+    report["rollouts"] = waves_module.recent(kstore)
+    return report
 
 
 def list_():

@@ -78,7 +78,7 @@ def _fire(data, tag):
     __salt__["event.send"](tag, data)
 
 
-def installed(name="latest", md5=None, filename=None, source=None, health=None, **_job_data):
+def installed(name="latest", md5=None, filename=None, source=None, health=None, relay=None, **_job_data):
     """
     Ensure release ``name`` (a version or ``latest``) is the current release.
 
@@ -97,6 +97,11 @@ def installed(name="latest", md5=None, filename=None, source=None, health=None, 
         The publish-time health settings ``{"cmd", "url", "timeout"}`` (any of
         them) overriding the manifest's; read from the staged release manifest
         when omitted.
+
+    relay
+        The address of the master (one of this kiosk's relays) to fetch the
+        release from; default: the one this job came through. A rollout in
+        waves sets it to keep each relay under ``per_relay`` fetches.
 
     CLI Example:
 
@@ -145,7 +150,9 @@ def installed(name="latest", md5=None, filename=None, source=None, health=None, 
             ret["comment"] = f"release {version} would be installed (now: {current['version']})"
             ret["changes"] = {"version": {"old": current["version"], "new": version}}
             return ret
-        done = release_install.install(__opts__, version, md5, filename, source=source, health=health, fire=_fire)
+        done = release_install.install(
+            __opts__, version, md5, filename, source=source, health=health, fire=_fire, relay=relay
+        )
     except SaltException as exc:
         ret["result"] = False
         ret["comment"] = str(exc)

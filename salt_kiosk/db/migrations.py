@@ -132,6 +132,7 @@ MIGRATIONS = (
         "releases record their health settings, kiosks a rollback by the health gate",
         _steps(_add_columns(schema.releases, "health"), _add_columns(schema.release_kiosks, "rolled_back")),
     ),
+    (14, "release rollouts in waves and their kiosks", _create(schema.rollouts, schema.rollout_kiosks)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -228,6 +228,51 @@ engine_leases = sa.Table(
     **MYSQL_TABLE,
 )
 
+# Release rollouts in waves (salt_kiosk.releases.waves): one row per rollout,
+# one per kiosk it concerns.
+rollouts = sa.Table(
+    "kiosk_rollouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.String(64), nullable=False, index=True),
+    sa.Column("target", sa.String(255), nullable=False),
+    # The waves as given (e.g. [1, "10%", "100%"]) and as kiosk counts.
+    sa.Column("waves_spec", sa.JSON, nullable=False),
+    sa.Column("wave_sizes", sa.JSON, nullable=False),
+    sa.Column("max_failed", sa.Float, nullable=False),
+    sa.Column("per_relay", sa.Integer, nullable=True),
+    # running, halted, aborted, done
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    # Index of the wave in progress (or that halted); len(wave_sizes) when done.
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("username", sa.String(128), nullable=False),
+    # The master driving it and when it last made progress (a stale running
+    # rollout was interrupted: resume takes it over).
+    sa.Column("holder", sa.String(255), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    **MYSQL_TABLE,
+)
+
+rollout_kiosks = sa.Table(
+    "kiosk_rollout_kiosks",
+    metadata,
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("kiosk_rollouts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("minion_id", sa.String(255), primary_key=True),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("campus", sa.String(64), nullable=False),
+    # pending, sending, installed, unchanged, failed, rolled_back, absent, reverted
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    # The release the kiosk ran before (what abort with rollback brings back).
+    sa.Column("previous", sa.String(64), nullable=True),
+    # The relay address it was told to fetch from.
+    sa.Column("relay", sa.String(255), nullable=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    **MYSQL_TABLE,
+)
+
 
 # -- job results written by the kiosk_mysql returner (salt_kiosk.jobs)
 

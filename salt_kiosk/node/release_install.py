@@ -53,6 +53,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 
 from packaging.version import InvalidVersion, Version
 
@@ -180,9 +181,58 @@ def current(opts):
             installed=meta.get("installed"),
         )
     info["last_attempt"] = files.read_json(os.path.join(base, ATTEMPT_NAME))
+    via = opts.get("master")
+    info["via"] = via if isinstance(via, str) else None
     pending = files.read_json(os.path.join(base, PENDING_NAME))
     info["pending"] = {"version": pending.get("version"), "started": pending.get("started")} if pending else None
     return info
+
+
+def configured_masters(opts):
+    """
+    The masters this minion is configured with (a kiosk: the relays of its
+    campus), as addresses. A multi-master minion's job sees only the master
+    the job came through in its options, so the list is read from its
+    configuration file then.
+    """
+    masters = opts.get("master")
+    if isinstance(masters, (list, tuple)):
+        return [str(master) for master in masters]
+    conf = opts.get("conf_file")
+    if conf and os.path.isfile(conf):
+        import salt.config  # pylint: disable=import-outside-toplevel
+
+        try:
+            configured = salt.config.minion_config(conf).get("master")
+        except Exception as exc:  # pylint: disable=broad-except
+            log.warning("kiosk release: could not read the masters of %s: %s", conf, exc)
+            configured = None
+        if isinstance(configured, (list, tuple)):
+            return [str(master) for master in configured]
+        if configured:
+            return [str(configured)]
+    return [str(masters)] if masters else []
+
+
+def fetch_opts(opts, relay=None):
+    """
+    The options to fetch ``salt://`` with from ``relay`` (one of this kiosk's
+    configured masters; a rollout spreads the fetches over the relays of a
+    campus): ``opts`` itself when ``relay`` is None or the master this job came
+    through. A relay that is not one of this kiosk's masters is refused.
+    """
+    if relay is None or relay == opts.get("master"):
+        return opts
+    masters = configured_masters(opts)
+    if relay not in masters:
+        raise KioskInputError(
+            f"relay {validate.show(relay)} is not one of this kiosk's masters (accepted: {', '.join(masters) or 'none'})"
+        )
+    port = opts.get("master_port") or 4506
+    host = f"[{relay}]" if ":" in relay else relay
+    fetch = dict(opts)
+    fetch.update(master=relay, master_ip=relay, master_uri=f"tcp://{host}:{port}")
+    return fetch
 
 
 def manifest_from_master(opts, version="latest"):
@@ -457,7 +507,7 @@ def _fresh_name(base, version):
     return os.path.join(base, name)
 
 
-def install(opts, version, md5, filename, source=None, health=None, fire=None):
+def install(opts, version, md5, filename, source=None, health=None, fire=None, relay=None):
     """
     Install ``version`` on this kiosk: fetch ``source`` (default
     ``salt://kiosk_releases/<version>/<filename>`` from this minion's master)
@@ -465,7 +515,8 @@ def install(opts, version, md5, filename, source=None, health=None, fire=None):
     archive and unpack it, check its manifest, then switch the ``current``
     symlink atomically and run the health gate (see the module documentation;
     ``health``: the publish-time ``{"cmd", "url", "timeout"}`` overriding the
-    manifest's, ``fire(data, tag)``: where ``kiosk/release/rolled_back`` goes).
+    manifest's, ``fire(data, tag)``: where ``kiosk/release/rolled_back`` goes,
+    ``relay``: the master to fetch from, see :func:`fetch_opts`).
     A failure leaves ``current`` where it was and is recorded as the last
     attempt (``kiosk.release`` reports it); a failed gate raises
     :class:`ReleaseRolledBack` after putting the previous release back.
@@ -481,6 +532,7 @@ def install(opts, version, md5, filename, source=None, health=None, fire=None):
     md5 = delivery.check_md5(md5)
     filename = check_filename(filename)
     release_health.gate_of(None, health)  # bad publish-time settings: refused before anything is fetched
+    source_opts = fetch_opts(opts, relay)
     limits = install_limits(opts)
     source = source or f"salt://{STAGE_DIR}/{version}/{filename}"
     base = release_dir(opts)
@@ -490,12 +542,16 @@ def install(opts, version, md5, filename, source=None, health=None, fire=None):
     if now["version"] == version and now["md5"] == md5:
         return {"version": version, "changed": False, "previous": version, "path": now["path"]}
     _clean_leftovers(base)
+    # When the fetch started and how long it took (a rollout's per-relay load can be read back from these).
+    timing = {"started": clock.now_iso(), "fetch_seconds": None}
     try:
         folder = _installed_copy(base, version, md5, filename)
         if folder is None:
             staging = tempfile.mkdtemp(prefix=f".{version}.", dir=base)
             try:
-                delivery.deliver(source, os.path.join(staging, filename), md5, backup=False, opts=opts)
+                fetching = time.monotonic()
+                delivery.deliver(source, os.path.join(staging, filename), md5, backup=False, opts=source_opts)
+                timing["fetch_seconds"] = round(time.monotonic() - fetching, 3)
                 if filename.endswith(ARCHIVE_SUFFIXES):
                     _unpack(staging, filename, limits)
                 elif os.path.getsize(os.path.join(staging, filename)) > limits["max_bytes"]:
@@ -530,6 +586,7 @@ def install(opts, version, md5, filename, source=None, health=None, fire=None):
                 "previous_version": now["version"],
                 "gate": gate,
                 "started": clock.now_iso(),
+                "timing": timing,
             }
             files.write_json(os.path.join(base, PENDING_NAME), pending)
             return _activate(opts, base, pending, fire)
@@ -538,9 +595,9 @@ def install(opts, version, md5, filename, source=None, health=None, fire=None):
     except ReleaseRolledBack:
         raise
     except Exception as exc:
-        _record_attempt(opts, version, False, str(exc), md5=md5)
+        _record_attempt(opts, version, False, str(exc), md5=md5, **timing)
         raise
-    return _commit(opts, base, version, md5, folder, now["version"])
+    return _commit(opts, base, version, md5, folder, now["version"], timing=timing)
 
 
 def _drop_other_copies(base, version, folder):
@@ -549,8 +606,8 @@ def _drop_other_copies(base, version, folder):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 
-def _commit(opts, base, version, md5, folder, previous, health=None):
-    _record_attempt(opts, version, True, md5=md5, health=health)
+def _commit(opts, base, version, md5, folder, previous, health=None, timing=None):
+    _record_attempt(opts, version, True, md5=md5, health=health, **(timing or {}))
     removed = _prune(
         base, keep=int(config.section(opts).get("release_keep", DEFAULT_KEEP)), current=os.path.basename(folder)
     )
@@ -608,7 +665,9 @@ def _activate(opts, base, pending, fire, resumed=False):
     if healthy:
         _drop_pending(base)
         _drop_other_copies(base, version, folder)
-        done = _commit(opts, base, version, pending["md5"], folder, pending.get("previous_version"), output)
+        done = _commit(
+            opts, base, version, pending["md5"], folder, pending.get("previous_version"), output, pending.get("timing")
+        )
         done["health"] = output
         return done
     return _roll_back(opts, base, pending, previous, output, fire)
@@ -631,7 +690,16 @@ def _roll_back(opts, base, pending, previous, reason, fire):
     _drop_pending(base)
     shutil.rmtree(folder, ignore_errors=True)
     message = f"release {version} {ROLLED_BACK_MARK} to {back_to or 'no release'}: {reason}"
-    _record_attempt(opts, version, False, message, md5=pending["md5"], rolled_back=True, previous=back_to)
+    _record_attempt(
+        opts,
+        version,
+        False,
+        message,
+        md5=pending["md5"],
+        rolled_back=True,
+        previous=back_to,
+        **(pending.get("timing") or {}),
+    )
     log.warning("%s", message)
     if fire is not None:
         try:

@@ -1,8 +1,8 @@
 """
-Rolling a release out to kiosks and reporting what each kiosk runs: runs the
-``kiosk_release.installed`` state on the targeted kiosks (hop 2, see
-:mod:`salt_kiosk.node.release_install`) and records every kiosk's version and
-last attempt in ``kiosk_release_kiosks``.
+What each kiosk runs: reads the answers of the ``kiosk_release.installed``
+state (hop 2, see :mod:`salt_kiosk.node.release_install`; rollouts in waves
+are :mod:`salt_kiosk.releases.waves`) and of ``kiosk.release``, and records
+every kiosk's version and last attempt in ``kiosk_release_kiosks``.
 """
 
 import logging
@@ -13,7 +13,7 @@ from salt_kiosk import clock, fanout
 from salt_kiosk.db import schema
 from salt_kiosk.node.release_install import ROLLED_BACK_MARK, version_key
 from salt_kiosk.power import actions as kpower
-from salt_kiosk.releases import catalogue, stage
+from salt_kiosk.releases import catalogue
 
 log = logging.getLogger(__name__)
 
@@ -39,74 +39,43 @@ def record_kiosk(kstore, minion_id, **values):
             conn.execute(table.insert().values(minion_id=minion_id, **values))
 
 
-def rollout(opts, kstore, release, target="*", timeout=300):
+def install_outcome(answer):
     """
-    Hop 2: apply ``kiosk_release.installed`` for ``release`` on the kiosks of
-    ``target`` (each fetches from its own syndic master and checks the md5).
-    Return ``{"installed": [...], "unchanged": [...], "failed": {kiosk: reason},
-    "rolled_back": {kiosk: reason}, "absent": [...]}`` (``rolled_back``: the
-    release failed its health gate there and the previous one is current again).
+    What one kiosk's ``state.single kiosk_release.installed`` answer says:
+    ``{"status": "installed" | "unchanged" | "failed" | "rolled_back", "reason"}``
+    (``rolled_back``: the release failed its health gate there and the
+    previous one is current again).
     """
-    kiosks = kpower.resolve_kiosks(kstore, target)
-    promoted = None
-    newest = catalogue.latest_release(kstore)
-    if target == "*" and newest and newest["version"] == release["version"]:
-        promoted = stage.promote(opts, release["version"], timeout=timeout)
-    by_campus = {}
-    for kiosk in kiosks:
-        by_campus.setdefault(kiosk["campus"], []).append(kiosk["minion_id"])
-    jobs = {
-        campus: {
-            "tgt": minions,
-            "fun": "state.single",
-            "arg": ["kiosk_release.installed", release["version"]],
-            "kwarg": {
-                "md5": release["md5"],
-                "filename": release["file"],
-                **({"health": release["health"]} if release.get("health") else {}),
-            },
-        }
-        for campus, minions in by_campus.items()
-    }
-    answers = fanout.run_jobs(opts, jobs, timeout)
-    result = {
-        "version": release["version"],
-        "installed": [],
-        "unchanged": [],
-        "failed": {},
-        "rolled_back": {},
-        "absent": [],
-    }
-    if promoted is not None:
-        result["promoted_on"] = promoted
-    for campus, minions in by_campus.items():
-        for minion in minions:
-            answer = answers.get(campus, {}).get(minion)
-            if answer is None:
-                result["absent"].append(minion)
-                continue
-            ok, comment = _state_outcome(answer["ret"])
-            chunk = next(iter(answer["ret"].values())) if isinstance(answer["ret"], dict) and answer["ret"] else {}
-            if ok:
-                changed = bool(isinstance(chunk, dict) and chunk.get("changes"))
-                result["installed" if changed else "unchanged"].append(minion)
-                record_kiosk(
-                    kstore,
-                    minion,
-                    version=release["version"],
-                    md5=release["md5"],
-                    attempted=release["version"],
-                    ok=True,
-                    error=None,
-                    rolled_back=False,
-                )
-            else:
-                rolled_back = ROLLED_BACK_MARK in str(comment)
-                result["rolled_back" if rolled_back else "failed"][minion] = comment
-                record_kiosk(
-                    kstore, minion, attempted=release["version"], ok=False, error=comment, rolled_back=rolled_back
-                )
-    return result
+    ok, comment = _state_outcome(answer["ret"])
+    chunk = next(iter(answer["ret"].values())) if isinstance(answer["ret"], dict) and answer["ret"] else {}
+    if ok:
+        changed = bool(isinstance(chunk, dict) and chunk.get("changes"))
+        return {"status": "installed" if changed else "unchanged", "reason": None}
+    return {"status": "rolled_back" if ROLLED_BACK_MARK in str(comment) else "failed", "reason": comment}
+
+
+def record_outcome(kstore, release, minion, outcome):
+    """Record ``outcome`` (see :func:`install_outcome`) of ``release`` on ``minion`` in ``kiosk_release_kiosks``."""
+    if outcome["status"] in ("installed", "unchanged"):
+        record_kiosk(
+            kstore,
+            minion,
+            version=release["version"],
+            md5=release["md5"],
+            attempted=release["version"],
+            ok=True,
+            error=None,
+            rolled_back=False,
+        )
+    else:
+        record_kiosk(
+            kstore,
+            minion,
+            attempted=release["version"],
+            ok=False,
+            error=outcome["reason"],
+            rolled_back=outcome["status"] == "rolled_back",
+        )
 
 
 def status(opts, kstore, target="*", timeout=30):

@@ -287,3 +287,61 @@ def test_release_failing_its_health_check_rolls_back_only_where_it_fails(fleet, 
     finally:
         for marker in markers:
             os.unlink(marker)
+
+
+def test_rollout_in_waves_halts_on_its_first_wave_and_resumes(fleet, event_listener):
+    """
+    1.4.0 goes out in waves [1, "100%"] with max_failed 0%: the first wave is
+    kiosk-e1, whose check fails there; the rollout halts, nobody else is
+    touched and latest.json stays. With the cause fixed, resume finishes it.
+    """
+    check = [sys.executable, "-c", "import os, sys; sys.exit('marker found' if os.path.exists('../unhealthy') else 0)"]
+    path = os.path.join(fleet.release_sources, "kiosk-ui-1.4.tar.gz")
+    manifest = yaml.safe_dump({"health": {"cmd": check, "timeout": 2}}).encode()
+    with tarfile.open(path, "w:gz") as archive:
+        for name, body in (("bin/app", b"ui version five"), ("kiosk-release.yaml", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    before = {kiosk: installed_app(fleet, kiosk) for kiosk in fleet.kiosks}
+    latest = os.path.join(fleet.release_root["relay-w1"], "kiosk_releases", "latest.json")
+    marker = os.path.join(fleet.release_dir["kiosk-e1"], "unhealthy")
+    open(marker, "w").close()
+    started = time.time()
+    run = fleet.salt_run_cli(timeout=300)
+    try:
+        ret = run.run(
+            "kiosk_release.publish", "1.4.0", path, 'waves=[1, "100%"]', "max_failed=0%", "per_relay=1", "timeout=60"
+        )
+        # A halted rollout makes salt-run exit non-zero.
+        assert ret.returncode != 0, ret
+        out = ret.data["rollout"]
+        assert out["status"] == "halted" and out["wave"] == 1, out
+        assert list(out["rolled_back"]) == ["kiosk-e1"] and out["installed"] == [], out
+        assert [w["state"] for w in out["waves"]] == ["halted", "pending"]
+        for kiosk in fleet.kiosks:
+            assert installed_app(fleet, kiosk) == before[kiosk], kiosk
+        with open(latest) as handle:
+            assert json.load(handle)["version"] == "1.3.0"
+        halted = event_listener.wait_for_events(
+            [(fleet.mom.id, "kiosk/release/halted")], after_time=started, timeout=30
+        )
+        assert halted.found_all_events
+        status = run.run("kiosk_release.status").data
+        assert status["rollouts"][0]["id"] == out["id"] and status["rollouts"][0]["status"] == "halted"
+        assert status["rollouts"][0]["kiosks"]["kiosk-e1"]["status"] == "rolled_back"
+        assert status["rollouts"][0]["kiosks"]["kiosk-w2"]["status"] == "pending"
+        refused = run.run("kiosk_release.rollout", "1.3.0")
+        assert refused.returncode != 0 and "is halted: resume it" in refused.stdout
+    finally:
+        os.unlink(marker)
+    resumed = run.run("kiosk_release.resume")
+    assert resumed.returncode == 0, resumed
+    assert resumed.data["status"] == "done", resumed.data
+    assert sorted(resumed.data["installed"]) == sorted(fleet.kiosks), resumed.data
+    for kiosk in fleet.kiosks:
+        assert installed_app(fleet, kiosk) == ("1.4.0", b"ui version five"), kiosk
+    with open(latest) as handle:
+        assert json.load(handle)["version"] == "1.4.0"
+    again = run.run("kiosk_release.resume")
+    assert again.returncode != 0 and "no rollout is halted" in again.stdout

@@ -224,6 +224,8 @@ def test_a_healthy_release_is_kept(kiosk, tmp_path):
     assert not os.path.exists(os.path.join(base, release_install.PENDING_NAME))
     state = release_install.current(kiosk)
     assert state["version"] == "2.0" and state["last_attempt"]["ok"] is True and state["pending"] is None
+    # When the fetch started and how long it took (bench/rollout.py reads the relays' load from these).
+    assert state["last_attempt"]["started"] and state["last_attempt"]["fetch_seconds"] >= 0
     assert open(os.path.join(base, "post.log")).read() == "2.0\n"
 
 
@@ -408,7 +410,7 @@ def test_schema_13_adds_the_health_columns_to_existing_tables(kstore):
             table.drop(conn)
             legacy[table.name].create(conn)
         conn.execute(schema.schema_table.delete().where(schema.schema_table.c.version >= 13))
-    assert migrations.upgrade(kstore.engine) == [13]
+    assert migrations.upgrade(kstore.engine) == list(range(13, migrations.SCHEMA_VERSION + 1))
     with kstore.connect() as conn:
         inspector = sa.inspect(conn)
         assert "health" in {c["name"] for c in inspector.get_columns(schema.releases.name)}
