@@ -41,6 +41,12 @@ Configuration (master or minion config):
     (a refused one is not kept) with an ERROR log line naming the spool and
     the bound. Both must be integers >= 1.
 
+    A write or a read (``get_load``, ``get_jid``, ...) whose pooled
+    connection was lost to a database restart is tried once more on fresh
+    connections before the database counts as unreachable, so a long-lived
+    process (a syndic, the engine's client) does not take a restart that is
+    over for an outage.
+
 Alternative profiles and per-job options, as for Salt's own returners
 (``salt.returners.get_returner_options``): ``--return_config NAME`` reads each
 key from ``NAME.kiosk_mysql`` (a mapping, or flat ``NAME.kiosk_mysql.db`` keys)

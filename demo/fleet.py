@@ -35,6 +35,25 @@ def free_port(address):
         return sock.getsockname()[1]
 
 
+def last_document(out):
+    """
+    The last JSON document of ``out`` (a long runner prints its progress
+    events before its result, each as a document of its own), or ``out`` itself
+    when it holds no JSON; None when it is empty.
+    """
+    if not out:
+        return None
+    decoder, index, data = json.JSONDecoder(), 0, out
+    while index < len(out):
+        try:
+            data, index = decoder.raw_decode(out, index)
+        except json.JSONDecodeError:
+            return out if index == 0 else data
+        while index < len(out) and out[index].isspace():
+            index += 1
+    return data
+
+
 def write_config(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
@@ -255,10 +274,7 @@ class LocalFleet:
         cmd = [os.path.join(BIN, program), "-c", self.conf("mom"), "--out=json", *static, *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         out = proc.stdout.strip()
-        try:
-            data = json.loads(out) if out else None
-        except json.JSONDecodeError:
-            data = out
+        data = last_document(out)
         if check and proc.returncode != 0 and not isinstance(data, (dict, list)):
             raise RuntimeError(f"{program} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return data

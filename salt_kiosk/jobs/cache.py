@@ -10,6 +10,7 @@ section of ``opts``.
 """
 
 import datetime
+import functools
 import json
 import logging
 
@@ -17,9 +18,33 @@ import sqlalchemy as sa
 
 from salt_kiosk import clock
 from salt_kiosk.db import schema
-from salt_kiosk.jobs.writer import JobResults, settings
+from salt_kiosk.jobs.writer import UNREACHABLE, JobResults, settings
 
 log = logging.getLogger(__name__)
+
+
+def _fresh_connection_once(func):
+    """
+    A read whose pooled connection died with a database restart (the error
+    says the connection was invalidated) is tried once more on fresh
+    connections. Without this, a long-lived process (the engine's
+    ``LocalClient`` asking for a job's load right after publishing it) took
+    the dead connection for a database outage: Salt then reports "jid does
+    not exist" and every minion of the job as silent.
+    """
+
+    @functools.wraps(func)
+    def wrapper(opts, *args, options=None, **kwargs):
+        try:
+            return func(opts, *args, options=options, **kwargs)
+        except UNREACHABLE as exc:
+            if not getattr(exc, "connection_invalidated", False):
+                raise
+            log.info("kiosk_mysql: a pooled connection was lost (%s); reading again", str(exc).splitlines()[0][:200])
+            JobResults.get(opts, options).engine.dispose()
+            return func(opts, *args, options=options, **kwargs)
+
+    return wrapper
 
 
 def _read(opts, options=None):
@@ -28,6 +53,7 @@ def _read(opts, options=None):
     return results
 
 
+@_fresh_connection_once
 def get_load(opts, jid, options=None):
     """
     The job's load with ``Minions`` (every minion any master published it to,
@@ -45,6 +71,7 @@ def get_load(opts, jid, options=None):
     return load
 
 
+@_fresh_connection_once
 def get_jid(opts, jid, options=None):
     """``{minion: {"return": ..., "retcode": ..., "success": ...}}`` for one job."""
     with _read(opts, options).engine.connect() as conn:
@@ -61,6 +88,7 @@ def get_jid(opts, jid, options=None):
     return out
 
 
+@_fresh_connection_once
 def get_fun(opts, fun, options=None):
     """``{minion: fun}`` for the minions whose latest return ran ``fun``."""
     with _read(opts, options).engine.connect() as conn:
@@ -72,6 +100,7 @@ def get_fun(opts, fun, options=None):
     return {row.minion_id: fun for row in rows}
 
 
+@_fresh_connection_once
 def get_jids(opts, options=None):
     """``{jid: load}`` of every job recorded."""
     with _read(opts, options).engine.connect() as conn:
@@ -79,6 +108,7 @@ def get_jids(opts, options=None):
     return {row.jid: json.loads(row.load) for row in rows}
 
 
+@_fresh_connection_once
 def get_jids_filter(opts, count, filter_find_job=True, options=None):
     """The newest ``count`` jobs as ``[{"jid", "load"}]``, newest first."""
     query = sa.select(schema.jobs.c.jid, schema.jobs.c.load).order_by(schema.jobs.c.jid.desc()).limit(int(count))
@@ -89,12 +119,14 @@ def get_jids_filter(opts, count, filter_find_job=True, options=None):
     return [{"jid": row.jid, "load": json.loads(row.load)} for row in rows]
 
 
+@_fresh_connection_once
 def get_minions(opts, options=None):
     """Every minion id that returned something."""
     with _read(opts, options).engine.connect() as conn:
         return [row.minion_id for row in conn.execute(sa.select(schema.returns.c.minion_id).distinct()).all()]
 
 
+@_fresh_connection_once
 def job_minions_of(opts, jid, options=None):
     """The minions a job was published to, as recorded by every master."""
     with _read(opts, options).engine.connect() as conn:

@@ -554,12 +554,21 @@ def drive(opts, kstore, rollout_id, timeout=300, progress=None, fire=None):
             _halt(kstore, rollout_id, row, index, total, reason, fire, failed=failures, answered=answered)
             return _report(kstore, rollout_id)
         _set_rollout(kstore, rollout_id, wave=index + 1)
-    _set_rollout(kstore, rollout_id, status=DONE, wave=total)
-    report = _report(kstore, rollout_id)
+    promoted = None
     if row.target == "*":
         newest = catalogue.latest_release(kstore)
         if newest and newest["version"] == row.version:
-            report["promoted_on"] = stage.promote(opts, row.version, timeout=60)
+            try:
+                promoted = stage.promote(opts, row.version, timeout=60)
+            except KioskPublishError as exc:
+                # Every wave is done but latest.json did not move: resume moves it.
+                reason = f"every wave is done, but latest.json could not be moved on the relays: {exc}"
+                _halt(kstore, rollout_id, row, total, total, reason, fire, failed=0, answered=0)
+                return _report(kstore, rollout_id)
+    _set_rollout(kstore, rollout_id, status=DONE, wave=total)
+    report = _report(kstore, rollout_id)
+    if promoted is not None:
+        report["promoted_on"] = promoted
     if fire is not None:
         fire({"rollout": rollout_id, "version": row.version}, DONE_TAG)
     return report

@@ -22,6 +22,7 @@ import time
 import psutil
 import pytest
 import yaml
+from pytestshellutils.exceptions import FactoryNotStarted
 from pytestshellutils.utils import ports
 
 from salt_kiosk import inventory, topology
@@ -188,7 +189,13 @@ class Campus:
         self.relays = {}  # relay id -> (master, syndic, standby syndic, minion)
         self.kiosks = {}
         self.file_root = None
+        self.release_sources = None
+        self.release_root = {}  # relay id -> the file root its releases are staged into
         self.timezone = CAMPUS["east"]["timezone"]
+
+    def release_dir(self, kiosk):
+        """Where ``kiosk`` installs releases."""
+        return self.kiosks[kiosk].config["kiosk"]["release_dir"]
 
     def relay_daemons(self, relay):
         return list(self.relays[relay])
@@ -213,11 +220,29 @@ class Campus:
         factory.terminate()
 
     def restart_syndics_for(self, mom_id):
-        """Restart every relay's salt-syndic serving ``mom_id`` (after that master restarted)."""
-        for relay in self.relays:
-            syndic = self.syndic_for(relay, mom_id)
-            syndic.terminate()
-            syndic.start()
+        """
+        Restart every relay's salt-syndic serving ``mom_id`` (after that master
+        restarted). Salt 3008.4 on tcp sometimes leaves a master that restarted
+        right after a SIGKILL answering no request ("Error in pool routing:
+        Already reading" in its log; cf. Salt #32149): a syndic then never
+        starts, and the master is restarted once more before trying again.
+        """
+        for attempt in (1, 2):
+            try:
+                for relay in self.relays:
+                    syndic = self.syndic_for(relay, mom_id)
+                    syndic.terminate()
+                    if isinstance(syndic, StandbySyndic):
+                        syndic.start()
+                    else:
+                        syndic.start(max_start_attempts=1, start_timeout=60)
+                return
+            except FactoryNotStarted:
+                if attempt == 2:
+                    raise
+                print(f"a syndic of {mom_id} did not start: restarting {mom_id} once more")
+                self.moms[mom_id].terminate()
+                self.moms[mom_id].start()
 
     def syndic_for(self, relay, mom_id):
         """The salt-syndic of ``relay`` that serves the master of masters ``mom_id``."""
@@ -250,13 +275,21 @@ def campus(salt_factories, tmp_path_factory):
     # the publisher with its own publish_port.
     relay_ret = ports.get_unused_localhost_port()
     wol_port = ports.get_unused_localhost_port()
+    release_sources = str(tmp_path_factory.mktemp("faults-release-sources"))
     moms = {}
     for master_id, address in MOMS.items():
         overrides = dict(
             # master_id is the address as the syndics list it: a syndic sends a
             # return to the syndic_master entry equal to the job's master_id.
             topology.mom(address, mom_pub, mom_ret, master_id=address, auto_accept=True),
-            kiosk={"db": db_url, "campuses": CAMPUS, "wol_port": wol_port},
+            kiosk={
+                "db": db_url,
+                "campuses": CAMPUS,
+                "wol_port": wol_port,
+                # Releases: published from here, served to the relays on this master's address.
+                "release_sources": [release_sources],
+                "release_serve_address": address,
+            },
             # As the formula's central role configures it. With Salt's default
             # local_cache, a master of masters that gets (through its own
             # syndic) a return of a job the other one published may fail in
@@ -286,6 +319,7 @@ def campus(salt_factories, tmp_path_factory):
     with open(os.path.join(file_root, "faults", "hello.txt"), "w", encoding="utf-8") as handle:
         handle.write("delivered through whichever relay is up\n")
     fleet.file_root = file_root
+    fleet.release_sources = release_sources
     with contextlib.ExitStack() as stack:
         stack.callback(mariadb.stop)
         # The masters of masters share one key pair: a syndic caches one master key.
@@ -297,16 +331,21 @@ def campus(salt_factories, tmp_path_factory):
         stack.enter_context(standby.started())
         shared_key = None
         for relay, address in RELAYS.items():
+            release_root = str(tmp_path_factory.mktemp(f"faults-{relay}-releases"))
+            fleet.release_root[relay] = release_root
             syndic = mom.salt_syndic_daemon(
                 relay,
                 overrides=topology.syndic(MOMS["faults-mom-a"], mom_ret),
                 master_overrides=dict(
                     topology.syndic_master(address, relay_ret, mom_pub, auto_accept=True),
-                    file_roots={"base": [file_root]},
+                    file_roots={"base": [file_root, release_root]},
                     master_job_cache="kiosk_mysql",
                     kiosk_mysql={"db": db_url, "master_id": relay},
                 ),
-                minion_overrides=dict(topology.minion(address, relay_ret, mom_pub), kiosk={"wol_source": address}),
+                minion_overrides=dict(
+                    topology.minion(address, relay_ret, mom_pub),
+                    kiosk={"wol_source": address, "release_root": release_root},
+                ),
             )
             pki = syndic.master.config["pki_dir"]
             if shared_key is None:
@@ -336,7 +375,8 @@ def campus(salt_factories, tmp_path_factory):
                     topology.minion(list(RELAYS.values()), relay_ret, mom_pub),
                     # A scheduled power-off only logs the request.
                     kiosk={
-                        "shutdown_command": [sys.executable, FAKE_POWER, power_log, "{action}", "{delay}", "{message}"]
+                        "shutdown_command": [sys.executable, FAKE_POWER, power_log, "{action}", "{delay}", "{message}"],
+                        "release_dir": os.path.join(str(salt_factories.root_dir), f"faults-{kiosk_id}-releases"),
                     },
                     # Two jobs may arrive through two relays: the minion's jid queue runs each once.
                     minion_jid_queue_hwm=100,

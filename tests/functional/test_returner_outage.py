@@ -12,6 +12,8 @@ import pytest
 from pytestshellutils.utils import ports
 
 from salt_kiosk import topology
+from salt_kiosk.db import migrations, store
+from salt_kiosk.jobs import cache, writer
 from tests.mariadb_server import PrivateMariaDB
 
 pytestmark = pytest.mark.fleet
@@ -87,3 +89,31 @@ def test_returns_survive_a_database_outage(outage_master, mariadb):
     assert len(jobs) == 1 and jobs[0][0] == after[0][0]
     total = rows(mariadb, "SELECT COUNT(*), COUNT(DISTINCT jid, minion_id) FROM {db}.kiosk_returns")
     assert total[0][0] == total[0][1] == 4
+
+
+def test_reads_take_fresh_connections_after_the_database_restarted(mariadb, tmp_path):
+    """
+    A long-lived process (the engine's LocalClient, a syndic) holds pooled
+    connections; MariaDB restarts; the next read of a job's load must find
+    the load, not report the job missing (Salt then takes every minion of the
+    job for silent) nor open the circuit breaker.
+    """
+    engine = store.make_engine(mariadb.url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    opts = {
+        "cachedir": str(tmp_path),
+        "kiosk_mysql": {"db": mariadb.url, "master_id": "reader", "spool_dir": str(tmp_path / "spool")},
+    }
+    results = writer.JobResults.get(opts)
+    jid = "20261205130000000001"
+    try:
+        assert results.write("load", results.load_item(jid, {"fun": "kiosk.wake", "tgt": "relay-e1"}, [])) == "written"
+        assert cache.get_load(opts, jid)["fun"] == "kiosk.wake"  # the pool now holds live connections
+        mariadb.kill()
+        mariadb.start()
+        assert cache.get_load(opts, jid)["fun"] == "kiosk.wake"
+        assert not results.down()
+        assert cache.get_jids(opts)[jid]["fun"] == "kiosk.wake"
+    finally:
+        writer.JobResults.dispose_all()

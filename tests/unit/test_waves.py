@@ -334,3 +334,20 @@ def test_a_wave_that_cannot_be_published_halts_and_can_be_resumed_at_once(opts, 
     assert [tag for tag, _ in fired] == ["kiosk/release/halted"]
     monkeypatch.setattr(waves.fanout, "run_jobs", real)
     assert waves.resume(opts, kstore)["status"] == "done"
+
+
+def test_latest_json_that_cannot_be_moved_leaves_the_rollout_halted_until_resumed(opts, kstore, sim, monkeypatch):
+    def relays_down(opts_, version, timeout=60):
+        raise waves.KioskPublishError({"promote": "publishing failed: the master is not running"})
+
+    monkeypatch.setattr(waves.stage, "promote", relays_down)
+    report, fired, _progress = start(opts, kstore)
+    assert report["status"] == "halted" and "latest.json could not be moved" in report["reason"]
+    assert sorted(report["installed"]) == sorted(sim.kiosks)
+    monkeypatch.setattr(
+        waves.stage, "promote", lambda opts_, version, timeout=60: sim.promoted.append(version) or ["r"]
+    )
+    installs = len(sim.installs)
+    resumed = waves.resume(opts, kstore)
+    assert resumed["status"] == "done" and resumed["promoted_on"] == ["r"] and sim.promoted == ["2.0.0"]
+    assert len(sim.installs) == installs
