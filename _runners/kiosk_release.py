@@ -335,7 +335,6 @@ def rollout(version=None, target="*", timeout=300, waves=None, max_failed=None, 
         salt-run kiosk_release.rollout 1.5.0 waves='[1, "10%", "50%", "100%"]' max_failed=5% per_relay=10
     """
     kstore = store.open_store(__opts__)
-    waves_module.check_start(kstore, target, waves=waves, max_failed=max_failed, per_relay=per_relay, timeout=timeout)
     release = catalogue.find_release(kstore, version)
     return _outcome(
         waves_module.start(

@@ -652,8 +652,7 @@ def _run_wave(opts, kstore, rollout_id, release, index, per_relay, timeout, prog
                 "arg": ["kiosk_release.installed", release["version"]],
                 "kwarg": kwarg,
             }
-            for minion in minions:
-                _set_kiosks(kstore, rollout_id, [minion], SENDING, None, relay=relay)
+            _set_kiosks(kstore, rollout_id, minions, SENDING, None, relay=relay)
         answers = fanout.run_jobs(opts, jobs, timeout)
         for key, job in jobs.items():
             for minion in job["tgt"]:
