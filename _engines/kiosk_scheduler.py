@@ -43,7 +43,8 @@ due meanwhile run once on its return when still within ``grace``, later ones
 are recorded as missed.
 
 Events listened to: ``kiosk/rules/changed`` and ``kiosk/inventory/changed``
-(re-plan); ``kiosk/power/wake|shutdown|reboot`` from the runners (the
+(re-plan, once per burst: when no other change came for half a second, at
+most 5 s after the first); ``kiosk/power/wake|shutdown|reboot`` from the runners (the
 verification sweeps of manual power events are scheduled too).
 
 Events fired on the master bus:
@@ -68,6 +69,7 @@ Events fired on the master bus:
 """
 
 import logging
+import time
 
 try:
     import salt.utils.event
@@ -132,14 +134,22 @@ def start(
     kpeers.check(store.open_store(__opts__), engine.node, peers, wait=peers_wait)
     engine.start()
     try:
+        burst = kevents.Burst()
         with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus:
             while True:
-                event = bus.get_event(wait=5, tag="kiosk/", match_type="startswith", full=True)
+                event = bus.get_event(wait=burst.wait(5), tag="kiosk/", match_type="startswith", full=True)
+                reason = burst.take(time.monotonic())
+                if reason:
+                    try:
+                        engine.replan(reason)
+                    except Exception as exc:  # pylint: disable=broad-except
+                        log.error("kiosk_scheduler: re-planning after %s failed: %s", reason, exc)
                 if not event:
                     continue
                 try:
                     if event.get("tag") in REPLAN_TAGS:
-                        engine.replan(event["tag"])
+                        # A burst of changes (a thousand rule_add calls) re-plans once.
+                        burst.note(event["tag"], time.monotonic())
                     elif (
                         event.get("tag") in MANUAL_POWER_TAGS
                         and (event.get("data") or {}).get("user") != "kiosk_scheduler"

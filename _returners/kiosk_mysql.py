@@ -86,6 +86,7 @@ Events fired: none.
 """
 
 import logging
+import time
 
 try:
     import salt.returners
@@ -139,8 +140,21 @@ def _options(ret=None):
     )
 
 
+#: A master's settings are its own config: gathered once per process and
+#: looked at again after this many seconds (a minion's return may carry
+#: --return_config / --return_kwargs: gathered per call there).
+SETTINGS_TTL = 10.0
+_MASTER_RESULTS = {"at": None, "results": None}
+
+
 def _results(ret=None):
-    return writer.JobResults.get(__opts__, _options(ret))
+    if __opts__.get("__role") == "minion":
+        return writer.JobResults.get(__opts__, _options(ret))
+    now = time.monotonic()
+    if _MASTER_RESULTS["at"] is None or now - _MASTER_RESULTS["at"] > SETTINGS_TTL:
+        _MASTER_RESULTS["results"] = writer.JobResults.get(__opts__, _options())
+        _MASTER_RESULTS["at"] = now
+    return _MASTER_RESULTS["results"]
 
 
 def _read(func, empty, *args):

@@ -18,9 +18,11 @@ and ``state_at`` show what every kiosk will do before anything runs, and the
 Events fired on the master bus:
 
 ``kiosk/rules/changed``
-    After every rule change: ``{"action": "add"|"update"|"remove", "name",
-    "revision", "user"}`` (``user``: who ran the runner, the eauth user
-    through salt-api). The scheduler engine re-plans on it.
+    After every rule change: ``{"action": "add"|"update"|"remove"|"import",
+    "name", "revision", "user"}`` (``user``: who ran the runner, the eauth user
+    through salt-api). A change of several rules at once (``rule_import``, a
+    list to ``rule_remove``) has ``name: None`` and the list under ``names``.
+    The scheduler engine re-plans on it.
 
 ``kiosk/power/wake``, ``kiosk/power/shutdown``, ``kiosk/power/reboot``
     After each recorded power event: ``{"event": id, "target", "user", "ok",
@@ -35,7 +37,7 @@ try:
     from salt_kiosk.db import store
     from salt_kiosk.power import actions as power
     from salt_kiosk.power import engine as kengine
-    from salt_kiosk.power import rules
+    from salt_kiosk.power import rules as krules
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
@@ -64,11 +66,11 @@ def _fire_event(data, tag):
     kevents.fire_master(__opts__, data, tag)
 
 
-def _rules_changed(action, name, kstore):
-    _fire_event(
-        {"action": action, "name": name, "revision": rules.rules_revision(kstore), "user": _user()},
-        "kiosk/rules/changed",
-    )
+def _rules_changed(action, name, kstore, names=None):
+    data = {"action": action, "name": name, "revision": krules.rules_revision(kstore), "user": _user()}
+    if names is not None:
+        data["names"] = names
+    _fire_event(data, "kiosk/rules/changed")
 
 
 def _fire(result):
@@ -268,7 +270,7 @@ def rule_add(name, state, start, end, days=None, dates=None, target="*", priorit
         salt-run kiosk_power.rule_add national-day state=off dates=2026-10-01..2026-10-07 start=00:00 end=24:00 priority=100
     """
     kstore = store.open_store(__opts__)
-    rule = rules.add(
+    rule = krules.add(
         kstore,
         name,
         state=state,
@@ -300,24 +302,55 @@ def rule_update(name, **fields):
     """
     changes = {k: v for k, v in fields.items() if not k.startswith("__")}
     kstore = store.open_store(__opts__)
-    old, new = rules.update(kstore, name, **changes)
+    old, new = krules.update(kstore, name, **changes)
     if old != new:
         _rules_changed("update", new["name"], kstore)
     return {"old": old, "new": new, "changed": old != new}
 
 
+def rule_import(rules):
+    """
+    Add many power rules at once, in one transaction: all or none. Each rule
+    is checked as ``rule_add`` checks it, and the error lists every bad rule
+    (its position, name and field); a name that is taken refuses the list.
+    The rules get revisions in list order (ties go to the later one, as if
+    added one by one). One ``kiosk/rules/changed`` event (``action:
+    import``, ``names``) follows, so the engine re-plans once.
+
+    rules
+        A list of mappings, each with ``name`` and the fields of ``rule_add``
+        (at most 10,000).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_power.rule_import '[{name: weekday-hours, state: on, days: mon-fri, start: "07:30", end: "18:00"}, {name: new-year, state: off, dates: 2027-01-01, start: "00:00", end: "24:00", priority: 100}]'
+    """
+    kstore = store.open_store(__opts__)
+    names = krules.add_many(kstore, rules)
+    _rules_changed("import", None, kstore, names=names)
+    return {"added": names, "revision": krules.rules_revision(kstore)}
+
+
 def rule_remove(name):
     """
-    Remove a power rule.
+    Remove a power rule, or a list of rules in one transaction (all or none:
+    a name that is not there refuses the list).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run kiosk_power.rule_remove national-day
+        salt-run kiosk_power.rule_remove '[late-clinic, national-day]'
     """
     kstore = store.open_store(__opts__)
-    removed = rules.remove(kstore, name)
+    if isinstance(name, (list, tuple)):
+        removed = krules.remove_many(kstore, name)
+        _rules_changed("remove", None, kstore, names=[rule["name"] for rule in removed])
+        return {"removed": removed}
+    removed = krules.remove(kstore, name)
     _rules_changed("remove", removed["name"], kstore)
     return {"removed": removed}
 
@@ -333,13 +366,15 @@ def rule_list(target=None):
         salt-run kiosk_power.rule_list
         salt-run kiosk_power.rule_list target=campus:east
     """
-    return rules.list_rules(store.open_store(__opts__), target)
+    return krules.list_rules(store.open_store(__opts__), target)
 
 
-def plan(target="*", since=None, until=None):
+def plan(target="*", since=None, until=None, timeline=False):
     """
-    Show, per kiosk, the effective power timeline and its transitions (time in
-    the campus's time zone, new state, the rule that caused it).
+    Show, per kiosk, its power state at ``since`` (``state``, and the
+    deciding ``rule``) and the ``transitions`` after it: when its state
+    changes, to what, and the rule that causes it. Times are in the campus's
+    time zone.
 
     target
         ``*`` (default), ``campus:NAME``, ``group:NAME`` or ``id:GLOB``.
@@ -349,14 +384,20 @@ def plan(target="*", since=None, until=None):
         one or a date (its midnight) is local to each kiosk's campus. Default:
         now to 24 hours later. At most 62 days.
 
+    timeline
+        Also show each kiosk's ``timeline``: every segment (``from``,
+        ``until``, ``state``, ``rule``), a new one wherever the deciding rule
+        changes even when the state does not (which holiday rule covers which
+        hours). Default False: for a whole fleet it is several times larger.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt-run kiosk_power.plan campus:east
-        salt-run kiosk_power.plan 'id:kiosk-e1' since=2026-12-24 until=2026-12-27 --out=yaml
+        salt-run kiosk_power.plan 'id:kiosk-e1' since=2026-12-24 until=2026-12-27 timeline=True --out=yaml
     """
-    return power.plan(__opts__, store.open_store(__opts__), target, since, until)
+    return power.plan(__opts__, store.open_store(__opts__), target, since, until, timeline=timeline)
 
 
 def state_at(kiosk, when=None):

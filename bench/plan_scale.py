@@ -11,21 +11,19 @@ Goal: under 2 s and 500 MB for 10,000 kiosks; 20,000 at most 2.2x the 10,000 tim
 Run: python bench/plan_scale.py
 """
 
+import os
 import random
 import resource
 import sys
 import tempfile
 import time
 
-from salt_kiosk.db import store
-from salt_kiosk.power import rules, schedule
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-CAMPUSES = {
-    "north": {"timezone": "Asia/Shanghai"},
-    "south": {"timezone": "Asia/Urumqi"},
-    "east": {"timezone": "Europe/Berlin"},
-    "west": {"timezone": "America/New_York"},
-}
+from plan_runner import CAMPUSES, rule_specs  # noqa: E402
+
+from salt_kiosk.db import store  # noqa: E402
+from salt_kiosk.power import rules, schedule  # noqa: E402
 
 
 def make_kiosks(count, rng):
@@ -34,68 +32,14 @@ def make_kiosks(count, rng):
     for index in range(count):
         groups = sorted({f"g{rng.randrange(200):03d}" for _ in range(rng.randint(1, 3))})
         kiosks.append(
-            {"minion_id": f"kiosk-{index:05d}", "code": f"K{index:05d}", "campus": names[index % 4], "groups": groups}
+            {"minion_id": f"kiosk-{index:06d}", "code": f"K{index:06d}", "campus": names[index % 4], "groups": groups}
         )
     return kiosks
 
 
 def make_rules(kstore, count, rng):
-    made = 0
-
-    def add(**fields):
-        nonlocal made
-        rules.add(kstore, f"r{made:04d}", **fields)
-        made += 1
-
-    for campus in CAMPUSES:
-        add(state="on", days="mon-fri", start="07:30", end="18:00", target=f"campus:{campus}")
-        add(state="on", days="sat", start="08:00", end="12:00", target=f"campus:{campus}")
-    for group in range(200):
-        add(
-            state="on",
-            days="mon-fri",
-            start=f"{rng.randint(6, 9):02d}:{rng.choice((0, 30)):02d}",
-            end=f"{rng.randint(17, 21):02d}:00",
-            target=f"group:g{group:03d}",
-            priority=1,
-        )
-        add(
-            state="off",
-            days=rng.choice(("wed", "thu", "fri")),
-            start="12:00",
-            end="13:00",
-            target=f"group:g{group:03d}",
-            priority=2,
-        )
-    while made < count - 20:
-        kind = rng.random()
-        if kind < 0.5:
-            add(
-                state="on",
-                days=rng.choice(("fri", "sat")),
-                start="22:00",
-                end="02:00",
-                target=f"id:kiosk-{rng.randrange(10000):05d}",
-                priority=5,
-            )
-        else:
-            add(
-                state="off",
-                dates=["2026-12-02", "2026-12-03"],
-                start="00:00",
-                end="24:00",
-                target=f"group:g{rng.randrange(200):03d}",
-                priority=10,
-            )
-    while made < count:
-        add(
-            state="off",
-            dates="2026-12-01..2026-12-07",
-            start="00:00",
-            end="24:00",
-            target=f"id:kiosk-{rng.randrange(10000):04d}*",
-            priority=20,
-        )
+    """The rule set of bench/plan_runner.py (its holidays in the planned week), stored at once."""
+    rules.add_many(kstore, rule_specs(count, 10000, rng, "r"))
 
 
 def timed_plan(kiosks, rule_list):

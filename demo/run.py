@@ -185,6 +185,7 @@ class Demo:
             "id:kiosk-e1",
             f"since={today.isoformat()}",
             f"until={(today + datetime.timedelta(days=3)).isoformat()}",
+            "timeline=True",
         )
         for step in plan["kiosk-e1"]["timeline"]:
             print(f"  {step['from']} .. {step['until']}  {step['state']:<3}  {step['rule'] or '(default)'}")

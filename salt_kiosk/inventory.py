@@ -36,6 +36,8 @@ from salt_kiosk.errors import KioskInputError
 from salt_kiosk.validate import show as shown
 
 COLUMNS = ("code", "minion_id", "campus", "groups", "ip", "mac", "vnc_port")
+#: Rows per INSERT/UPDATE round trip of an import.
+WRITE_BATCH = 1000
 REQUIRED = ("code", "minion_id", "campus")
 TARGET_FORMS = "'*', 'campus:NAME', 'group:NAME' or 'id:GLOB'"
 
@@ -427,19 +429,26 @@ def import_text(kstore, text, label, skip_bad=False, replace=False):
             if gone:
                 conn.execute(schema.kiosks.delete().where(schema.kiosks.c.code.in_(gone)))
             summary["removed"] = gone
+        inserts, updates = [], []
         for row in accepted:
             values = {k: row[k] for k in COLUMNS}
             old = existing.get(row["code"])
             if old is None:
-                conn.execute(schema.kiosks.insert().values(created_at=now, updated_at=now, **values))
+                inserts.append({"created_at": now, "updated_at": now, **values})
                 summary["added"].append(row["code"])
             elif _kiosk_dict(old) != values:
-                conn.execute(
-                    schema.kiosks.update().where(schema.kiosks.c.code == row["code"]).values(updated_at=now, **values)
-                )
+                updates.append({"old_code": row["code"], "updated_at": now, **values})
                 summary["updated"].append(row["code"])
             else:
                 summary["unchanged"].append(row["code"])
+        # Many rows per statement (executemany), not one round trip per row.
+        for chunk in range(0, len(inserts), WRITE_BATCH):
+            conn.execute(schema.kiosks.insert(), inserts[chunk : chunk + WRITE_BATCH])
+        if updates:
+            # The SET clause comes from the parameters' column keys.
+            statement = schema.kiosks.update().where(schema.kiosks.c.code == sa.bindparam("old_code"))
+            for chunk in range(0, len(updates), WRITE_BATCH):
+                conn.execute(statement, updates[chunk : chunk + WRITE_BATCH])
         if summary["added"] or summary["updated"] or summary["removed"]:
             _bump_revision(conn)
     return summary

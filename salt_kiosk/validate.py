@@ -109,6 +109,21 @@ def whole_number(value, what, low, high, accepted=None, suffix=""):
     return number
 
 
+def boolean(value, what):
+    """
+    Return ``value`` as a bool. Accepted: booleans and the strings
+    ``true``/``false``/``yes``/``no``/``1``/``0`` (any case), as a CLI or an
+    API client may send them; anything else is refused rather than guessed.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
+        return value.strip().lower() in ("true", "yes", "1")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise KioskInputError(f"{what} {show(value)} is not a boolean (accepted: True or False)")
+
+
 def finite_number(value, what, low, high, accepted=None, suffix=""):
     """
     Return ``value`` as a float from ``low`` to ``high``. NaN and infinity

@@ -340,11 +340,18 @@ def _find_kiosk(kstore, kiosk):
     raise KioskInputError(f"kiosk: {kiosk!r} is not in the inventory (give a minion id or kiosk code)")
 
 
-def plan(opts, kstore, target="*", since=None, until=None, now=None):
-    """The effective timeline and transitions of every kiosk of ``target``."""
+def plan(opts, kstore, target="*", since=None, until=None, now=None, timeline=False):
+    """The transitions (and with ``timeline`` the timeline) of every kiosk of ``target``."""
     kiosks = resolve_kiosks(kstore, target)
     return schedule.plan(
-        kiosks, kstore.campus_rows(), rules.load(kstore), config.default_state(opts), since, until, now
+        kiosks,
+        kstore.campus_rows(),
+        rules.load(kstore),
+        config.default_state(opts),
+        since,
+        until,
+        now,
+        timeline=validate.boolean(timeline, "timeline"),
     )
 
 

@@ -328,6 +328,99 @@ def add(kstore, name, **fields):
     return get(kstore, name)
 
 
+#: The most rules one ``add_many`` / ``remove_many`` takes: a whole hospital's
+#: rule set, with room to spare.
+MAX_BATCH = 10000
+
+
+def _batch(items, what):
+    if not isinstance(items, (list, tuple)) or not items:
+        raise KioskInputError(f"{what}: {validate.show(items)} is not a list (accepted: a non-empty list)")
+    validate.check_count(items, what, MAX_BATCH)
+    return list(items)
+
+
+def add_many(kstore, specs):
+    """
+    Store the rules ``specs`` (each a mapping of ``name`` and the fields of
+    :func:`add`) in one transaction: all or none. Every rule is checked first
+    and the error lists each bad one (its position, name and field). Each rule
+    gets its own revision, in list order, so that ties between them go to the
+    later one as if they had been added one by one. Return the stored names.
+    """
+    specs = _batch(specs, "rules")
+    rows, errors, seen = [], [], {}
+    for position, spec in enumerate(specs, 1):
+        label = f"rule {position}"
+        try:
+            if not isinstance(spec, dict):
+                raise KioskInputError(f"{validate.show(spec)} is not a mapping of name and rule fields")
+            fields = dict(spec)
+            name = parse_name(fields.pop("name", None))
+            label = f"rule {position} ({name})"
+            if name in seen:
+                raise KioskInputError(f"name: {name!r} is also rule {seen[name]} of this list")
+            seen[name] = position
+            values = normalise(fields)
+            check_whole(values)
+            rows.append({"name": name, **values})
+        except KioskInputError as exc:
+            errors.append(f"{label}: {exc}")
+        if len(errors) >= 50:
+            errors.append("(stopped after 50 bad rules)")
+            break
+    if errors:
+        raise KioskInputError(f"{len(errors)} bad rule(s), nothing stored:\n  " + "\n  ".join(errors))
+    now = clock.utcnow()
+    try:
+        with kstore.begin() as conn:
+            names = [row["name"] for row in rows]
+            taken = set()
+            for chunk in range(0, len(names), 500):
+                part = names[chunk : chunk + 500]
+                taken.update(
+                    conn.execute(sa.select(schema.rules.c.name).where(schema.rules.c.name.in_(part))).scalars()
+                )
+            if taken:
+                raise KioskInputError(
+                    f"name: {len(taken)} rule(s) already exist, nothing stored: {', '.join(sorted(taken)[:20])}"
+                    f"{' ...' if len(taken) > 20 else ''} (use rule_update to change a rule)"
+                )
+            first = _next_revision(conn)
+            for offset, row in enumerate(rows):
+                revision = first + offset
+                row.update(revision=revision, created_revision=revision, created_at=now, updated_at=now)
+            for chunk in range(0, len(rows), 500):
+                conn.execute(schema.rules.insert(), rows[chunk : chunk + 500])
+            _bump(conn, first + len(rows) - 1)
+    except IntegrityError:
+        raise KioskInputError("name: a rule of this list was added meanwhile, nothing stored; try again") from None
+    return [row["name"] for row in rows]
+
+
+def remove_many(kstore, names):
+    """Delete the rules ``names`` in one transaction: all or none (a missing one is refused). Return them."""
+    names = [parse_name(name) for name in _batch(names, "names")]
+    if len(set(names)) != len(names):
+        raise KioskInputError(f"names: {sorted(n for n in set(names) if names.count(n) > 1)} are listed twice")
+    with kstore.begin() as conn:
+        found = {}
+        for chunk in range(0, len(names), 500):
+            part = names[chunk : chunk + 500]
+            for row in conn.execute(sa.select(schema.rules).where(schema.rules.c.name.in_(part))):
+                found[row.name] = row
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise KioskInputError(
+                f"name: no rule named {', '.join(repr(n) for n in missing[:20])}{' ...' if len(missing) > 20 else ''}"
+                ", nothing removed"
+            )
+        for chunk in range(0, len(names), 500):
+            conn.execute(schema.rules.delete().where(schema.rules.c.name.in_(names[chunk : chunk + 500])))
+        _bump(conn, _next_revision(conn))
+    return [_row_dict(found[name]) for name in names]
+
+
 def update(kstore, name, **fields):
     """Change fields of an existing rule. Return ``(old, new)``; unchanged fields keep the revision."""
     name = parse_name(name)
@@ -412,6 +505,7 @@ class Rule:
         "priority",
         "revision",
         "specificity",
+        "key",
     )
 
     def __init__(
@@ -441,6 +535,8 @@ class Rule:
         self.priority = priority
         self.revision = revision
         self.specificity = SPECIFICITY[self.kind]
+        # The rank with the name last, so that comparing two rules never ties.
+        self.key = (priority, self.specificity, revision, name)
 
     @classmethod
     def from_row(cls, row):

@@ -16,6 +16,7 @@ computed timeline, which keeps a plan over thousands of kiosks fast.
 
 import datetime
 import fnmatch
+import operator
 import re
 import zoneinfo
 
@@ -113,20 +114,27 @@ def timeline(rule_set, tz, since, until, default_state, window_cache=None):
             found = window_cache[key] = windows(rule, tz, since, until)
         spans.extend(found)
     starts, ends = {}, {}
-    for span in spans:
-        starts.setdefault(span[0], []).append(span)
-        ends.setdefault(span[1], []).append(span)
+    for start, end, rule in spans:
+        starts.setdefault(start, []).append(rule)
+        ends.setdefault(end, []).append(rule)
     cuts = sorted({since, until, *starts, *ends})
-    active = []
+    active = {}  # rule -> how many of its windows cover the instant
     segments = []
+    rank = operator.attrgetter("key")
     for start, end in zip(cuts, cuts[1:]):
-        if start in ends:
-            gone = ends[start]
-            active = [span for span in active if span not in gone]
-        active.extend(starts.get(start, ()))
-        best = max((span[2] for span in active), key=lambda rule: rule.rank(), default=None)
-        state = best.state if best else default_state
-        name = best.name if best else None
+        for rule in ends.get(start, ()):
+            left = active[rule] - 1
+            if left:
+                active[rule] = left
+            else:
+                del active[rule]
+        for rule in starts.get(start, ()):
+            active[rule] = active.get(rule, 0) + 1
+        if active:
+            best = max(active, key=rank) if len(active) > 1 else next(iter(active))
+            state, name = best.state, best.name
+        else:
+            state, name = default_state, None
         if segments and segments[-1][2] == state and segments[-1][3] == name:
             segments[-1] = (segments[-1][0], end, state, name)
         else:
@@ -197,12 +205,16 @@ def compute(kiosks, campuses, rule_list, default_state, since=None, until=None, 
     return result
 
 
-def plan(kiosks, campuses, rule_list, default_state, since=None, until=None, now=None):
+def plan(kiosks, campuses, rule_list, default_state, since=None, until=None, now=None, timeline=False):
     """
-    Return ``{minion id: {campus, timezone, timeline, transitions}}`` for
+    Return ``{minion id: {campus, timezone, state, rule, transitions}}`` for
     ``kiosks`` between ``since`` and ``until`` (ISO dates/datetimes; naive ones
-    are local to each kiosk's campus; default: now to +24 h). Times are shown in
-    the campus's time zone.
+    are local to each kiosk's campus; default: now to +24 h): ``state`` and
+    ``rule`` hold at ``since``, ``transitions`` are the changes of state after
+    it. With ``timeline`` each kiosk also has its ``timeline``: every segment
+    (``from``, ``until``, ``state``, ``rule``), a new one wherever the deciding
+    rule changes, even when the state does not. Times are shown in the campus's
+    time zone.
     """
     formatted, result, stamps = {}, {}, {}
 
@@ -217,14 +229,18 @@ def plan(kiosks, campuses, rule_list, default_state, since=None, until=None, now
         kiosks, campuses, rule_list, default_state, since, until, now
     ).items():
         key = (id(segments), tz.key)
-        if key not in formatted:
-            formatted[key] = {
-                "timeline": [
-                    {"from": iso(s, tz), "until": iso(e, tz), "state": st, "rule": r} for s, e, st, r in segments
-                ],
+        shaped = formatted.get(key)
+        if shaped is None:
+            shaped = formatted[key] = {
+                "state": segments[0][2],
+                "rule": segments[0][3],
                 "transitions": [{"at": iso(at, tz), "state": st, "rule": r} for at, st, r in transitions(segments)],
             }
-        result[minion] = {"campus": campus, "timezone": tz.key, **formatted[key]}
+            if timeline:
+                shaped["timeline"] = [
+                    {"from": iso(s, tz), "until": iso(e, tz), "state": st, "rule": r} for s, e, st, r in segments
+                ]
+        result[minion] = {"campus": campus, "timezone": tz.key, **shaped}
     return result
 
 

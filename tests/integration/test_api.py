@@ -45,7 +45,7 @@ def test_operator_adds_a_rule_and_reads_a_plan_over_http(api, fleet, fleet_inven
         )
         assert resp.status_code == 200, resp.text
         assert resp.json()["return"][0]["name"] == "api-weekend"
-        resp = call(api, token, "kiosk_power.plan", "group:pay", since="2027-03-05", until="2027-03-08")
+        resp = call(api, token, "kiosk_power.plan", "group:pay", since="2027-03-05", until="2027-03-08", timeline=True)
         plan = resp.json()["return"][0]
         assert set(plan) == {"kiosk-e1", "kiosk-w1"}
         assert plan["kiosk-w1"]["timeline"][-1]["rule"] == "api-weekend"

@@ -124,3 +124,28 @@ def test_codes_differing_only_in_case_are_two_kiosks(kstore, tmp_path):
     text = HEADER + "E01,kiosk-e1,east,,,,\ne01,kiosk-E1,east,,,,\n"
     assert inventory.import_csv(kstore, write(tmp_path, text))["added"] == ["E01", "e01"]
     assert len(inventory.list_kiosks(kstore)) == 2
+
+
+def test_large_import_adds_and_updates_in_batches(kstore, tmp_path):
+    rows = [
+        f"K{n:05d},kiosk-{n:05d},{'east' if n % 2 else 'west'},g{n % 7},10.9.{n // 250}.{n % 250 + 1},,\n"
+        for n in range(2500)
+    ]
+    first = inventory.import_csv(kstore, write(tmp_path, HEADER + "".join(rows)))
+    assert len(first["added"]) == 2500
+    # Every third kiosk moves to another group; the rest are unchanged.
+    changed = [row.replace(f",g{n % 7},", ",moved,") if n % 3 == 0 else row for n, row in enumerate(rows)]
+    second = inventory.import_csv(kstore, write(tmp_path, HEADER + "".join(changed), "second.csv"))
+    assert len(second["updated"]) == 834 and len(second["unchanged"]) == 1666 and not second["added"]
+    kiosks = {k["code"]: k for k in inventory.list_kiosks(kstore)}
+    assert len(kiosks) == 2500
+    assert kiosks["K00003"]["groups"] == ["moved"] and kiosks["K00004"]["groups"] == ["g4"]
+    assert kiosks["K02497"] == {
+        "code": "K02497",
+        "minion_id": "kiosk-02497",
+        "campus": "east",
+        "groups": ["g5"],
+        "ip": "10.9.9.248",
+        "mac": None,
+        "vnc_port": None,
+    }

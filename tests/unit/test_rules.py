@@ -108,3 +108,63 @@ def test_editing_a_rule_does_not_make_it_outrank_newer_rules(kstore):
     assert schedule.state_at(kiosk, campus, rules.load(kstore), "off", "2026-12-01T10:00")["rule"] == "closure"
     rules.update(kstore, "weekday", end="19:00")
     assert schedule.state_at(kiosk, campus, rules.load(kstore), "off", "2026-12-01T10:00")["rule"] == "closure"
+
+
+def test_add_many_stores_all_in_list_order_with_one_revision_each(kstore):
+    from salt_kiosk.power import schedule
+
+    rules.add(kstore, "existing", **BASE)
+    before = rules.rules_revision(kstore)
+    specs = [
+        {"name": f"bulk-{n:04d}", "state": "on", "days": "mon-fri", "start": "07:30", "end": 1080, "target": f"id:k{n}"}
+        for n in range(1200)
+    ]
+    # Same priority and target kind: the later one of the list outranks the earlier, as if added one by one.
+    specs.append({"name": "later-off", **BASE, "state": "off", "target": "id:k5"})
+    specs.append({"name": "later-on", **BASE, "state": True, "target": "id:k5"})
+    names = rules.add_many(kstore, specs)
+    assert names == [spec["name"] for spec in specs]
+    stored = {rule["name"]: rule for rule in rules.list_rules(kstore)}
+    assert len(stored) == 1203 and stored["bulk-0007"]["end"] == "18:00" and stored["later-on"]["state"] == "on"
+    revisions = [stored[name]["revision"] for name in names]
+    assert revisions == list(range(before + 1, before + 1 + len(specs)))
+    assert rules.rules_revision(kstore) == revisions[-1]
+    kiosk = {"minion_id": "k5", "code": "K5", "campus": "east", "groups": []}
+    campus = {"timezone": "Asia/Shanghai"}
+    assert schedule.state_at(kiosk, campus, rules.load(kstore), "off", "2026-12-01T10:00")["rule"] == "later-on"
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([{"name": "a", **BASE}, {"name": "b", **BASE, "start": "25:00"}], r"rule 2 \(b\): start: "),
+        ([{"name": "a", **BASE}, {"name": "a", **BASE}], r"rule 2 \(a\): name: 'a' is also rule 1"),
+        ([{"name": "a", **BASE}, "not a rule"], r"rule 2: 'not a rule' is not a mapping"),
+        ([{"name": "a", **BASE}, {"name": "b", **BASE, "colour": "red"}], r"rule 2 \(b\): unknown rule field"),
+        ([{"name": "existing", **BASE}], r"1 rule\(s\) already exist, nothing stored: existing"),
+        ([], r"rules: \[\] is not a list"),
+        ("weekday", r"rules: 'weekday' is not a list"),
+        ([{"name": f"r{n}", **BASE} for n in range(10001)], r"over the limit of 10000"),
+    ],
+)
+def test_add_many_is_all_or_nothing_and_names_each_bad_rule(kstore, bad, message):
+    rules.add(kstore, "existing", **BASE)
+    revision = rules.rules_revision(kstore)
+    with pytest.raises(KioskInputError, match=message):
+        rules.add_many(kstore, bad)
+    assert [rule["name"] for rule in rules.list_rules(kstore)] == ["existing"]
+    assert rules.rules_revision(kstore) == revision
+
+
+def test_remove_many_is_all_or_nothing(kstore):
+    rules.add_many(kstore, [{"name": f"r{n}", **BASE} for n in range(700)])
+    with pytest.raises(KioskInputError, match=r"no rule named 'missing', nothing removed"):
+        rules.remove_many(kstore, ["r1", "missing"])
+    with pytest.raises(KioskInputError, match=r"\['r2'\] are listed twice"):
+        rules.remove_many(kstore, ["r2", "r2"])
+    assert len(rules.list_rules(kstore)) == 700
+    revision = rules.rules_revision(kstore)
+    removed = rules.remove_many(kstore, [f"r{n}" for n in range(600)])
+    assert [rule["name"] for rule in removed] == [f"r{n}" for n in range(600)]
+    assert sorted(rule["name"] for rule in rules.list_rules(kstore)) == sorted(f"r{n}" for n in range(600, 700))
+    assert rules.rules_revision(kstore) > revision

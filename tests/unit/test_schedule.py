@@ -48,7 +48,9 @@ def test_ties_go_to_more_specific_target_then_newer_rule():
     group_on = R("group-on", 2, state="on", days="tue", start="12:00", end="13:00", target="group:opd")
     # Same priority: group beats campus although the campus rule is newer.
     assert transitions(W1, [WEEKDAY, campus_off, group_on], "2026-12-01T11:00", "2026-12-01T14:00") == []
-    plan = schedule.plan([W1], CAMPUSES, [WEEKDAY, campus_off, group_on], "off", "2026-12-01T11:00", "2026-12-01T14:00")
+    plan = schedule.plan(
+        [W1], CAMPUSES, [WEEKDAY, campus_off, group_on], "off", "2026-12-01T11:00", "2026-12-01T14:00", timeline=True
+    )
     assert [seg["rule"] for seg in plan["kiosk-w1"]["timeline"]] == ["weekday", "group-on", "weekday"]
     older = R("older", 3, state="off", days="tue", start="12:00", end="13:00")
     newer = R("newer", 4, state="on", days="tue", start="12:00", end="13:00")
@@ -88,7 +90,7 @@ def test_dst_skipped_hour_and_repeated_hour():
     ]
     # The repeated day is 25 hours long: a whole-day rule lasts 25 hours.
     whole = R("whole", 1, state="on", dates=["2026-10-25"], start="00:00", end="24:00")
-    plan = schedule.plan([W1], CAMPUSES, [whole], "off", "2026-10-25", "2026-10-26")
+    plan = schedule.plan([W1], CAMPUSES, [whole], "off", "2026-10-25", "2026-10-26", timeline=True)
     seg = plan["kiosk-w1"]["timeline"][0]
     assert (seg["from"], seg["until"], seg["state"]) == ("2026-10-25T00:00+02:00", "2026-10-26T00:00+01:00", "on")
 

@@ -70,6 +70,7 @@ kiosk:
             - kiosk_power.rule_add
             - kiosk_power.rule_update
             - kiosk_power.rule_remove
+            - kiosk_power.rule_import
             - kiosk_sweep.check
             - kiosk_sweep.verify
             - kiosk_sweep.results
