@@ -1,9 +1,9 @@
 """
 Benchmark: one nmap process for the whole list versus per-host scanning.
 
-Creates a network namespace with 1,024 addresses of 198.18.0.0/21 (every other
-one present) on the far
-side of a veth pair, and times, in the same run:
+Creates a network namespace with ``--hosts`` addresses (default 1,024; the
+simulated 10,000-kiosk campus: ``--hosts 10000``) of 198.18.0.0/15, every
+other one present, on the far side of a veth pair, and times, in the same run:
 
 * ``kiosk.sweep`` (salt_kiosk.node.sweep: python-nmap, one ``nmap -sn -n`` for the list),
 * a bare ``nmap -sn -n`` over the same list (``-iL`` from a file),
@@ -12,7 +12,7 @@ side of a veth pair, and times, in the same run:
 Goal: kiosk.sweep within 1.2x of bare nmap, at least 10x faster than per-host.
 Needs root (ip netns) and nmap.
 
-Run: python bench/sweep.py [--skip-per-host]
+Run: python bench/sweep.py [--hosts 1024] [--skip-per-host]
 """
 
 import argparse
@@ -62,13 +62,20 @@ def per_host(hosts, in_flight=32):
 def main():
     parser = argparse.ArgumentParser(description="sweep benchmark")
     parser.add_argument("--skip-per-host", action="store_true")
+    parser.add_argument("--hosts", type=int, default=COUNT, help=f"addresses swept (default {COUNT}, at most 65,000)")
     args = parser.parse_args()
-    with namespace(prefixlen=21) as ns:
-        hosts = [str(a) for a in list(ipaddress.IPv4Network("198.18.0.0/21").hosts())[1 : COUNT + 1]]
+    if not 2 <= args.hosts <= 65000:
+        parser.error(f"--hosts {args.hosts}: accepted 2-65000 (the addresses are in 198.18.0.0/15)")
+    # The smallest network of 198.18.0.0/15 that holds the addresses and the namespace's own.
+    prefixlen = 32 - (args.hosts + 2).bit_length()
+    network = ipaddress.IPv4Network(f"198.18.0.0/{prefixlen}")
+    with namespace(prefixlen=prefixlen) as ns:
+        hosts = [str(a) for a in list(network.hosts())[1 : args.hosts + 1]]
         present = hosts[::2]
         ns.add_many(present)
         started = time.perf_counter()
-        result = sweep.sweep(hosts, timeout=600)
+        # A relay sweeping more than 4096 addresses at once needs kiosk:sweep_max_hosts raised.
+        result = sweep.sweep(hosts, timeout=600, max_hosts=max(len(hosts), sweep.DEFAULT_MAX_HOSTS))
         t_sweep = time.perf_counter() - started
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
             handle.write("\n".join(hosts))

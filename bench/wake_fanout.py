@@ -65,9 +65,10 @@ def one_run(fleet, repeat):
     finally:
         capture.close()
     per_mac = collections.Counter(data[6:12].hex(":") for _t, data, _s in packets if len(data) == 102)
+    per_sender = collections.Counter((src, data[6:12].hex(":")) for _t, data, src in packets if len(data) == 102)
     senders = collections.Counter(src for _t, _d, src in packets)
     last = max(t for t, _d, _s in packets) - started if packets else float("nan")
-    return result, returned - started, last, per_mac, senders
+    return result, returned - started, last, per_mac, senders, per_sender
 
 
 def main():
@@ -87,22 +88,35 @@ def main():
         summary = fleet.cli("salt-run", "kiosk_inventory.import_csv", path)
         print(f"inventory: {len(summary['added'])} kiosks imported")
         expected = 2 * args.repeat
-        lasts = []
+        lasts, exact_all = [], True
         for run in range(1, args.runs + 1):
-            result, returned, last, per_mac, senders = one_run(fleet, args.repeat)
+            result, returned, last, per_mac, senders, per_sender = one_run(fleet, args.repeat)
             counts = [per_mac.get(entry["mac"], 0) for entry in result["kiosks"].values()]
             complete = sum(1 for c in counts if c >= expected)
+            # Exactly ``repeat`` packets from each relay of the kiosk's campus, none from another.
+            exact = sum(
+                1
+                for entry in result["kiosks"].values()
+                if per_mac.get(entry["mac"], 0) == expected
+                and all(
+                    per_sender[(address, entry["mac"])] == args.repeat
+                    for address in CAMPUSES[entry["campus"]]["relays"].values()
+                )
+            )
+            exact_all = exact_all and exact == len(result["kiosks"])
             lasts.append(last)
             print(
                 f"run {run}: runner returned after {returned:.2f}s, last packet captured {last:.2f}s after the call; "
                 f"kiosks ok {result['ok']}/{len(result['kiosks'])}; packets per kiosk min {min(counts)} "
                 f"median {statistics.median(counts):g} max {max(counts)} (expected {expected}); "
-                f"kiosks with all {expected}: {complete}; packets by relay address: {dict(sorted(senders.items()))}"
+                f"kiosks with all {expected}: {complete}; with exactly {args.repeat} from each relay of their campus: "
+                f"{exact}; packets by relay address: {dict(sorted(senders.items()))}"
             )
         print(
             f"RESULT kiosks={args.kiosks} relays=4 repeat={args.repeat} "
-            f"call-to-last-packet median={statistics.median(lasts):.2f}s max={max(lasts):.2f}s goal<10s "
-            f"{'MET' if max(lasts) < 10 else 'MISSED'}"
+            f"call-to-last-packet median={statistics.median(lasts):.2f}s max={max(lasts):.2f}s goal<10s, "
+            f"exactly repeat per relay per MAC: {'yes' if exact_all else 'NO'} "
+            f"{'MET' if max(lasts) < 10 and exact_all else 'MISSED'}"
         )
     finally:
         fleet.stop(report=lambda _line: None)

@@ -113,12 +113,6 @@ def wake(
         with_mac = [k for k in group if k["mac"]]
         if not with_mac:
             continue
-        if len(with_mac) > wol.MAX_MACS:
-            raise KioskInputError(
-                f"target {validate.show(target)} has {len(with_mac)} kiosks with a MAC on campus {campus}, over "
-                f"the limit of {wol.MAX_MACS} per wake (kiosk.wake on the relays); narrow the target; "
-                "nothing was sent"
-            )
         if not info["relays"]:
             for kiosk in with_mac:
                 results[kiosk["minion_id"]] = _kiosk_entry(
@@ -128,32 +122,45 @@ def wake(
                     detail=f"campus {campus} has no relays configured (kiosk:campuses:{campus}:relays)",
                 )
             continue
-        members[campus] = with_mac
-        jobs[campus] = {
-            "tgt": list(info["relays"]),
-            "fun": "kiosk.wake",
-            "arg": [[k["mac"] for k in with_mac]],
-            "kwarg": {"broadcast": info["broadcast"], "port": port, "repeat": repeat},
-        }
+        # A relay's kiosk.wake takes at most wol.MAX_MACS addresses: a larger
+        # campus is woken by several jobs (keys "<campus>:<n>").
+        parts = [with_mac[first : first + wol.MAX_MACS] for first in range(0, len(with_mac), wol.MAX_MACS)]
+        for number, part in enumerate(parts):
+            key = campus if len(parts) == 1 else f"{campus}:{number}"
+            members[key] = (campus, part)
+            jobs[key] = {
+                "tgt": list(info["relays"]),
+                "fun": "kiosk.wake",
+                "arg": [[k["mac"] for k in part]],
+                "kwarg": {"broadcast": info["broadcast"], "port": port, "repeat": repeat},
+            }
     if before_publish is not None:
-        before_publish(jobs, {campus: [k["minion_id"] for k in members[campus]] for campus in jobs})
+        before_publish(jobs, {key: [k["minion_id"] for k in members[key][1]] for key in jobs})
     returns = publish(opts, jobs, timeout) if jobs else {}
     campus_summary = {}
-    for campus, job in jobs.items():
-        answers = returns.get(campus, {})
+    for key, job in jobs.items():
+        campus, part = members[key]
+        answers = returns.get(key, {})
         relays = job["tgt"]
         acked_relays = [
             r for r in relays if r in answers and not fanout.failed(answers[r]) and isinstance(answers[r]["ret"], dict)
         ]
         errors = {r: _error_text(answers[r]["ret"]) for r in relays if r in answers and r not in acked_relays}
         silent = [r for r in relays if r not in answers]
-        campus_summary[campus] = {
-            "broadcast": job["kwarg"]["broadcast"] or wol.LIMITED_BROADCAST,
-            "relays_acked": acked_relays,
-            "relays_silent": silent,
-            "relays_failed": errors,
-        }
-        for kiosk in members[campus]:
+        summary = campus_summary.setdefault(
+            campus,
+            {
+                "broadcast": job["kwarg"]["broadcast"] or wol.LIMITED_BROADCAST,
+                "relays_acked": list(acked_relays),
+                "relays_silent": [],
+                "relays_failed": {},
+            },
+        )
+        # Over several jobs: acked by a relay that acked every one of them.
+        summary["relays_acked"] = [r for r in summary["relays_acked"] if r in acked_relays]
+        summary["relays_silent"] = sorted(set(summary["relays_silent"]) | set(silent), key=relays.index)
+        summary["relays_failed"].update(errors)
+        for kiosk in part:
             acked = [r for r in acked_relays if (answers[r]["ret"].get(kiosk["mac"]) or {}).get("packets", 0) > 0]
             detail = None
             if not acked:

@@ -1,7 +1,9 @@
 """
 Verification of power events: compare the expected state of each kiosk with
-what the relays of its campus observe on the network (one ``kiosk.sweep`` per
-relay over its campus's kiosks) and with Salt presence (did the kiosk's minion
+what the relays of its campus observe on the network (each relay sweeps its
+campus's kiosks: one ``kiosk.sweep`` per list of at most ``kiosk:sweep_chunk``
+addresses, default 4096, the relays' own ``kiosk:sweep_max_hosts``) and with
+Salt presence (did the kiosk's minion
 answer ``test.ping``) as a second signal.
 
 A kiosk is observed ``on`` when a relay sees it on the network or its minion
@@ -37,7 +39,14 @@ def check(opts, kstore, target=None, expect="on", minions=None, ports=None, time
     sweep_timeout = ksweep.parse_timeout(timeout if timeout is not None else settings.get("sweep_timeout", 60))
     if ports:
         ports = ksweep.parse_ports(ports)
-    jobs = {}
+    chunk = validate.whole_number(
+        settings.get("sweep_chunk", ksweep.DEFAULT_MAX_HOSTS),
+        "kiosk:sweep_chunk",
+        1,
+        65536,
+        accepted=f"a number of addresses 1-65536, default {ksweep.DEFAULT_MAX_HOSTS} (the relays' kiosk:sweep_max_hosts)",
+    )
+    jobs, chunks = {}, {}
     groups = inventory.by_campus(kiosks)
     for campus, group in groups.items():
         ips = sorted({k["ip"] for k in group if k["ip"]})
@@ -46,7 +55,12 @@ def check(opts, kstore, target=None, expect="on", minions=None, ports=None, time
             kwarg = {"timeout": sweep_timeout}
             if ports:
                 kwarg["ports"] = ports
-            jobs[f"sweep:{campus}"] = {"tgt": list(relays), "fun": "kiosk.sweep", "arg": [ips], "kwarg": kwarg}
+            # A campus larger than a relay may sweep at once goes in several lists.
+            for number, first in enumerate(range(0, len(ips), chunk)):
+                part = ips[first : first + chunk]
+                key = f"sweep:{campus}:{number}"
+                chunks[key] = frozenset(part)
+                jobs[key] = {"tgt": list(relays), "fun": "kiosk.sweep", "arg": [part], "kwarg": kwarg}
         jobs[f"ping:{campus}"] = {
             "tgt": [k["minion_id"] for k in group],
             "fun": "test.ping",
@@ -55,17 +69,26 @@ def check(opts, kstore, target=None, expect="on", minions=None, ports=None, time
             ),
         }
     returns = publish(opts, jobs, int(float(sweep_timeout)) + 15)
+    # Per address: the relays that swept it and those that saw it up. A relay's
+    # "up" counts only for the addresses it was asked about.
+    swept, seen = {}, {}
+    for key, part in chunks.items():
+        for relay, answer in returns.get(key, {}).items():
+            ret = answer.get("ret")
+            if not isinstance(ret, dict) or not isinstance(ret.get("up"), list):
+                continue
+            for ip in part:
+                swept.setdefault(ip, set()).add(relay)
+            for ip in ret["up"]:
+                if isinstance(ip, str) and ip in part:
+                    seen.setdefault(ip, set()).add(relay)
     results = {}
     for campus, group in groups.items():
-        sweeps = {
-            relay: answer["ret"]
-            for relay, answer in returns.get(f"sweep:{campus}", {}).items()
-            if isinstance(answer.get("ret"), dict) and "up" in answer["ret"]
-        }
         pings = returns.get(f"ping:{campus}", {})
         for kiosk in group:
             minion = kiosk["minion_id"]
-            seen_by = sorted(relay for relay, ret in sweeps.items() if kiosk["ip"] in ret["up"])
+            sweeps = sorted(swept.get(kiosk["ip"], ())) if kiosk["ip"] else []
+            seen_by = sorted(seen.get(kiosk["ip"], ())) if kiosk["ip"] else []
             if not kiosk["ip"] or not sweeps:
                 network = "unknown"
             else:
@@ -81,7 +104,7 @@ def check(opts, kstore, target=None, expect="on", minions=None, ports=None, time
             if network == "up":
                 reasons.append(f"{kiosk['ip']} answers on the network (seen by {', '.join(seen_by)})")
             elif network == "down":
-                reasons.append(f"{kiosk['ip']} does not answer on the network (swept by {', '.join(sorted(sweeps))})")
+                reasons.append(f"{kiosk['ip']} does not answer on the network (swept by {', '.join(sweeps)})")
             elif not kiosk["ip"]:
                 reasons.append("no IP in the inventory, not swept")
             else:
@@ -97,7 +120,7 @@ def check(opts, kstore, target=None, expect="on", minions=None, ports=None, time
                 "salt": salt,
                 "ok": observed == expect,
                 "reason": f"expected {expect}, observed {observed}: " + "; ".join(reasons),
-                "relays": sorted(sweeps),
+                "relays": sweeps,
             }
     return results
 
