@@ -40,11 +40,16 @@ try:
     from salt_kiosk import events as kevents
     from salt_kiosk import versions as kversions
     from salt_kiosk.db import store
+    from salt_kiosk.errors import refusals_exit_nonzero
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
     HAS_LIB = False
     _IMPORT_ERROR = str(_exc)
+
+    def refusals_exit_nonzero(func):  # __virtual__ refuses the module; the name must still exist
+        return func
+
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,7 @@ def __virtual__():
     return __virtualname__
 
 
+@refusals_exit_nonzero
 def import_csv(path, skip_bad=False, replace=False):
     """
     Import kiosks from a CSV file on the master.
@@ -99,6 +105,7 @@ def import_csv(path, skip_bad=False, replace=False):
     return summary
 
 
+@refusals_exit_nonzero
 def list_(target="*"):
     """
     List kiosks in the inventory.
@@ -117,6 +124,7 @@ def list_(target="*"):
     return inventory.list_kiosks(store.open_store(__opts__), target)
 
 
+@refusals_exit_nonzero
 def campuses():
     """
     List the campuses known to the kiosk database (mirrored from ``kiosk:campuses``).
@@ -130,6 +138,7 @@ def campuses():
     return store.open_store(__opts__).campus_rows()
 
 
+@refusals_exit_nonzero
 def refresh(not_seen_days=7, timeout=30):
     """
     Collect the ``kiosk`` grain from every minion through the syndic tree,
@@ -154,6 +163,7 @@ def refresh(not_seen_days=7, timeout=30):
     return assets.refresh(__opts__, store.open_store(__opts__), not_seen_days=not_seen_days, timeout=int(timeout))
 
 
+@refusals_exit_nonzero
 def history(kiosk=None, limit=100):
     """
     Change history of a kiosk (inventory code or minion id), newest first;
@@ -175,6 +185,7 @@ def history(kiosk=None, limit=100):
     return assets.history(kstore, code=str(kiosk), limit=limit)
 
 
+@refusals_exit_nonzero
 def versions(target="*", timeout=30):
     """
     Ask every node (kiosks, relays, the central minion) which salt-kiosk it

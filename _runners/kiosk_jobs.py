@@ -27,12 +27,17 @@ Events fired: none.
 try:
     from salt_kiosk import acl
     from salt_kiosk.db import store
+    from salt_kiosk.errors import refusals_exit_nonzero
     from salt_kiosk.jobs import tasks as ktasks
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
     HAS_LIB = False
     _IMPORT_ERROR = str(_exc)
+
+    def refusals_exit_nonzero(func):  # __virtual__ refuses the module; the name must still exist
+        return func
+
 
 __virtualname__ = "kiosk_jobs"
 
@@ -50,6 +55,7 @@ def _user():
     return globals().get("__user__") or "UNKNOWN"
 
 
+@refusals_exit_nonzero
 def run(tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, wait=False, allow_unknown=False):
     """
     Run ``fun`` on the kiosks of ``tgt`` in units.
@@ -114,6 +120,7 @@ def run(tgt, fun, arg=None, unit=30, timeout=60, concurrency=4, wait=False, allo
     return {"task": task_id, "state": "started", "log": log_path}
 
 
+@refusals_exit_nonzero
 def status(task=None, minions=None, ip=None):
     """
     Progress and results: one task (counts, success rate, per-minion result),
@@ -132,6 +139,7 @@ def status(task=None, minions=None, ip=None):
     return ktasks.status(store.open_store(__opts__), task=task, minions=minions, ip=ip)
 
 
+@refusals_exit_nonzero
 def progress(jid):
     """
     Progress of any job from the central job store: minions expected (as the

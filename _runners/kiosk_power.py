@@ -35,6 +35,7 @@ try:
     from salt_kiosk import events as kevents
     from salt_kiosk import inventory
     from salt_kiosk.db import store
+    from salt_kiosk.errors import refusals_exit_nonzero
     from salt_kiosk.power import actions as power
     from salt_kiosk.power import engine as kengine
     from salt_kiosk.power import rules as krules
@@ -43,6 +44,10 @@ try:
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
     HAS_LIB = False
     _IMPORT_ERROR = str(_exc)
+
+    def refusals_exit_nonzero(func):  # __virtual__ refuses the module; the name must still exist
+        return func
+
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,7 @@ def _fire(result):
     _fire_event(data, f"kiosk/power/{result['action']}")
 
 
+@refusals_exit_nonzero
 def targets(target):
     """
     Show which kiosks a power target reaches, grouped by campus, with the relays
@@ -115,6 +121,7 @@ def targets(target):
     }
 
 
+@refusals_exit_nonzero
 def wake(target, port=None, repeat=3, timeout=None):
     """
     Wake kiosks with Wake-on-LAN sent by every relay of their campus.
@@ -152,6 +159,7 @@ def wake(target, port=None, repeat=3, timeout=None):
     return result
 
 
+@refusals_exit_nonzero
 def shutdown(target, delay=60, message=None, reboot=False, test=False, timeout=None):
     """
     Power kiosks off (or reboot them) through their own minions.
@@ -205,6 +213,7 @@ def shutdown(target, delay=60, message=None, reboot=False, test=False, timeout=N
     return result
 
 
+@refusals_exit_nonzero
 def events(limit=20, kiosk=None, event=None):
     """
     List recorded power events, newest first, with each kiosk's outcome.
@@ -228,6 +237,7 @@ def events(limit=20, kiosk=None, event=None):
     return power.list_events(store.open_store(__opts__), limit=limit, kiosk=kiosk, event=event)
 
 
+@refusals_exit_nonzero
 def rule_add(name, state, start, end, days=None, dates=None, target="*", priority=0, valid_from=None, valid_until=None):
     """
     Add a power rule: a window of desired state.
@@ -287,6 +297,7 @@ def rule_add(name, state, start, end, days=None, dates=None, target="*", priorit
     return rule
 
 
+@refusals_exit_nonzero
 def rule_update(name, **fields):
     """
     Change fields of an existing rule (any of state, days, dates, start, end,
@@ -308,6 +319,7 @@ def rule_update(name, **fields):
     return {"old": old, "new": new, "changed": old != new}
 
 
+@refusals_exit_nonzero
 def rule_import(rules):
     """
     Add many power rules at once, in one transaction: all or none. Each rule
@@ -333,6 +345,7 @@ def rule_import(rules):
     return {"added": names, "revision": krules.rules_revision(kstore)}
 
 
+@refusals_exit_nonzero
 def rule_remove(name):
     """
     Remove a power rule, or a list of rules in one transaction (all or none:
@@ -355,6 +368,7 @@ def rule_remove(name):
     return {"removed": removed}
 
 
+@refusals_exit_nonzero
 def rule_list(target=None):
     """
     List power rules, highest priority first (optionally those with exactly this target).
@@ -369,6 +383,7 @@ def rule_list(target=None):
     return krules.list_rules(store.open_store(__opts__), target)
 
 
+@refusals_exit_nonzero
 def plan(target="*", since=None, until=None, timeline=False):
     """
     Show, per kiosk, its power state at ``since`` (``state``, and the
@@ -400,6 +415,7 @@ def plan(target="*", since=None, until=None, timeline=False):
     return power.plan(__opts__, store.open_store(__opts__), target, since, until, timeline=timeline)
 
 
+@refusals_exit_nonzero
 def state_at(kiosk, when=None):
     """
     The desired power state of one kiosk at a moment, and the rule deciding it.
@@ -420,6 +436,7 @@ def state_at(kiosk, when=None):
     return power.state_at(__opts__, store.open_store(__opts__), kiosk, when)
 
 
+@refusals_exit_nonzero
 def engine_status():
     """
     Health of the ``kiosk_scheduler`` engine: which master of masters leads it

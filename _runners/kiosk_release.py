@@ -65,12 +65,10 @@ Fired by the kiosks themselves (and forwarded up the syndics):
     {...}}``.
 """
 
-import functools
-
 try:
     from salt_kiosk import events as kevents
     from salt_kiosk.db import store
-    from salt_kiosk.errors import KioskInputError
+    from salt_kiosk.errors import refusals_exit_nonzero
     from salt_kiosk.node import release_health as health_module
     from salt_kiosk.releases import catalogue
     from salt_kiosk.releases import rollout as rollouts
@@ -80,6 +78,10 @@ try:
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
     HAS_LIB = False
     _IMPORT_ERROR = str(_exc)
+
+    def refusals_exit_nonzero(func):  # __virtual__ refuses the module; the name must still exist
+        return func
+
 
 __virtualname__ = "kiosk_release"
 
@@ -106,26 +108,6 @@ def _progress(data):
     jid_event = globals().get("__jid_event__")
     if jid_event is not None:
         jid_event.fire_event(data, "progress")
-
-
-def _refusals_exit_nonzero(func):
-    """
-    Bad input (:class:`~salt_kiosk.errors.KioskInputError`) comes back as
-    ``{"error": message, "retcode": 1}``, so that ``salt-run`` prints the
-    message and exits 1. Raised as it is, Salt would print it as "Passed
-    invalid arguments" with the usage and exit 0 (SaltInvocationError is a
-    TypeError to Salt's runner client).
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except KioskInputError as exc:
-            __context__["retcode"] = 1
-            return {"error": str(exc), "retcode": 1}
-
-    return wrapper
 
 
 def _outcome(report, rollout=None):
@@ -172,7 +154,7 @@ def _finish(release, rollout, target, timeout, wave_args):
     return release
 
 
-@_refusals_exit_nonzero
+@refusals_exit_nonzero
 def publish(
     version,
     source,
@@ -261,7 +243,7 @@ def publish(
     return _finish(release, rollout, target, int(timeout), wave_args)
 
 
-@_refusals_exit_nonzero
+@refusals_exit_nonzero
 def rollback(to=None, version=None, target="*", rollout=True, timeout=300, waves=None, max_failed=None, per_relay=None):
     """
     Roll back the way operators do it: publish the content of release ``to``
@@ -291,7 +273,7 @@ def rollback(to=None, version=None, target="*", rollout=True, timeout=300, waves
     return _finish(release, rollout, target, int(timeout), wave_args)
 
 
-@_refusals_exit_nonzero
+@refusals_exit_nonzero
 def rollout(version=None, target="*", timeout=300, waves=None, max_failed=None, per_relay=None):
     """
     Install an already published release (default: the latest) on the kiosks
@@ -353,7 +335,7 @@ def rollout(version=None, target="*", timeout=300, waves=None, max_failed=None, 
     )
 
 
-@_refusals_exit_nonzero
+@refusals_exit_nonzero
 def resume(rollout=None, timeout=300):
     """
     Continue a halted rollout (default: the one running or halted) from the
@@ -373,7 +355,7 @@ def resume(rollout=None, timeout=300):
     return _outcome(waves_module.resume(__opts__, kstore, rollout, timeout=timeout, progress=_progress, fire=_fire))
 
 
-@_refusals_exit_nonzero
+@refusals_exit_nonzero
 def abort(rollout=None, rollback=False, timeout=300):
     """
     Stop a running or halted rollout (default: the active one): no further

@@ -23,12 +23,17 @@ Events fired on the master bus (by ``verify`` with ``final=True``):
 try:
     from salt_kiosk import events as kevents
     from salt_kiosk.db import store
+    from salt_kiosk.errors import refusals_exit_nonzero
     from salt_kiosk.power import verify as kverify
 
     HAS_LIB = True
 except ImportError as _exc:  # the library travels with pip, not with saltutil.sync_all
     HAS_LIB = False
     _IMPORT_ERROR = str(_exc)
+
+    def refusals_exit_nonzero(func):  # __virtual__ refuses the module; the name must still exist
+        return func
+
 
 __virtualname__ = "kiosk_sweep"
 
@@ -46,6 +51,7 @@ def _fire(data, tag):
     kevents.fire_master(__opts__, data, tag)
 
 
+@refusals_exit_nonzero
 def verify(event, sweep=1, final=True, ports=None, timeout=None):
     """
     Verify one power event: the expected state per kiosk (on after a wake, off
@@ -87,6 +93,7 @@ def verify(event, sweep=1, final=True, ports=None, timeout=None):
     )
 
 
+@refusals_exit_nonzero
 def check(target, expect, ports=None, timeout=None):
     """
     Ad hoc: compare the expected state with the observed state of the kiosks of
@@ -111,6 +118,7 @@ def check(target, expect, ports=None, timeout=None):
     return kverify.check(__opts__, store.open_store(__opts__), target, expect=expect, ports=ports, timeout=timeout)
 
 
+@refusals_exit_nonzero
 def results(event):
     """
     The stored sweep outcomes of one power event, per sweep and kiosk.

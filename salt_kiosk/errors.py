@@ -5,6 +5,9 @@ They derive from Salt's own exceptions so that a runner or execution module can
 let them propagate: the CLI then prints the message instead of a traceback.
 """
 
+import functools
+import types
+
 from salt.exceptions import AuthorizationError, CommandExecutionError, SaltInvocationError
 
 
@@ -56,3 +59,33 @@ class KioskPublishError(CommandExecutionError):
 
     def __reduce__(self):
         return (self.__class__, (self.failures, self.results))
+
+
+def refusals_exit_nonzero(func):
+    """
+    For runner functions: bad input (:class:`KioskInputError`) comes back as
+    ``{"error": message, "retcode": 1}``, so that ``salt-run`` prints the
+    message and exits 1, and salt-api answers with the message. Raised as it
+    is, Salt's runner client prints it as "Passed invalid arguments" with the
+    function's usage and ``salt-run`` exits 0 (a SaltInvocationError is a
+    TypeError to it).
+
+    The wrapper is given the runner module's globals: Salt's runner client
+    injects ``__user__`` and ``__jid_event__`` into the ``__globals__`` of the
+    function it loaded, and the runner reads them from its own module.
+    """
+    refused = KioskInputError  # a closure cell: the wrapper's globals are the runner's
+
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except refused as exc:
+            context = func.__globals__.get("__context__")
+            if context is not None:
+                context["retcode"] = 1  # the job is failed for salt-api and the job cache
+            return {"error": str(exc), "retcode": 1}
+
+    rebuilt = types.FunctionType(
+        wrapper.__code__, func.__globals__, func.__name__, wrapper.__defaults__, wrapper.__closure__
+    )
+    return functools.update_wrapper(rebuilt, func)

@@ -81,7 +81,7 @@ def get_jid(opts, jid, options=None):
         schema.returns.c.jid == str(jid)
     )
     with _read(opts, options).engine.connect() as conn:
-        rows = conn.execute(query).tuples().all()
+        rows = conn.execute(query).all()
     out = {}
     loads = json.loads
     for minion_id, ret, master_id in rows:

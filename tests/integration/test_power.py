@@ -107,7 +107,8 @@ def test_bad_wake_input_sends_nothing(fleet, fleet_inventory, capture):
         (["*", "port=70000"], "is not a TCP port"),
     ):
         ret = run.run("kiosk_power.wake", *args, f"port={capture.port}" if "port=" not in args[-1] else "timeout=5")
-        assert message in ret.stdout, ret
+        # salt-run prints the refusal and exits 1 (it printed Salt's usage text and exited 0 before).
+        assert ret.returncode == 1 and message in ret.data["error"] and "Usage" not in ret.stdout, ret
     assert capture.collect(quiet=0.5) == []
     assert len(run.run("kiosk_power.events", "limit=1000").data) == before
 
