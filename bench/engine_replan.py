@@ -31,6 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import preflight  # noqa: E402
 import scratch_db  # noqa: E402
 from plan_runner import CAMPUSES, rule_specs, write_csv  # noqa: E402
 
@@ -58,6 +59,8 @@ def main():
     args = parser.parse_args()
     if args.kiosks < 10 or args.rules < 430:
         parser.error(f"--kiosks {args.kiosks} / --rules {args.rules}: at least 10 kiosks and 430 rules")
+    if args.mariadb and preflight.refuse(preflight.mariadb):
+        return 2
     workdir = tempfile.mkdtemp(prefix="kiosk-engine-replan-")
     campuses = {
         name: {"timezone": spec["timezone"], "broadcast": "127.255.255.255", "relays": []}

@@ -62,6 +62,7 @@ Run: python bench/fleet_scale.py [--sizes 8,32,96] [--repeat 3] [--release-mb 10
 
 import argparse
 import collections
+import datetime
 import json
 import math
 import os
@@ -78,6 +79,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "demo"))
 sys.path.insert(0, HERE)
 
+import preflight  # noqa: E402
 import scratch_db  # noqa: E402
 from capture import PacketCapture  # noqa: E402
 from fleet import BIN, LocalFleet  # noqa: E402
@@ -402,15 +404,42 @@ class SizeRun:
         with open(path, "wb") as handle:
             for _ in range(self.args.release_mb):
                 handle.write(os.urandom(1024 * 1024))
+        called = time.time()
         result = self.fleet.cli("salt-run", "kiosk_release.publish", "1.0.0", path, "timeout=900", timeout=1800)
+        ended = time.time()
         if not isinstance(result, dict):
             raise RuntimeError(f"publish answered {result!r}"[:1500])
+        self.publish_phases(called, ended)
         staged = result.get("staging", {}).get("staged", [])
         lacking = set(self.fleet.relays) - set(staged)
         if lacking:
             self.note("publish", f"not staged on {short(lacking)}: {result.get('staging')}")
         rollout = result.get("rollout") or {}
         self.missing("publish", "did not install", self.kiosks, rollout.get("installed", []))
+
+    def publish_phases(self, called, ended):
+        """Where the publish's time went, from each kiosk's own record of its fetch (untimed)."""
+        windows = []
+        for kiosk in self.kiosks:
+            try:
+                with open(
+                    os.path.join(self.fleet.release_dir(kiosk), ".kiosk-last-attempt.json"), encoding="utf-8"
+                ) as f:
+                    attempt = json.load(f)
+                start = datetime.datetime.fromisoformat(attempt["started"].replace("Z", "+00:00")).timestamp()
+                windows.append((start, start + float(attempt["fetch_seconds"])))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        if not windows:
+            return
+        fetches = sorted(end - start for start, end in windows)
+        first, last = min(s for s, _ in windows), max(e for _, e in windows)
+        print(
+            f"  (publish: {first - called:.1f} s until the first kiosk fetch (staging on the relays), fetches "
+            f"{first - called:.1f}-{last - called:.1f} s, each {fetches[0]:.1f}-{fetches[-1]:.1f} s "
+            f"(median {fetches[len(fetches) // 2]:.1f}), then {ended - last:.1f} s until the runner's answer)",
+            flush=True,
+        )
 
     def run(self):
         print(f"\nN={self.count}: {self.count} kiosk minions, 4 relays, in {self.workdir}", flush=True)
@@ -543,16 +572,8 @@ def main():
                 file=sys.stderr,
             )
             return 2
-    if args.mariadb:
-        try:
-            scratch_db.drop(f"kiosk_fleet_scale_bench_{os.getpid()}")
-        except Exception as exc:  # pylint: disable=broad-except
-            print(
-                f"--mariadb: no MariaDB server usable on 127.0.0.1:3306 as {scratch_db.MYSQL_USER!r} "
-                f"(KIOSK_BENCH_MYSQL_USER / KIOSK_BENCH_MYSQL_PASSWORD): {exc}",
-                file=sys.stderr,
-            )
-            return 2
+    if args.mariadb and preflight.refuse(preflight.mariadb):
+        return 2
 
     print(
         f"sizes {', '.join(map(str, args.sizes))} kiosk minions; repeat {args.repeat}; release {args.release_mb} MiB; "

@@ -40,6 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "demo"))
 sys.path.insert(0, HERE)
 
+import preflight  # noqa: E402
 import scratch_db  # noqa: E402
 from fleet import LocalFleet  # noqa: E402
 
@@ -190,6 +191,8 @@ def main():
     args = parser.parse_args()
     if args.kiosks < 10 or args.rules < 430:
         parser.error(f"--kiosks {args.kiosks} / --rules {args.rules}: at least 10 kiosks and 430 rules")
+    if args.mariadb and preflight.refuse(preflight.mariadb):
+        return 2
     import_rows = args.import_rows or 10 * args.kiosks
     rng = random.Random(7)
     workdir = tempfile.mkdtemp(prefix="kiosk-plan-runner-")

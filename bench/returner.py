@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 
+import preflight
 import pymysql
 
 # Set once in the benchmark process; the spawned workers inherit it.
@@ -214,6 +215,9 @@ def main():
     for option in ("returns", "events", "masters", "workers", "batch", "jobs"):
         if getattr(args, option) < 1:
             parser.error(f"--{option} {getattr(args, option)}: must be at least 1")
+    status = preflight.refuse(preflight.mariadb, preflight.saltext_mysql)
+    if status:
+        return status
 
     admin(
         [

@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import nmap  # noqa: E402
+import preflight  # noqa: E402
 
 from salt_kiosk.node import sweep  # noqa: E402
 from tests.netns import namespace  # noqa: E402
@@ -66,6 +67,9 @@ def main():
     args = parser.parse_args()
     if not 2 <= args.hosts <= 65000:
         parser.error(f"--hosts {args.hosts}: accepted 2-65000 (the addresses are in 198.18.0.0/15)")
+    status = preflight.refuse(preflight.nmap, preflight.netns)
+    if status:
+        return status
     # The smallest network of 198.18.0.0/15 that holds the addresses and the namespace's own.
     prefixlen = 32 - (args.hosts + 2).bit_length()
     network = ipaddress.IPv4Network(f"198.18.0.0/{prefixlen}")
@@ -106,4 +110,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

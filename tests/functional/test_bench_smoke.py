@@ -5,33 +5,13 @@ behind (its own database is dropped). The figures of a small run say nothing
 about the goals; the full runs are in README.md.
 """
 
-import os
-import subprocess
-import sys
-
 import pymysql
 import pytest
 
+from tests import benchrun
 from tests.conftest import MYSQL_PASSWORD, MYSQL_USER
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def run_bench(script, *args, timeout=600):
-    env = dict(os.environ, KIOSK_BENCH_MYSQL_USER=MYSQL_USER, KIOSK_BENCH_MYSQL_PASSWORD=MYSQL_PASSWORD)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "bench", script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
-    results = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert len(results) == 1, proc.stdout
-    return proc.stdout
+run_bench = benchrun.run_ok
 
 
 def databases(prefix):
@@ -60,9 +40,36 @@ def test_engine_replan_smoke(where):
     assert databases("kiosk_replan_bench_") == before
 
 
+def test_plan_scale_smoke():
+    out = run_bench("plan_scale.py")
+    assert "RESULT plan10k=" in out and "plan20k=" in out
+
+
+def test_sweep_smoke():
+    # A network namespace with 64 addresses, every other one present (root and nmap, as tests/functional/test_sweep.py).
+    out = run_bench("sweep.py", "--hosts", "64", "--skip-per-host")
+    assert "RESULT sweep=" in out and "bare=" in out
+    assert "addresses: 64, present: 32" in out and "up 32, down 32" in out, out
+    assert "bare nmap -sn -n -iL:" in out and out.rstrip().endswith(("MET", "MISSED"))
+
+
 def test_returner_smoke():
     before = databases("kiosk_bench_")
     out = run_bench("returner.py", "--returns", "400", "--events", "4000", "--jobs", "50")
     assert "rows-lost=none" in out and "errors=none" in out
     assert "rows stored (400, 6000)" in out  # 4,000 events by both masters, then 2,000 by one alone
     assert databases("kiosk_bench_") == before
+
+
+@pytest.mark.parametrize(
+    "script,args",
+    [("returner.py", ["--returns", "10"]), ("engine_replan.py", ["--mariadb"]), ("plan_runner.py", ["--mariadb"])],
+)
+def test_a_database_it_cannot_use_is_named_before_anything_starts(script, args):
+    proc = benchrun.run(
+        script, *args, timeout=120, KIOSK_BENCH_MYSQL_USER="kiosk_no_such_account", KIOSK_BENCH_MYSQL_PASSWORD="x"
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no MariaDB usable on 127.0.0.1:3306 as 'kiosk_no_such_account'" in proc.stderr
+    assert "KIOSK_BENCH_MYSQL_USER" in proc.stderr
+    assert "RESULT" not in proc.stdout
