@@ -90,6 +90,16 @@ def _add_indexes(table, *names):
     return step
 
 
+def _events_tag_prefix(conn):
+    # One ALTER: the index is never missing, and a step cut short before it
+    # was recorded is simply done again. SQLite indexes whole values.
+    if conn.dialect.name == "mysql":
+        conn.exec_driver_sql(
+            f"ALTER TABLE {schema.events.name} DROP INDEX ix_kiosk_events_tag, "
+            f"ADD INDEX ix_kiosk_events_tag (tag({schema.EVENT_TAG_PREFIX}))"
+        )
+
+
 def _steps(*steps):
     def step(conn):
         for one in steps:
@@ -133,6 +143,7 @@ MIGRATIONS = (
         _steps(_add_columns(schema.releases, "health"), _add_columns(schema.release_kiosks, "rolled_back")),
     ),
     (14, "release rollouts in waves and their kiosks", _create(schema.rollouts, schema.rollout_kiosks)),
+    (15, "the events' tag index on the tag's first 32 characters (MySQL)", _events_tag_prefix),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
