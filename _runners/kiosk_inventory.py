@@ -36,7 +36,7 @@ Events fired on the master bus:
 import logging
 
 try:
-    from salt_kiosk import assets, inventory
+    from salt_kiosk import assets, inventory, overview
     from salt_kiosk import events as kevents
     from salt_kiosk import versions as kversions
     from salt_kiosk.db import store
@@ -122,6 +122,34 @@ def list_(target="*"):
         salt-run kiosk_inventory.list 'id:kiosk-e*'
     """
     return inventory.list_kiosks(store.open_store(__opts__), target)
+
+
+@refusals_exit_nonzero
+def fleet(target="*", search=None):
+    """
+    The fleet at a glance: each campus with its relays and its kiosks, each
+    kiosk with its inventory fields, its last observed power state
+    (``power``: ``on``, ``off`` or ``unknown`` from the newest verification
+    sweep that looked at it, None before any), the state that sweep expected,
+    its release (``release``, ``release_ok``) and its open alert (``alert``:
+    the final sweep of a power event found it wrong and no later sweep found
+    it right). ``counts`` sums the kiosks per state and the open alerts.
+
+    target
+        ``*`` (default), ``campus:NAME``, ``group:NAME`` or ``id:GLOB``.
+
+    search
+        Only the kiosks whose code contains this text (case-insensitive).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_inventory.fleet
+        salt-run kiosk_inventory.fleet campus:east
+        salt-run kiosk_inventory.fleet group:pay search=E0
+    """
+    return overview.fleet(store.open_store(__opts__), target, search=search)
 
 
 @refusals_exit_nonzero

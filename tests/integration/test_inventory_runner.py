@@ -37,3 +37,17 @@ def test_bad_csv_row_is_refused_with_its_line_number(fleet, fleet_inventory, tmp
     assert "line 7, field 'mac': '02:00:00:0e:04' is not a MAC address" in ret.stdout
     assert "nothing imported" in ret.stdout
     assert run.run("kiosk_inventory.list").data == fleet_inventory
+
+
+def test_fleet_overview_through_salt_run(fleet, fleet_inventory):
+    run = fleet.salt_run_cli()
+    ret = run.run("kiosk_inventory.fleet", "campus:east", "search=e0")
+    assert ret.returncode == 0, ret.stdout
+    (east,) = ret.data["campuses"]
+    assert east["name"] == "east" and east["relays"] == ["relay-e1", "relay-e2"]
+    assert [k["code"] for k in east["kiosks"]] == ["E01", "E02"]
+    assert all(k["power"] in (None, "on", "off", "unknown") for k in east["kiosks"])
+    assert ret.data["counts"]["kiosks"] == 2
+    bad = run.run("kiosk_inventory.fleet", "campus:north")
+    assert bad.returncode == 1
+    assert "campus 'north' is unknown (known: east, west)" in bad.stdout

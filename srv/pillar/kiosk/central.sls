@@ -50,6 +50,7 @@ kiosk:
             - kiosk_power.engine_status
             - kiosk_sweep.results
             - kiosk_inventory.list
+            - kiosk_inventory.fleet
             - kiosk_inventory.campuses
             - kiosk_inventory.history
             - kiosk_release.status
@@ -75,6 +76,7 @@ kiosk:
             - kiosk_sweep.verify
             - kiosk_sweep.results
             - kiosk_inventory.list
+            - kiosk_inventory.fleet
             - kiosk_inventory.campuses
             - kiosk_inventory.history
             - kiosk_inventory.refresh
