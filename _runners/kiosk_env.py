@@ -51,3 +51,22 @@ def report(campus=None, hours=24):
         salt-run kiosk_env.report campus=east hours=168
     """
     return envreport.report(__opts__, campus=campus, hours=hours)
+
+
+@refusals_exit_nonzero
+def series(campus=None, hours=24, buckets=96):
+    """
+    Temperature and humidity over time per relay and per campus, for charts:
+    the last ``hours`` cut into ``buckets`` equal intervals (default 96: 15
+    minutes over 24 hours), each with the average of its readings, the number
+    of readings and of those with smoke; an interval without a reading has
+    no point. The alerts of the period come with it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_env.series
+        salt-run kiosk_env.series campus=east hours=168 buckets=84
+    """
+    return envreport.series(__opts__, campus=campus, hours=hours, buckets=buckets)

@@ -93,5 +93,10 @@ def test_beacon_readings_and_one_alert_per_crossing(fleet):
     stats = report["campuses"]["east"]["relays"][relay]["temperature"]
     assert stats["min"] == 20.0 and stats["max"] == 42.0
     assert any(a["relay"] == relay and a["state"] == "high" for a in report["alerts"])
+    charted = fleet.salt_run_cli().run("kiosk_env.series", "campus=east", "hours=1", "buckets=12").data
+    points = charted["relays"][relay]["points"]
+    assert charted["bucket_seconds"] == 300 and 1 <= len(points) <= 12
+    assert sum(p["readings"] for p in points) == stats["count"]
+    assert min(p["temperature"] for p in points) >= 20.0 and max(p["temperature"] for p in points) <= 42.0
     env = cli.run("kiosk.env", json.dumps([{"driver": "simulated"}, {"script": script}]), minion_tgt=relay).data
     assert env["temperature"] == 20.0 and env["driver"] == "simulated"

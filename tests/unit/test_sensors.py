@@ -2,7 +2,7 @@
 
 import pytest
 
-from salt_kiosk.envreport import report
+from salt_kiosk.envreport import report, series
 from salt_kiosk.errors import KioskInputError
 from salt_kiosk.jobs import writer
 from salt_kiosk.node import sensors
@@ -102,4 +102,56 @@ def test_report_per_relay_and_campus(opts):
         report(opts, campus="north")
     with pytest.raises(KioskInputError, match="hours 'x' is not a number"):
         report(opts, hours="x")
+    writer.JobResults.dispose_all()
+
+
+def test_series_averages_each_interval_per_relay_and_campus(opts):
+    import datetime
+
+    import sqlalchemy as sa
+
+    from salt_kiosk.db import schema
+
+    results = writer.JobResults.get(opts)
+    now = datetime.datetime(2026, 12, 7, 12, 0)
+    readings = [  # (minutes before now, relay, data)
+        (110, "relay-e1", {"temperature": 20, "humidity": 40}),
+        (100, "relay-e1", {"temperature": 22, "humidity": 44, "smoke": True}),
+        (95, "relay-e2", {"temperature": 30, "humidity": 50}),
+        (50, "relay-e1", {"temperature": 30.5}),
+        # What a relay sends is not trusted: no bool or text taken for a number.
+        (10, "relay-e1", {"temperature": True, "humidity": "80"}),
+        (130, "relay-e1", {"temperature": 99, "humidity": 99}),  # before the window
+    ]
+    events = [{"tag": f"salt/beacon/{relay}/kiosk_env/reading", "data": data} for _m, relay, data in readings]
+    events.append({"tag": "salt/beacon/relay-e2/kiosk_env/alert/smoke", "data": {"sensor": "smoke", "state": "on"}})
+    assert results.write("events", results.event_rows(events)) == "written"
+    minutes = [m for m, _r, _d in readings] + [30]
+    with results.engine.begin() as conn:
+        ids = conn.execute(sa.select(schema.events.c.id).order_by(schema.events.c.id)).scalars().all()
+        for event_id, before in zip(ids, minutes):
+            conn.execute(
+                schema.events.update()
+                .where(schema.events.c.id == event_id)
+                .values(alter_time=now - datetime.timedelta(minutes=before))
+            )
+    out = series(opts, campus="east", hours=2, buckets=4, now=now)
+    assert (out["since"], out["until"], out["bucket_seconds"]) == ("2026-12-07T10:00:00Z", "2026-12-07T12:00:00Z", 1800)
+    e1 = out["relays"]["relay-e1"]
+    assert e1["campus"] == "east"
+    assert e1["points"] == [
+        {"at": "2026-12-07T10:00:00Z", "temperature": 21.0, "humidity": 42.0, "readings": 2, "smoke": 1},
+        {"at": "2026-12-07T11:00:00Z", "temperature": 30.5, "humidity": None, "readings": 1, "smoke": 0},
+        {"at": "2026-12-07T11:30:00Z", "temperature": None, "humidity": None, "readings": 1, "smoke": 0},
+    ]
+    first = out["campuses"]["east"]["points"][0]
+    assert first == {"at": "2026-12-07T10:00:00Z", "temperature": 24.0, "humidity": 44.7, "readings": 3, "smoke": 1}
+    assert [(a["relay"], a["sensor"], a["state"], a["at"]) for a in out["alerts"]] == [
+        ("relay-e2", "smoke", "on", "2026-12-07T11:30:00Z")
+    ]
+    for bad in ("0", 1001, "x", True, "2.5"):
+        with pytest.raises(
+            KioskInputError, match=r"buckets .* is not accepted \(accepted: a whole number from 1 to 1000\)"
+        ):
+            series(opts, buckets=bad, now=now)
     writer.JobResults.dispose_all()

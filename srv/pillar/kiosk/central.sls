@@ -58,6 +58,7 @@ kiosk:
             - kiosk_jobs.status
             - kiosk_jobs.progress
             - kiosk_env.report
+            - kiosk_env.series
         kiosk-ops:
           - "@runner":
             - kiosk_power.targets
@@ -88,6 +89,7 @@ kiosk:
             - kiosk_jobs.status
             - kiosk_jobs.progress
             - kiosk_env.report
+            - kiosk_env.series
           # What kiosk_jobs.run may publish for this user (it checks these rights).
           - "kiosk-*":
             - test.ping

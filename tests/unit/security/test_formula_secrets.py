@@ -80,6 +80,7 @@ def test_example_eauth_grants_named_runner_functions_only():
         assert not ckminions.wheel_check(acl, "key.accept", {}), user
         assert ckminions.runner_check(acl, "kiosk_power.plan", {}), user
         assert ckminions.runner_check(acl, "kiosk_inventory.fleet", {}), user
+        assert ckminions.runner_check(acl, "kiosk_env.series", {}), user
     viewer, ops = users["kiosk-viewer"], users["kiosk-ops"]
     assert not ckminions.runner_check(viewer, "kiosk_power.wake", {})
     assert not ckminions.runner_check(viewer, "kiosk_jobs.run", {})
