@@ -28,6 +28,7 @@ try:
     from salt_kiosk import acl
     from salt_kiosk.db import store
     from salt_kiosk.errors import refusals_exit_nonzero
+    from salt_kiosk.jobs import cache as kcache
     from salt_kiosk.jobs import tasks as ktasks
 
     HAS_LIB = True
@@ -153,3 +154,21 @@ def progress(jid):
         salt-run kiosk_jobs.progress 20261125093000123456
     """
     return ktasks.progress(__opts__, jid)
+
+
+@refusals_exit_nonzero
+def recent(minion, limit=20):
+    """
+    The newest ``limit`` (1-500, default 20) jobs a minion returned, newest
+    first, from the central job store: jid, function, success, retcode, when
+    and the master that wrote the return. ``salt-run jobs.lookup_jid <jid>``
+    shows a return in full.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_jobs.recent kiosk-e1
+        salt-run kiosk_jobs.recent kiosk-e1 limit=100
+    """
+    return kcache.recent(__opts__, minion, limit=limit)

@@ -11,7 +11,7 @@ import re
 
 import sqlalchemy as sa
 
-from salt_kiosk import clock
+from salt_kiosk import clock, validate
 from salt_kiosk.config import campuses as campus_config
 from salt_kiosk.db import schema
 from salt_kiosk.errors import KioskInputError
@@ -134,13 +134,6 @@ def report(opts, campus=None, hours=24, now=None):
 MAX_BUCKETS = 1000
 
 
-def _buckets(value):
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_BUCKETS:
-        raise KioskInputError(f"buckets {value!r} is not accepted (accepted: a whole number from 1 to {MAX_BUCKETS})")
-    return int(text)
-
-
 def series(opts, campus=None, hours=24, buckets=96, now=None):
     """
     Temperature and humidity over time, for charts: the last ``hours`` cut
@@ -151,7 +144,7 @@ def series(opts, campus=None, hours=24, buckets=96, now=None):
     its interval), "temperature", "humidity", "readings", "smoke"}``, and an
     interval without a reading has no point. Alerts are as in :func:`report`.
     """
-    count = _buckets(buckets)
+    count = validate.whole_number(buckets, "buckets", 1, MAX_BUCKETS)
     hours, since, now, relay_campus, events = _window(opts, campus, hours, now)
     width = hours * 3600.0 / count
     sums = {}  # (scope, name, index) -> [temperature sum, n, humidity sum, n, readings, with smoke]

@@ -16,7 +16,7 @@ import logging
 
 import sqlalchemy as sa
 
-from salt_kiosk import clock
+from salt_kiosk import clock, validate
 from salt_kiosk.db import schema
 from salt_kiosk.jobs.writer import UNREACHABLE, JobResults, settings
 
@@ -126,6 +126,41 @@ def get_jids_filter(opts, count, filter_find_job=True, options=None):
     with _read(opts, options).engine.connect() as conn:
         rows = conn.execute(query).all()
     return [{"jid": row.jid, "load": json.loads(row.load)} for row in rows]
+
+
+#: Most returns :func:`recent` gives.
+MAX_RECENT = 500
+
+
+@_fresh_connection_once
+def recent(opts, minion_id, limit=20, options=None):
+    """
+    The newest ``limit`` (1-500) returns of one minion, newest first:
+    ``[{"jid", "fun", "success", "retcode", "at", "master_id"}]`` (the
+    returns themselves stay in the job cache: ``jobs.lookup_jid``).
+    """
+    minion_id = validate.minion_id(minion_id)
+    limit = validate.whole_number(limit, "limit", 1, MAX_RECENT)
+    table = schema.returns
+    query = (
+        sa.select(table.c.jid, table.c.fun, table.c.success, table.c.retcode, table.c.alter_time, table.c.master_id)
+        .where(table.c.minion_id == minion_id)
+        .order_by(table.c.alter_time.desc(), table.c.jid.desc())
+        .limit(limit)
+    )
+    with _read(opts, options).engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {
+            "jid": row.jid,
+            "fun": row.fun,
+            "success": None if row.success is None else bool(row.success),
+            "retcode": row.retcode,
+            "at": clock.iso(row.alter_time),
+            "master_id": row.master_id,
+        }
+        for row in rows
+    ]
 
 
 @_fresh_connection_once

@@ -48,6 +48,10 @@ def test_job_over_all_kiosks_lands_with_both_master_ids(fleet, fleet_inventory):
     stored = cache.get_jid(opts, jid)
     assert {m: r["return"] for m, r in stored.items()} == {m: task["results"][m]["return"] for m in KIOSKS}
     writer.JobResults.dispose_all()
+    # The kiosk's recent jobs (the console's kiosk page), newest first.
+    recent = run(fleet, "kiosk_jobs.recent", "kiosk-e1", "limit=5").data
+    assert recent[0]["jid"] == jid and recent[0]["fun"] == "test.echo" and recent[0]["success"] is True
+    assert recent[0]["master_id"] == "relay-e1" and len(recent) <= 5
 
 
 def test_unit_with_a_stopped_minion_ends_within_its_timeout(fleet, fleet_inventory):
@@ -112,6 +116,7 @@ def test_async_task_and_failures(fleet, fleet_inventory):
         (("kiosk_jobs.run", "kiosk-e1,ghost-kiosk", "test.ping"), "not kiosks of the inventory: 'ghost-kiosk'"),
         (("kiosk_jobs.status", "no-such-task"), "task 'no-such-task' is unknown"),
         (("kiosk_jobs.progress", "20000101000000000000"), "is unknown to the kiosk_mysql job store"),
+        (("kiosk_jobs.recent", "kiosk-e1", "limit=0"), "limit 0 is out of range (accepted: an integer 1-500)"),
     ],
 )
 def test_bad_input(fleet, fleet_inventory, args, message):

@@ -106,3 +106,34 @@ def test_filters_and_cleanup(master):
         )
     assert cache.clean_old_jobs(opts) == 1
     assert list(cache.get_jids(opts)) == ["20261125000000000011"]
+
+
+def test_recent_returns_of_one_minion_newest_first(master):
+    from salt_kiosk.errors import KioskInputError
+
+    opts = master("relay-e1")
+    results = writer.JobResults.get(opts)
+    for n, fun in enumerate(("test.ping", "state.apply", "kiosk.release")):
+        results.write("return", results.return_row(ret(f"2026112500000000002{n}", "kiosk-e1", True, fun=fun)))
+    failed = dict(ret("20261125000000000029", "kiosk-e1", "boom", fun="cmd.run"), retcode=1, success=False)
+    results.write("return", results.return_row(failed))
+    results.write("return", results.return_row(ret("20261125000000000030", "kiosk-e2", True)))
+    with results.engine.begin() as conn:  # one return a minute, in jid order
+        for minute, last in enumerate(("20", "21", "22", "29")):
+            conn.execute(
+                schema.returns.update()
+                .where(schema.returns.c.jid == f"202611250000000000{last}")
+                .values(alter_time=clock.utcnow().replace(year=2026, month=12, day=7, hour=8, minute=minute, second=0))
+            )
+    got = cache.recent(opts, "kiosk-e1", limit=3)
+    assert [(r["jid"], r["fun"], r["success"], r["retcode"]) for r in got] == [
+        ("20261125000000000029", "cmd.run", False, 1),
+        ("20261125000000000022", "kiosk.release", True, 0),
+        ("20261125000000000021", "state.apply", True, 0),
+    ]
+    assert got[0]["at"] == "2026-12-07T08:03:00Z" and got[0]["master_id"] == "relay-e1"
+    assert len(cache.recent(opts, "kiosk-e1")) == 4 and cache.recent(opts, "kiosk-x") == []
+    with pytest.raises(KioskInputError, match="limit 501 is out of range"):
+        cache.recent(opts, "kiosk-e1", limit=501)
+    with pytest.raises(KioskInputError, match="is not a valid minion id"):
+        cache.recent(opts, "kiosk-e1\u202e")

@@ -57,6 +57,7 @@ kiosk:
             - kiosk_release.list
             - kiosk_jobs.status
             - kiosk_jobs.progress
+            - kiosk_jobs.recent
             - kiosk_env.report
             - kiosk_env.series
         kiosk-ops:
@@ -88,6 +89,7 @@ kiosk:
             - kiosk_jobs.run
             - kiosk_jobs.status
             - kiosk_jobs.progress
+            - kiosk_jobs.recent
             - kiosk_env.report
             - kiosk_env.series
           # What kiosk_jobs.run may publish for this user (it checks these rights).
