@@ -316,7 +316,22 @@ class SizeRun:
     # -- the operations
 
     def op_start(self):
-        self.fleet.start(timeout=120 + 3 * self.count)
+        try:
+            self.fleet.start(timeout=120 + 3 * self.count)
+        except Exception:
+            self.log_tails()
+            raise
+
+    def log_tails(self, lines=12):
+        """What the master of masters and the first relay logged last (the work directory goes at the end)."""
+        for name in ("mom", "relay-e1"):
+            folder = os.path.join(self.workdir, name, "log")
+            for log_name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+                with open(os.path.join(folder, log_name), encoding="utf-8", errors="replace") as handle:
+                    tail = handle.readlines()[-lines:]
+                print(f"  -- {name}/log/{log_name}, last {len(tail)} lines:", flush=True)
+                for line in tail:
+                    print("     " + line.rstrip()[:300], flush=True)
 
     def op_ping(self):
         self.ping_started = time.perf_counter()

@@ -12,6 +12,7 @@ minions below their campus's first relay.
 import getpass
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,7 +30,34 @@ SRV_SALT = os.path.join(os.path.dirname(HERE), "srv", "salt")
 MOM_ADDR = "127.0.0.1"
 
 
-def free_port(address):
+#: Listening ports are taken below the kernel's ephemeral range: a port the
+#: kernel handed out with bind(0) can be taken by any outgoing connection
+#: before the daemon binds it (on a busy machine the master of masters then
+#: never listened, and the whole fleet stayed silent).
+PORT_RANGE = (20000, 32000)
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(address, _taken=set()):  # noqa: B006  (the ports this process handed out)
+    high = min(PORT_RANGE[1], _ephemeral_low() - 1)
+    for _ in range(200):
+        port = random.randint(PORT_RANGE[0], high)
+        if port in _taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
     with socket.socket() as sock:
         sock.bind((address, 0))
         return sock.getsockname()[1]
