@@ -62,7 +62,6 @@ Run: python bench/fleet_scale.py [--sizes 8,32,96] [--repeat 3] [--release-mb 10
 
 import argparse
 import collections
-import datetime
 import json
 import math
 import os
@@ -80,6 +79,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "demo"))
 sys.path.insert(0, HERE)
 
 import preflight  # noqa: E402
+import rollout as rollout_bench  # noqa: E402  (bench/rollout.py: the kiosks' own fetch records)
 import scratch_db  # noqa: E402
 from capture import PacketCapture  # noqa: E402
 from fleet import BIN, LocalFleet  # noqa: E402
@@ -436,13 +436,8 @@ class SizeRun:
         """Where the publish's time went, from each kiosk's own record of its fetch (untimed)."""
         windows = []
         for kiosk in self.kiosks:
-            try:
-                with open(
-                    os.path.join(self.fleet.release_dir(kiosk), ".kiosk-last-attempt.json"), encoding="utf-8"
-                ) as f:
-                    attempt = json.load(f)
-                start = datetime.datetime.fromisoformat(attempt["started"].replace("Z", "+00:00")).timestamp()
-                windows.append((start, start + float(attempt["fetch_seconds"])))
+            try:  # a kiosk that did not fetch has no record: left out
+                windows.extend(rollout_bench.fetch_intervals(self.fleet, [kiosk]).values())
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         if not windows:

@@ -83,9 +83,25 @@ def last_document(out):
 
 
 def write_config(path, data):
+    """
+    Write a daemon's config, and make the directories it names. A node's master,
+    syndic and minion start within a second of each other and share some of
+    them; Salt's own check makes a missing directory without ``exist_ok`` and
+    exits with the errno (17) when another daemon made it first.
+    """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(data, handle, default_flow_style=False)
+    for key in ("cachedir", "sock_dir"):
+        if key in data:
+            os.makedirs(data[key], exist_ok=True)
+    if "cachedir" in data:
+        os.makedirs(os.path.join(data["cachedir"], "extmods"), exist_ok=True)
+    if "pki_dir" in data:
+        os.makedirs(data["pki_dir"], mode=0o700, exist_ok=True)
+    for key in ("log_file", "pidfile"):
+        if key in data:
+            os.makedirs(os.path.dirname(data[key]), exist_ok=True)
 
 
 class LocalFleet:
