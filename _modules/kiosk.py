@@ -99,6 +99,25 @@ def version():
     return {"modules": __kiosk_version__, "library": library, "skew": __kiosk_version__ != library}
 
 
+def console_paths():
+    """
+    Return the ``rest_cherrypy`` options (``app``, ``app_path``, ``static``,
+    ``static_path``) that serve the fleet console from the ``salt_kiosk``
+    library installed on this machine. The formula's central role writes them
+    into the master config of the master of masters (whose own minion runs
+    the role); the console is static files and reads nothing from this node.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kiosk.console_paths
+    """
+    from salt_kiosk import console  # pylint: disable=import-outside-toplevel  (static files' paths only)
+
+    return console.rest_cherrypy_settings()
+
+
 def _config():
     return __opts__.get("kiosk") or {}
 

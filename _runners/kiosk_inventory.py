@@ -214,6 +214,23 @@ def history(kiosk=None, limit=100):
 
 
 @refusals_exit_nonzero
+def asset(kiosk):
+    """
+    What the last inventory refresh stored for one node (minion id): its
+    checked fields (code, role, campus, hostname, ip, mac, release), the
+    checked grain as ``facts``, ``first_seen`` and ``last_seen``; None when no
+    refresh has seen it. The console's kiosk page shows it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_inventory.asset kiosk-e1
+    """
+    return assets.asset(store.open_store(__opts__), kiosk)
+
+
+@refusals_exit_nonzero
 def versions(target="*", timeout=30):
     """
     Ask every node (kiosks, relays, the central minion) which salt-kiosk it

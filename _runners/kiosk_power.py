@@ -416,6 +416,34 @@ def plan(target="*", since=None, until=None, timeline=False):
 
 
 @refusals_exit_nonzero
+def preview(rule, target=None, since=None, until=None):
+    """
+    The plan, with each kiosk's timeline, as it would be with ``rule`` saved;
+    nothing is written and no event is fired (the console's rule editor shows
+    it before the rule is saved). A bad field is refused with the message
+    ``rule_add`` would give.
+
+    rule
+        A mapping of ``name`` and the fields of ``rule_add``. A stored rule of
+        that name is replaced by it for the preview (an edit); otherwise it is
+        added as the newest rule.
+
+    target
+        The kiosks to plan (default: the rule's own target).
+
+    since, until
+        As for ``plan`` (default: now to 24 hours later; at most 62 days).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_power.preview '{name: late-clinic, state: on, days: mon-fri, start: "18:00", end: "21:00", target: "group:opd"}' since=2026-12-07 until=2026-12-14
+    """
+    return power.preview(__opts__, store.open_store(__opts__), rule, target, since, until)
+
+
+@refusals_exit_nonzero
 def state_at(kiosk, when=None):
     """
     The desired power state of one kiosk at a moment, and the rule deciding it.

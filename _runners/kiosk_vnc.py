@@ -16,6 +16,10 @@ Configuration (master config): ``kiosk:db``, ``kiosk:campuses``,
     even when ``kiosk:vnc_token_dir`` points there: a token file must never be
     read as Salt configuration.
 
+``kiosk:novnc_url``
+    The address of noVNC's ``vnc.html`` (``http://`` or ``https://``) that
+    ``link`` (the console's noVNC button) points at.
+
 Every token line is checked when it is written (code, IPv4 address, port
 1-65535); a kiosk whose inventory row fails is skipped with the reason.
 
@@ -75,3 +79,23 @@ def tokens(out_dir=None, campus=None):
     return vnc.tokens(
         __opts__, store.open_store(__opts__), out_dir=out_dir, campus=campus, campuses=list(kconfig.campuses(__opts__))
     )
+
+
+@refusals_exit_nonzero
+def link(kiosk):
+    """
+    The noVNC address that views one kiosk: ``kiosk:novnc_url`` with the
+    kiosk's websockify token (``path=websockify?token=...``). The console's
+    kiosk page opens it. Refused when ``kiosk:novnc_url`` is not set or the
+    kiosk has no valid IP and VNC port in the inventory.
+
+    kiosk
+        A minion id or kiosk code.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run kiosk_vnc.link kiosk-e1
+    """
+    return vnc.viewer_link(__opts__, store.open_store(__opts__), kiosk)

@@ -377,3 +377,23 @@ def history(kstore, minion=None, code=None, limit=100):
         {"minion_id": r.minion_id, "field": r.field, "old": r.old, "new": r.new, "changed_at": clock.iso(r.changed_at)}
         for r in rows
     ]
+
+
+def asset(kstore, minion):
+    """
+    The asset row of one node as the last refresh stored it: ``minion_id``,
+    the checked fields, ``facts`` (the checked grain, as data), ``first_seen``
+    and ``last_seen``; None when no refresh has seen it.
+    """
+    minion = validate.minion_id(minion)
+    with kstore.connect() as conn:
+        row = conn.execute(sa.select(schema.assets).where(schema.assets.c.minion_id == minion)).first()
+    if row is None:
+        return None
+    entry = {
+        key: getattr(row, key) for key in ("minion_id", "code", "role", "campus", "hostname", "ip", "mac", "release")
+    }
+    entry.update(
+        facts=_stored_facts(row.facts), first_seen=clock.iso(row.first_seen), last_seen=clock.iso(row.last_seen)
+    )
+    return entry

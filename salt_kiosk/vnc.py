@@ -14,6 +14,10 @@ campus (the file name) a campus name. A kiosk failing any of them is skipped,
 with the field and the value (escaped, capped) as the reason, so a file never
 holds anything but ``token: a.b.c.d:port`` lines.
 
+The console's noVNC button (:func:`viewer_link`) opens
+``kiosk:novnc_url`` (the address of noVNC's ``vnc.html`` behind websockify,
+``http://`` or ``https://``) with the kiosk's token in its ``path`` parameter.
+
 Where files go (:func:`token_dir`): only inside ``kiosk:vnc_token_dir`` (master
 config; ``out_dir`` defaults to it and must resolve inside it with
 ``realpath``), and never inside a Salt configuration or key directory (the
@@ -24,6 +28,8 @@ directory of the master's ``conf_file``, ``/etc/salt``, ``pki_dir``), even when
 import hashlib
 import hmac
 import os
+import re
+import urllib.parse
 
 from salt_kiosk import inventory, validate
 from salt_kiosk.errors import KioskInputError
@@ -214,3 +220,38 @@ def _key(kiosk):
     except KioskInputError:
         pass
     return shown(code)
+
+
+_URL_RE = re.compile(r"^https?://[^\s\"'<>\\`]+$")
+
+
+def viewer_link(opts, kstore, kiosk):
+    """
+    ``{"kiosk", "code", "token", "url"}``: the noVNC address that views kiosk
+    ``kiosk`` (minion id or code) through websockify, from ``kiosk:novnc_url``
+    and the kiosk's token. The kiosk's row is checked as a token line is; a
+    kiosk without a valid IP and VNC port is refused with the reason.
+    """
+    base = (opts.get("kiosk") or {}).get("novnc_url")
+    if not base:
+        raise KioskInputError(
+            "kiosk:novnc_url is not set: set it in the master config to the address of noVNC's vnc.html "
+            "(e.g. kiosk: {novnc_url: https://vnc.hospital.example/vnc.html})"
+        )
+    if not isinstance(base, str) or not _URL_RE.match(base) or validate.unsafe_char(base):
+        raise KioskInputError(
+            f"kiosk:novnc_url {shown(base, 200)} is not accepted: an http:// or https:// address without "
+            "spaces, quotes or angle brackets"
+        )
+    found = [
+        k for k in inventory.list_kiosks(kstore) if kiosk in (k["minion_id"], k["code"]) and isinstance(kiosk, str)
+    ]
+    if not found:
+        raise KioskInputError(f"kiosk {shown(kiosk)} is not in the inventory (accepted: a minion id or kiosk code)")
+    code, _address, reason = _checked_line(found[0])
+    if reason is not None:
+        raise KioskInputError(f"kiosk {found[0]['minion_id']}: {reason}")
+    token = token_for(code, (opts.get("kiosk") or {}).get("vnc_token_secret"))
+    query = urllib.parse.urlencode({"path": f"websockify?token={token}", "autoconnect": "1"})
+    joiner = "&" if "?" in base else "?"
+    return {"kiosk": found[0]["minion_id"], "code": code, "token": token, "url": f"{base}{joiner}{query}"}

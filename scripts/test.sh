@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh Debian machine: installs MariaDB and nmap
-# from Debian's packages when missing, starts MariaDB when it is not running,
+# The whole test suite, from a fresh Debian machine: installs MariaDB, nmap and
+# chromium from Debian's packages when missing, starts MariaDB when it is not running,
 # builds .venv with the project and its test extras from PyPI, runs pytest.
 # Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -x).
 set -euo pipefail
@@ -16,6 +16,8 @@ command -v nmap >/dev/null 2>&1 || missing+=(nmap)
 command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
 "$PYTHON" -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# The console's browser tests: Debian's chromium, driven by Playwright (never its own download).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"
     $SUDO apt-get update -q

@@ -362,6 +362,42 @@ def plan(opts, kstore, target="*", since=None, until=None, now=None, timeline=Fa
     )
 
 
+def preview(opts, kstore, rule, target=None, since=None, until=None, now=None):
+    """
+    The plan (with timelines) of ``target`` as it would be with ``rule`` saved,
+    and nothing written: the rule editor's preview. ``rule`` is a mapping of
+    ``name`` and the fields of ``rule_add``, checked as ``rule_add`` checks
+    them. A rule of that name already stored is replaced by it for the preview
+    and keeps its rank among equal rules (its creation order); a new rule
+    ranks as the newest. ``target`` defaults to the rule's own target.
+    """
+    if not isinstance(rule, dict):
+        raise KioskInputError(
+            f"rule {validate.show(rule)} is not accepted: a mapping of name and the fields of rule_add "
+            f"({', '.join(rules.FIELDS)})"
+        )
+    fields = dict(rule)
+    name = fields.pop("name", None)
+    if name in (None, ""):
+        raise KioskInputError("name: is required")
+    current = rules.load(kstore)
+    name = rules.parse_name(name)
+    stored = {r.name: r for r in current}
+    revision = stored[name].revision if name in stored else max((r.revision for r in current), default=0) + 1
+    candidate = rules.Rule.from_fields(name, revision=revision, **fields)
+    kiosks = resolve_kiosks(kstore, candidate.target if target in (None, "") else target)
+    return schedule.plan(
+        kiosks,
+        kstore.campus_rows(),
+        [r for r in current if r.name != name] + [candidate],
+        config.default_state(opts),
+        since,
+        until,
+        now,
+        timeline=True,
+    )
+
+
 def state_at(opts, kstore, kiosk, when=None):
     """The desired state of one kiosk at ``when`` (default now) and the deciding rule."""
     entry = _find_kiosk(kstore, str(kiosk))

@@ -73,3 +73,10 @@ def test_a_database_it_cannot_use_is_named_before_anything_starts(script, args):
     assert "no MariaDB usable on 127.0.0.1:3306 as 'kiosk_no_such_account'" in proc.stderr
     assert "KIOSK_BENCH_MYSQL_USER" in proc.stderr
     assert "RESULT" not in proc.stdout
+
+
+def test_console_render_smoke():
+    # Headless chromium drawing the console from a stand-in salt-api (the real one: tests/integration/test_console.py).
+    out = run_bench("console_render.py", "--kiosks", "300", "--plan-kiosks", "50", "--repeat", "1")
+    assert "fleet view of 300 kiosks" in out and "plan of 50 kiosks" in out
+    assert "RESULT kiosks=300 plan-kiosks=50" in out

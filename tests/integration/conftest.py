@@ -6,15 +6,33 @@ inventory. See tests/README.md ("The fleet").
 
 import contextlib
 import os
+import shutil
+import socket
 import sys
 
 import pytest
 from pytestshellutils.utils import ports
 
-from salt_kiosk import topology
+from salt_kiosk import console, topology
 from tests.conftest import CAMPUSES, KIOSK_NET, REPO_ROOT, campus_config, fleet_inventory_csv
 
 FAKE_POWER = os.path.join(REPO_ROOT, "demo", "fake_power.py")
+
+#: The runner functions the console's views read (as the formula's kiosk-viewer role has them).
+CONSOLE_READ = [
+    "kiosk_inventory.fleet",
+    "kiosk_inventory.list",
+    "kiosk_inventory.history",
+    "kiosk_inventory.asset",
+    "kiosk_power.plan",
+    "kiosk_power.rule_list",
+    "kiosk_power.events",
+    "kiosk_sweep.results",
+    "kiosk_release.list",
+    "kiosk_release.status",
+    "kiosk_jobs.recent",
+    "kiosk_env.series",
+]
 
 
 class Fleet:
@@ -42,6 +60,30 @@ class Fleet:
     def salt_run_cli(self, **kwargs):
         kwargs.setdefault("timeout", 120)
         return self.mom.salt_run_cli(**kwargs)
+
+
+class Capture:
+    """A UDP listener (on a free port by default) collecting Wake-on-LAN packets as (payload, source address)."""
+
+    def __init__(self, port=0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        self.sock.bind(("0.0.0.0", port))
+        self.port = self.sock.getsockname()[1]
+
+    def collect(self, quiet=1.0):
+        """Everything received until the line has been quiet for ``quiet`` seconds."""
+        got = []
+        self.sock.settimeout(quiet)
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except TimeoutError:
+                return got
+            got.append((data, addr[0]))
+
+    def close(self):
+        self.sock.close()
 
 
 @pytest.fixture(scope="session")
@@ -102,9 +144,15 @@ def fleet(salt_factories, mysql_url):
     api_port = ports.get_unused_localhost_port()
     eauth_file = os.path.join(str(salt_factories.root_dir), "eauth-users")
     with open(eauth_file, "w", encoding="utf-8") as handle:
-        handle.write("kiosk-ops:ops-secret\nviewer:viewer-secret\njobs-ops:jobs-secret\n")
+        handle.write(
+            "kiosk-ops:ops-secret\nviewer:viewer-secret\njobs-ops:jobs-secret\n"
+            "console-ops:console-secret\nwatcher:watch-secret\n"
+        )
+    # The console's noVNC button points here (nothing listens: the tests read the address).
+    mom_overrides["kiosk"]["novnc_url"] = "http://127.0.0.1:6080/vnc.html"
     mom_overrides.update(
-        rest_cherrypy={"host": "127.0.0.1", "port": api_port, "disable_ssl": True},
+        # salt-api serves the fleet console as the formula's central role configures it.
+        rest_cherrypy=dict(console.rest_cherrypy_settings(), host="127.0.0.1", port=api_port, disable_ssl=True),
         netapi_enable_clients=["runner"],
         external_auth={
             "file": {
@@ -113,6 +161,12 @@ def fleet(salt_factories, mysql_url):
                 "viewer": [{"@runner": ["jobs.list_jobs"]}],
                 # May run unit-split jobs, but publish only test.ping / test.echo to kiosks.
                 "jobs-ops": [{"@runner": ["kiosk_jobs.*"]}, {"kiosk-*": ["test.ping", "test.echo"]}],
+                # The console's operator and a watcher who may look (and wake) but not shut down.
+                "console-ops": [
+                    {"@runner": CONSOLE_READ + ["kiosk_power.*", "kiosk_jobs.run", "kiosk_vnc.link"]},
+                    {"kiosk-*": ["test.ping"]},
+                ],
+                "watcher": [{"@runner": CONSOLE_READ + ["kiosk_power.targets", "kiosk_power.wake"]}],
             }
         },
     )
@@ -228,3 +282,59 @@ def fleet_inventory(fleet, tmp_path_factory):
     listed = fleet.salt_run_cli().run("kiosk_inventory.list")
     assert len(listed.data) == len(KIOSK_NET), listed
     return listed.data
+
+
+DOCS = os.path.join(REPO_ROOT, "docs")
+#: Console users (file eauth): the operator, and a watcher without the shutdown right.
+OPS = ("console-ops", "console-secret")
+WATCHER = ("watcher", "watch-secret")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, driven by Playwright (never Playwright's own browser download)."""
+    from playwright.sync_api import sync_playwright  # pylint: disable=import-outside-toplevel
+
+    assert os.path.exists(CHROMIUM), "Debian's chromium is needed (scripts/test.sh installs it)"
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, salt_api):
+    """A 1366x768 page on salt-api's origin; a script error on any page fails the test."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=salt_api)
+    page = context.new_page()
+    page.set_default_timeout(60000)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: print(f"browser console: {msg.type}: {msg.text}"))
+    yield page
+    try:  # shown with a failing test's output
+        print("page text at the end:", page.inner_text("body", timeout=2000)[-3000:])
+    except Exception as exc:  # pylint: disable=broad-except
+        print("page text unavailable:", exc)
+    context.close()
+    assert not errors, errors  # no script error on any page
+
+
+def sign_in(page, user, password):
+    """Sign in to the console with the file eauth backend."""
+    page.goto("/console")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.select_option("#eauth", "file")
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#logout")
+
+
+def shot(page, name, full_page=False):
+    """Save the page as docs/console-<name>.png."""
+    os.makedirs(DOCS, exist_ok=True)
+    # caret="initial": Playwright would otherwise inject an inline style, which the console's CSP refuses.
+    page.screenshot(path=os.path.join(DOCS, f"console-{name}.png"), full_page=full_page, caret="initial")

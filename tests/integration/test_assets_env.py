@@ -10,6 +10,7 @@ import pytest
 
 from salt_kiosk.jobs import writer
 from tests.conftest import fleet_inventory_csv
+from tests.integration.conftest import OPS, shot, sign_in
 
 pytestmark = pytest.mark.fleet
 
@@ -100,3 +101,26 @@ def test_beacon_readings_and_one_alert_per_crossing(fleet):
     assert min(p["temperature"] for p in points) >= 20.0 and max(p["temperature"] for p in points) <= 42.0
     env = cli.run("kiosk.env", json.dumps([{"driver": "simulated"}, {"script": script}]), minion_tgt=relay).data
     assert env["temperature"] == 20.0 and env["driver"] == "simulated"
+
+
+def test_the_console_charts_the_readings_and_lists_the_alerts(page, fleet):
+    # After the beacon test above: relay-e2's readings and alerts are in the central database.
+    series = fleet.salt_run_cli().run("kiosk_env.series", "hours=1", "buckets=60").data
+    assert "relay-e2" in series["relays"], series
+    sign_in(page, *OPS)
+    page.goto("/console#/env?hours=1")
+    page.wait_for_selector("[data-relay=relay-e2] svg circle.point")
+    assert sorted(page.eval_on_selector_all("#env [data-campus]", "b => b.map(x => x.dataset.campus)")) == sorted(
+        series["campuses"]
+    )
+    label = page.get_attribute("[data-relay=relay-e2] svg.chart", "aria-label")
+    assert label == "Temperature at relay-e2"
+    ticks = page.eval_on_selector_all("[data-relay=relay-e2] svg:first-of-type .tick", "t => t.map(x => x.textContent)")
+    temps = [p["temperature"] for p in series["relays"]["relay-e2"]["points"] if p["temperature"] is not None]
+    low, high = (min(temps), max(temps)) if min(temps) != max(temps) else (temps[0] - 1, temps[0] + 1)
+    assert ticks == [f"{low:.1f}°C", f"{high:.1f}°C"]  # one interval's average gets a 2-degree scale
+    alerts = page.inner_text("#env-alerts")
+    assert "relay-e2" in alerts and "high" in alerts
+    shot(page, "env")
+    page.click("text=24 hours")
+    page.wait_for_selector("#env [data-relay=relay-e2] svg path.line.temperature", state="attached")

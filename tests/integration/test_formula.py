@@ -24,6 +24,7 @@ import time
 import pytest
 import salt.utils.yaml
 
+from salt_kiosk import console
 from tests.conftest import CAMPUSES, _mysql_admin, campus_config
 
 pytestmark = pytest.mark.fleet
@@ -154,6 +155,8 @@ def pillar_files(
             }
         },
     }
+    # salt-api with the console (kiosk:api:console defaults to on).
+    central["api"] = {"rest_cherrypy": {"port": 8123, "disable_ssl": True}, "external_auth": {}}
     if with_db:
         central["db"] = central_db or fleet.mom.config["kiosk"]["db"]
         # The relay account, created through kiosk:db (no kiosk:db_admin here).
@@ -337,6 +340,10 @@ def test_formula_converges_every_role(fleet, fleet_inventory, tmp_path):
             central = salt.utils.yaml.safe_load(read(root, "central", "master.d", "kiosk.conf"))
             assert central["master_id"] == "127.0.0.1", central
             assert central["engines"][0]["kiosk_scheduler"]["peers"] == [STANDBY_ADDRESS], central
+            # rest_cherrypy serves the console from the installed library, beside the pillar's own options.
+            rest = central["rest_cherrypy"]
+            assert rest == dict(console.rest_cherrypy_settings(), port=8123, disable_ssl=True), rest
+            assert os.path.isfile(rest["app"]) and os.path.isfile(os.path.join(rest["static"], "console.js"))
             # Several relays per campus: the shared key pair (master.pem 0400),
             # the campus's kiosk keys, the kiosks' master lists.
             assert_campus_keys_and_masters(fleet, root, ids)

@@ -6,39 +6,15 @@ minion for shutdown.
 
 import json
 import os
-import socket
 import time
 
 import pytest
 
 from salt_kiosk.node import wol
 from tests.conftest import KIOSK_NET
+from tests.integration.conftest import Capture
 
 pytestmark = pytest.mark.fleet
-
-
-class Capture:
-    """A UDP listener on a free port collecting (payload, source address)."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-        self.sock.bind(("0.0.0.0", 0))
-        self.port = self.sock.getsockname()[1]
-
-    def collect(self, quiet=1.0):
-        """Everything received until the line has been quiet for ``quiet`` seconds."""
-        got = []
-        self.sock.settimeout(quiet)
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except TimeoutError:
-                return got
-            got.append((data, addr[0]))
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ import urllib.parse
 import pytest
 import yaml
 
+from tests.integration.conftest import OPS, shot, sign_in
+
 pytestmark = pytest.mark.fleet
 
 
@@ -345,3 +347,24 @@ def test_rollout_in_waves_halts_on_its_first_wave_and_resumes(fleet, event_liste
         assert json.load(handle)["version"] == "1.4.0"
     again = run.run("kiosk_release.resume")
     assert again.returncode != 0 and "no rollout is halted" in again.stdout
+
+
+def test_the_console_shows_releases_rollouts_and_each_kiosk(page, fleet, fleet_inventory):
+    # Last in this module: the fleet now has releases, a rollback, and a halted then resumed rollout.
+    status = fleet.salt_run_cli().run("kiosk_release.status").data
+    releases = fleet.salt_run_cli().run("kiosk_release.list").data
+    sign_in(page, *OPS)
+    page.goto("/console#/releases")
+    page.wait_for_selector("#release-kiosks tbody tr")
+    assert page.inner_text("#release-latest") == f"Latest release: {status['latest']}"
+    shown = page.eval_on_selector_all("#release-list tbody tr", "r => r.map(x => x.dataset.version)")
+    assert shown == [r["version"] for r in reversed(releases)]
+    rollouts = page.eval_on_selector_all("#rollouts [data-rollout]", "r => r.map(x => Number(x.dataset.rollout))")
+    assert rollouts == [r["id"] for r in status["rollouts"]]
+    newest = status["rollouts"][0]
+    assert f"Rollout {newest['id']} of {newest['version']}: {newest['status']}" in page.inner_text("#rollouts")
+    for version, kiosks in status["versions"].items():
+        for kiosk in kiosks:
+            row = page.query_selector(f"#release-kiosks tr[data-kiosk={kiosk}]")
+            assert row.query_selector("td:nth-child(2)").text_content() == version
+    shot(page, "releases")

@@ -90,3 +90,14 @@ def test_not_seen_and_bad_days(inv):
         assets.apply_grains(inv, {}, not_seen_days="soon")
     with pytest.raises(KioskInputError, match="kiosk 'X99' is unknown"):
         assets.history(inv, code="X99")
+
+
+def test_asset_row_of_one_node_with_its_checked_facts(inv):
+    assert assets.asset(inv, "kiosk-e1") is None  # no refresh has seen it yet
+    assets.apply_grains(inv, {"kiosk-e1": grain("E01", "10.1.0.11", "not-a-mac", model="<b>KX-9</b>", serial="SN 42")})
+    row = assets.asset(inv, "kiosk-e1")
+    assert (row["code"], row["ip"], row["mac"]) == ("E01", "10.1.0.11", None)  # the bad MAC is stored nowhere
+    assert row["facts"]["model"] == "<b>KX-9</b>" and row["facts"]["serial"] == "SN 42"  # data, shown as text
+    assert "mac" not in row["facts"] and row["last_seen"] and row["first_seen"]
+    with pytest.raises(KioskInputError, match="is not a valid minion id"):
+        assets.asset(inv, "kiosk e1;")

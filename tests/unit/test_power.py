@@ -149,3 +149,39 @@ def test_bad_event_ids_and_sweep_timeouts_are_clear_errors(loaded):
         with pytest.raises(KioskInputError, match="timeout"):
             verify.check({}, loaded, "*", expect="on", timeout=bad, publish=pub)
     assert pub.jobs is None
+
+
+def test_preview_shows_the_plan_with_the_rule_and_writes_nothing(loaded, opts):
+    from salt_kiosk.power import rules
+
+    rules.add(loaded, "weekday", state="on", days="mon-fri", start="08:00", end="18:00", target="*")
+    before = rules.list_rules(loaded)
+    holiday = {"name": "holiday", "state": "off", "dates": "2027-01-04", "start": "00:00", "end": "24:00"}
+    holiday.update(target="group:opd", priority=100)
+    plan = power.preview(opts, loaded, holiday, since="2027-01-04", until="2027-01-06")
+    assert set(plan) == {"kiosk-e1", "kiosk-w1"}  # the rule's own target
+    day_one = [seg for seg in plan["kiosk-e1"]["timeline"] if seg["from"].startswith("2027-01-04")]
+    assert {(seg["state"], seg["rule"]) for seg in day_one} == {("off", "holiday")}
+    assert any(seg["rule"] == "weekday" for seg in plan["kiosk-e1"]["timeline"])
+    assert rules.list_rules(loaded) == before  # nothing stored
+
+    # An edit of a stored rule replaces it for the preview only.
+    shorter = {"name": "weekday", "state": "on", "days": "mon-fri", "start": "08:00", "end": "09:00"}
+    plan = power.preview(opts, loaded, shorter, target="id:kiosk-e2", since="2027-01-05", until="2027-01-06")
+    on = [seg for seg in plan["kiosk-e2"]["timeline"] if seg["state"] == "on"]
+    assert [(seg["from"][11:16], seg["until"][11:16]) for seg in on] == [("08:00", "09:00")]
+    assert rules.list_rules(loaded) == before
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"name": "x", "state": "dim", "days": "mon", "start": "08:00", "end": "09:00"}, "state"),
+        ({"name": "x", "state": "on", "days": "mon", "start": "25:00", "end": "09:00"}, "start"),
+        ({"state": "on", "days": "mon", "start": "08:00", "end": "09:00"}, "name: is required"),
+        ("weekday", "is not accepted: a mapping"),
+    ],
+)
+def test_preview_refuses_a_bad_rule_with_the_store_message(loaded, opts, rule, message):
+    with pytest.raises(KioskInputError, match=message):
+        power.preview(opts, loaded, rule)

@@ -57,3 +57,35 @@ def test_bad_out_dir_and_campus(fleet_store, tmp_path):
     a_file.write_text("x")
     with pytest.raises(KioskInputError, match="is not a directory"):
         vnc.write_tokens(fleet_store, str(a_file))
+
+
+def test_viewer_link_carries_the_token_websockify_reads(fleet_store, tmp_path):
+    import urllib.parse
+
+    out = tmp_path / "tokens"
+    out.mkdir()
+    opts = {"kiosk": {"novnc_url": "https://vnc.hospital.example/vnc.html", "vnc_token_secret": "s3cret"}}
+    vnc.write_tokens(fleet_store, str(out), secret="s3cret")
+    link = vnc.viewer_link(opts, fleet_store, "E01")
+    assert link["kiosk"] == "kiosk-e1" and link["token"] == vnc.token_for("E01", "s3cret")
+    url = urllib.parse.urlsplit(link["url"])
+    assert (url.scheme, url.netloc, url.path) == ("https", "vnc.hospital.example", "/vnc.html")
+    path = urllib.parse.parse_qs(url.query)["path"][0]
+    assert path.startswith("websockify?token=")
+    assert ReadOnlyTokenFile(str(out)).lookup(path.split("=", 1)[1]) == ["10.1.0.11", "5900"]
+    assert vnc.viewer_link(opts, fleet_store, "kiosk-e1") == link
+
+
+@pytest.mark.parametrize(
+    ("novnc_url", "kiosk", "message"),
+    [
+        (None, "kiosk-e1", "kiosk:novnc_url is not set"),
+        ("javascript:alert(1)", "kiosk-e1", "is not accepted: an http:// or https://"),
+        ('https://x/"><script>', "kiosk-e1", "is not accepted"),
+        ("https://vnc.example/vnc.html", "kiosk-zz", "'kiosk-zz' is not in the inventory"),
+        ("https://vnc.example/vnc.html", "kiosk-e2", "kiosk kiosk-e2: vnc_port None"),
+    ],
+)
+def test_viewer_link_refusals(fleet_store, novnc_url, kiosk, message):
+    with pytest.raises(KioskInputError, match=message):
+        vnc.viewer_link({"kiosk": {"novnc_url": novnc_url}}, fleet_store, kiosk)

@@ -35,6 +35,9 @@ kiosk:
   api:
     rest_cherrypy: {port: 8000, ssl_crt: /etc/pki/tls/certs/salt-api.crt, ssl_key: /etc/pki/tls/private/salt-api.key}
     clients: [runner]
+    # The fleet console at https://<master>:8000/console (static files from the
+    # installed salt_kiosk library; see README "Web console"). False: API only.
+    console: True
     # Named runner functions only: "@runner" alone (or "salt.*") would give
     # salt.cmd, i.e. root on the master. Releases, CSV imports and token files
     # (paths on the master) stay on the command line.
@@ -53,6 +56,7 @@ kiosk:
             - kiosk_inventory.fleet
             - kiosk_inventory.campuses
             - kiosk_inventory.history
+            - kiosk_inventory.asset
             - kiosk_release.status
             - kiosk_release.list
             - kiosk_jobs.status
@@ -74,6 +78,8 @@ kiosk:
             - kiosk_power.rule_update
             - kiosk_power.rule_remove
             - kiosk_power.rule_import
+            - kiosk_power.preview
+            - kiosk_vnc.link
             - kiosk_sweep.check
             - kiosk_sweep.verify
             - kiosk_sweep.results
@@ -81,6 +87,7 @@ kiosk:
             - kiosk_inventory.fleet
             - kiosk_inventory.campuses
             - kiosk_inventory.history
+            - kiosk_inventory.asset
             - kiosk_inventory.refresh
             - kiosk_release.status
             - kiosk_release.list

@@ -74,8 +74,15 @@
 {%-   do config.update({'engines': [{'kiosk_scheduler': engine}]}) %}
 {%- endif %}
 {%- if kiosk.get('api') %}
+{#-   The fleet console (static files in the installed salt_kiosk library),
+      served by rest_cherrypy at /console unless kiosk:api:console is False. #}
+{%-   set rest = {} %}
+{%-   do rest.update(kiosk.api.get('rest_cherrypy', {'port': 8000})) %}
+{%-   if kiosk.api.get('console', True) %}
+{%-     do rest.update(salt['kiosk.console_paths']()) %}
+{%-   endif %}
 {%-   do config.update({
-        'rest_cherrypy': kiosk.api.get('rest_cherrypy', {'port': 8000}),
+        'rest_cherrypy': rest,
         'netapi_enable_clients': kiosk.api.get('clients', ['runner']),
         'external_auth': kiosk.api.get('external_auth', {}),
       }) %}
