@@ -14,17 +14,22 @@
 (function () {
   "use strict";
 
+  // The console never runs inside another site's frame (clickjacking): rest_cherrypy
+  // sends no frame-ancestors header and a meta tag cannot set one.
+  if (window.top !== window.self) {
+    document.addEventListener("DOMContentLoaded", () => (document.body.textContent = "The fleet console cannot be shown inside a frame."));
+    return;
+  }
+
   /* ---------- strings ---------- */
 
   const LANGS = window.KIOSK_STRINGS || {};
   const LANG = LANGS[(navigator.language || "en").slice(0, 2)] ? (navigator.language || "en").slice(0, 2) : "en";
 
   function t(key, vars) {
-    let text = (LANGS[LANG] && LANGS[LANG][key]) || (LANGS.en && LANGS.en[key]) || key;
-    for (const [name, value] of Object.entries(vars || {})) {
-      text = text.split("{" + name + "}").join(String(value));
-    }
-    return text;
+    const template = (LANGS[LANG] && LANGS[LANG][key]) || (LANGS.en && LANGS.en[key]) || key;
+    // One pass: a value that itself contains "{name}" is never filled in again.
+    return template.replace(/\{(\w+)\}/g, (whole, name) => (vars && name in vars ? String(vars[name]) : whole));
   }
 
   /* ---------- DOM ---------- */
@@ -162,8 +167,9 @@
       const message = await answerText(resp);
       // salt-api: an unknown, logged-out or expired token is "No permission";
       // a known token without the right gets "Authentication failure ...".
-      if (resp.status === 401 && /No permission/i.test(message)) {
-        sessionEnded(t("session.expired"));
+      const stored = session.load();
+      if (resp.status === 401 && /No permission/i.test(message) && stored && stored.token === current.token) {
+        sessionEnded(t("session.expired")); // not a newer session signed in while this call ran
       }
       throw new ApiError(message, resp.status, false);
     }
@@ -309,16 +315,21 @@
       el("button", { type: "submit", class: "primary" }, t("login.submit")),
       error
     );
+    const submit = form.querySelector("button[type=submit]");
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      if (submit.disabled) return;
+      submit.disabled = true;
       error.textContent = "";
       try {
         await login(form.username.value, form.password.value, form.eauth.value);
         header();
-        if (!location.hash || location.hash === "#/") location.hash = "#/fleet";
-        route();
+        if (!location.hash || location.hash === "#/" || location.hash === "#main") location.hash = "#/fleet";
+        else route();
       } catch (err) {
         error.textContent = err.message;
+      } finally {
+        submit.disabled = false;
       }
     });
     root.appendChild(form);
@@ -423,6 +434,7 @@
     let data;
     try {
       data = await api("kiosk_inventory.fleet", {});
+      if (!data || !Array.isArray(data.campuses)) throw new Error(t("error.answer", { fun: "kiosk_inventory.fleet" }));
     } catch (err) {
       say("");
       failure(err, body);
@@ -472,25 +484,33 @@
     choose.addEventListener("change", syncFields);
     syncFields();
 
+    // A check answers for the values it was made with: Confirm runs exactly
+    // those, and any change to the form (or a newer check) withdraws it.
+    let seq = 0;
     async function check(event) {
       event.preventDefault();
+      const mine = ++seq;
       clear(out);
       const action = choose.value;
       const tgt = target.value.trim();
+      const jobFun = fun.value.trim();
+      const jobUnit = Number(unit.value);
       try {
         let preview;
         if (action === "wake") {
           preview = await api("kiosk_power.targets", { target: tgt });
-          const lines = Object.entries(preview).map(([campus, spec]) =>
-            el("li", {}, t("action.wakeplan", { campus: campus, kiosks: spec.kiosks.join(", "), relays: spec.relays.join(", ") }))
+          if (mine !== seq) return;
+          const lines = Object.entries(preview || {}).map(([campus, spec]) =>
+            el("li", {}, t("action.wakeplan", { campus: campus, kiosks: (spec.kiosks || []).join(", "), relays: (spec.relays || []).join(", ") }))
           );
           if (!lines.length) return append(out, [el("p", { class: "error" }, t("action.nokiosk", { target: tgt }))]);
           append(out, [el("p", {}, t("action.testwake")), el("ul", {}, lines)]);
         } else if (action === "shutdown") {
           preview = await api("kiosk_power.shutdown", { target: tgt, test: true });
+          if (mine !== seq) return;
           append(out, [el("p", {}, t("action.testshutdown")), resultList(preview)]);
         } else {
-          append(out, [el("p", {}, t("action.testjob", { fun: fun.value, target: tgt, unit: unit.value }))]);
+          append(out, [el("p", {}, t("action.testjob", { fun: jobFun, target: tgt, unit: jobUnit }))]);
         }
         const confirm = el(
           "button",
@@ -498,39 +518,38 @@
           t("action.confirm", { action: t("action." + action), target: tgt })
         );
         confirm.addEventListener("click", async () => {
+          if (mine !== seq) return;
           confirm.disabled = true;
           try {
             let ret;
             if (action === "wake") ret = await api("kiosk_power.wake", { target: tgt });
             else if (action === "shutdown") ret = await api("kiosk_power.shutdown", { target: tgt });
-            else ret = await api("kiosk_jobs.run", { tgt: tgt, fun: fun.value, unit: Number(unit.value), wait: true });
+            else ret = await api("kiosk_jobs.run", { tgt: tgt, fun: jobFun, unit: jobUnit, wait: true });
             append(out, [el("p", { class: "done", id: "a-done" }, t("action.done")), resultList(ret)]);
           } catch (err) {
             failure(err, out);
           }
         });
-        append(out, [confirm, el("button", { type: "button", onclick: () => clear(out) }, t("action.cancel"))]);
+        append(out, [confirm, el("button", { type: "button", onclick: () => ((seq += 1), clear(out)) }, t("action.cancel"))]);
       } catch (err) {
-        failure(err, out);
+        if (mine === seq) failure(err, out);
       }
     }
 
-    return el(
-      "details",
-      { class: "card actions", id: "actions" },
-      el("summary", {}, t("action.title")),
-      el(
-        "form",
-        { onsubmit: check },
-        el("label", { for: "a-action" }, t("action.what")),
-        choose,
-        el("label", { for: "a-target" }, t("action.target")),
-        target,
-        jobFields,
-        el("button", { type: "submit", id: "a-check" }, t("action.check"))
-      ),
-      out
+    const form = el(
+      "form",
+      { onsubmit: check },
+      el("label", { for: "a-action" }, t("action.what")),
+      choose,
+      el("label", { for: "a-target" }, t("action.target")),
+      target,
+      jobFields,
+      el("button", { type: "submit", id: "a-check" }, t("action.check"))
     );
+    form.addEventListener("input", () => ((seq += 1), clear(out)));
+    form.addEventListener("change", () => ((seq += 1), clear(out)));
+
+    return el("details", { class: "card actions", id: "actions" }, el("summary", {}, t("action.title")), form, out);
   }
 
   // A runner's answer as a list of text: {key: value} pairs, one level deep.
@@ -638,15 +657,21 @@
       field("valid_from", el("input", { id: "r-valid_from", placeholder: "YYYY-MM-DD" })),
       field("valid_until", el("input", { id: "r-valid_until", placeholder: "YYYY-MM-DD" })),
       el("button", { type: "submit", class: "primary", id: "r-save" }, t("rule.save")),
+      " ",
+      el("button", { type: "button", id: "r-new", onclick: () => startNew() }, t("rule.new")),
       general
     );
+    const save = form.querySelector("#r-save");
     let editing = null;
 
+    // An edit sends an emptied optional field as "" (the store clears it); a new rule leaves it out.
+    const OPTIONAL = ["days", "dates", "valid_from", "valid_until"];
     const collect = () => {
       const rule = {};
       for (const name of RULE_FIELDS) {
         const value = inputs[name].value.trim();
         if (value !== "") rule[name] = name === "priority" ? Number(value) : value;
+        else if (editing && OPTIONAL.includes(name)) rule[name] = "";
       }
       return rule;
     };
@@ -666,6 +691,7 @@
       timer = setTimeout(async () => {
         const rule = collect();
         if (!rule.name || !rule.start || !rule.end || (!rule.days && !rule.dates)) return;
+        for (const name of OPTIONAL) if (rule[name] === "") delete rule[name]; // the preview's rule is whole
         const mine = ++asked;
         try {
           const plan = await api("kiosk_power.preview", { rule: rule, since: range.since, until: range.until });
@@ -683,8 +709,18 @@
     };
     form.addEventListener("input", preview);
     form.addEventListener("change", preview);
+    const startNew = () => {
+      editing = null;
+      asked += 1; // a preview still on its way is dropped
+      form.reset();
+      inputs.name.readOnly = false;
+      clear(previewInto);
+      clearErrors();
+    };
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      if (save.disabled) return;
+      save.disabled = true;
       const rule = collect();
       try {
         if (editing) {
@@ -693,11 +729,13 @@
         } else {
           await api("kiosk_power.rule_add", rule);
         }
-        clearErrors();
+        startNew();
         await onSaved();
         say(t("rule.saved", { name: rule.name }), "done");
       } catch (err) {
         showError(err);
+      } finally {
+        save.disabled = false;
       }
     });
     form.edit = (rule) => {
@@ -723,7 +761,10 @@
     const timeline = el("div", { id: "plan-timeline" });
     const previewBox = el("div", { id: "rule-preview" });
     const rulesBox = el("div", { id: "rules" });
+    const info = {}; // the stored rules by name, shared with the editor's preview
+    let loads = 0;
     const load = async () => {
+      const mine = ++loads;
       clear(timeline);
       say(t("app.loading"));
       try {
@@ -731,20 +772,22 @@
           api("kiosk_power.plan", { target: target.value.trim() || "*", since: range.since, until: range.until, timeline: true }),
           api("kiosk_power.rule_list", {}),
         ]);
+        if (mine !== loads) return; // a newer load is on its way
         say("");
         performance.mark("plan:data");
-        const info = {};
+        for (const name of Object.keys(info)) delete info[name];
         for (const rule of rules) info[rule.name] = rule;
         renderTimeline(plan, info, timeline, days);
         performance.mark("plan:drawn");
         renderRules(rules, rulesBox, form, load);
       } catch (err) {
+        if (mine !== loads) return;
         say("");
         failure(err, timeline);
       }
     };
     const canEdit = allowed("kiosk_power.rule_add") || allowed("kiosk_power.rule_update");
-    const form = canEdit ? ruleForm({}, load, previewBox, range) : null;
+    const form = canEdit ? ruleForm(info, load, previewBox, range) : null;
     append(root, [
       el("h2", { class: "view" }, t("nav.plan")),
       el(
@@ -777,11 +820,12 @@
         el(
           "td",
           {},
-          form ? el("button", { type: "button", onclick: () => form.edit(rule) }, t("rule.edit")) : null,
+          form ? el("button", { type: "button", "aria-label": t("rule.editname", { name: rule.name }), onclick: () => form.edit(rule) }, t("rule.edit")) : null,
           canRemove
             ? el("button", {
                 type: "button",
                 class: "danger",
+                "aria-label": t("rule.removename", { name: rule.name }),
                 onclick: async () => {
                   if (!window.confirm(t("rule.confirmremove", { name: rule.name }))) return;
                   try {
@@ -809,11 +853,15 @@
     append(root, [el("h2", { class: "view" }, t("nav.events")), el("h3", {}, t("events.alerts")), alertsBox, el("h3", {}, t("events.title")), eventsBox, detail]);
     say(t("app.loading"));
     try {
-      const [events, fleet] = await Promise.all([api("kiosk_power.events", { limit: 50 }), api("kiosk_inventory.fleet", {})]);
+      const [events, fleet] = await Promise.all([
+        api("kiosk_power.events", { limit: 50 }),
+        api("kiosk_inventory.fleet", {}).catch((err) => ({ failed: err })), // the alerts alone may be refused
+      ]);
       say("");
       const open = [];
-      for (const campus of fleet.campuses) for (const kiosk of campus.kiosks) if (kiosk.alert) open.push(kiosk);
-      alertsBox.appendChild(
+      for (const campus of (fleet && fleet.campuses) || []) for (const kiosk of campus.kiosks) if (kiosk.alert) open.push(kiosk);
+      if (fleet && fleet.failed) failure(fleet.failed, alertsBox);
+      else alertsBox.appendChild(
         open.length
           ? table(
               [t("events.kiosk"), t("events.since"), t("events.expected"), t("events.observed"), t("events.reason")],
@@ -837,7 +885,7 @@
               el("td", {}, text(ev.target)),
               el("td", {}, text(ev.user)),
               el("td", { class: good === outcomes.length ? "ok" : "bad" }, t("events.count", { good: good, all: outcomes.length })),
-              el("td", {}, el("button", { type: "button", onclick: () => showEvent(ev, detail) }, t("events.open")))
+              el("td", {}, el("button", { type: "button", "aria-label": t("events.openname", { id: ev.id }), onclick: () => showEvent(ev, detail) }, t("events.open")))
             );
           }),
           { id: "event-table" }
@@ -851,6 +899,7 @@
 
   async function showEvent(ev, into) {
     clear(into);
+    into.dataset.event = String(ev.id);
     const rows = Object.entries(ev.kiosks || {}).map(([minion, o]) =>
       el("tr", {}, el("td", {}, minion), el("td", {}, text(o.code)), el("td", { class: o.ok ? "ok" : "bad" }, o.ok ? t("events.ok") : t("events.failed")), el("td", {}, text(o.acked && o.acked.join(", "))), el("td", {}, text(o.silent && o.silent.join(", "))), el("td", {}, text(o.detail)))
     );
@@ -863,6 +912,7 @@
     try {
       // {sweep number: {minion: {expected, observed, ok, reason, final, checked_at}}}
       const sweeps = await api("kiosk_sweep.results", { event: ev.id });
+      if (into.dataset.event !== String(ev.id)) return; // another event was opened meanwhile
       const rows = [];
       for (const [sweep, kiosks] of Object.entries(sweeps || {})) {
         for (const [minion, r] of Object.entries(kiosks)) {
@@ -1089,7 +1139,14 @@
       const kiosk = rows.find((k) => k.minion_id === minion);
       say("");
       if (!kiosk) return failure(new Error(t("kiosk.unknown", { kiosk: minion })), box);
-      const asset = allowed("kiosk_inventory.asset") ? await api("kiosk_inventory.asset", { kiosk: minion }) : null;
+      // Each part below stands alone: one refused or failed call leaves the others shown.
+      const optional = (fun, kwarg) => (allowed(fun) ? api(fun, kwarg).catch((err) => ({ failed: err })) : Promise.resolve(null));
+      const [assetAnswer, history, jobs] = await Promise.all([
+        optional("kiosk_inventory.asset", { kiosk: minion }),
+        optional("kiosk_inventory.history", { kiosk: minion, limit: 50 }),
+        optional("kiosk_jobs.recent", { minion: minion, limit: 20 }),
+      ]);
+      const asset = assetAnswer && !assetAnswer.failed ? assetAnswer : null;
       const facts = Object.assign({}, (asset && asset.facts) || {}, asset || {}, kiosk);
       const fields = ["code", "minion_id", "campus", "groups", "ip", "mac", "vnc_port", "hostname", "release", "vendor", "model", "serial", "cpu", "cpu_count", "memory_mb", "disk_gb", "first_seen", "last_seen"];
       const shownValue = (f) => (f.endsWith("_seen") ? when(facts[f]) : text(Array.isArray(facts[f]) ? facts[f].join(", ") : facts[f]));
@@ -1100,7 +1157,7 @@
           { class: "inventory", id: "kiosk-inventory" },
           fields.filter((f) => f in facts).map((f) => [el("dt", {}, t("kiosk.f." + f)), el("dd", { "data-field": f }, shownValue(f))])
         ),
-        asset ? null : el("p", { class: "muted" }, t("kiosk.noasset")),
+        asset ? null : assetAnswer && assetAnswer.failed ? failure(assetAnswer.failed) : el("p", { class: "muted" }, t("kiosk.noasset")),
       ]);
       const tools = el("p", { class: "tools" });
       box.appendChild(tools);
@@ -1111,9 +1168,16 @@
             {
               type: "button",
               id: "novnc",
-              onclick: async () => {
+              onclick: async (event) => {
+                const button = event.currentTarget;
+                if (button.disabled) return;
+                button.disabled = true;
                 try {
                   const link = await api("kiosk_vnc.link", { kiosk: minion });
+                  const address = new URL(link.url, location.href);
+                  if (address.protocol !== "https:" && address.protocol !== "http:") {
+                    throw new Error(t("kiosk.badlink", { url: link.url }));
+                  }
                   // A link as well as the new tab, in case the browser holds the tab back.
                   const old = document.getElementById("novnc-link");
                   if (old) old.remove();
@@ -1122,6 +1186,8 @@
                   anchor.click();
                 } catch (err) {
                   failure(err, tools);
+                } finally {
+                  button.disabled = false;
                 }
               },
             },
@@ -1132,11 +1198,8 @@
       if (allowed("kiosk_power.wake") || allowed("kiosk_power.shutdown")) {
         tools.appendChild(el("a", { href: "#/fleet?target=" + encodeURIComponent("id:" + minion), class: "pill" }, t("kiosk.actions")));
       }
-      const [history, jobs] = await Promise.all([
-        allowed("kiosk_inventory.history") ? api("kiosk_inventory.history", { kiosk: minion, limit: 50 }) : Promise.resolve(null),
-        allowed("kiosk_jobs.recent") ? api("kiosk_jobs.recent", { minion: minion, limit: 20 }) : Promise.resolve(null),
-      ]);
-      if (history) {
+      if (history && history.failed) append(box, [el("h3", {}, t("kiosk.history")), failure(history.failed)]);
+      else if (history) {
         append(box, [
           el("h3", {}, t("kiosk.history")),
           history.length
@@ -1144,11 +1207,12 @@
             : el("p", { class: "muted" }, t("kiosk.nohistory")),
         ]);
       }
-      if (jobs) {
+      if (jobs && jobs.failed) append(box, [el("h3", {}, t("kiosk.jobs")), failure(jobs.failed)]);
+      else if (jobs) {
         append(box, [
           el("h3", {}, t("kiosk.jobs")),
           jobs.length
-            ? table([t("kiosk.when"), t("kiosk.jid"), t("kiosk.fun"), t("kiosk.success"), t("kiosk.master")], jobs.map((j) => el("tr", {}, el("td", {}, when(j.at)), el("td", { class: "mono" }, text(j.jid)), el("td", {}, text(j.fun)), el("td", { class: j.success ? "ok" : "bad" }, j.success ? t("events.ok") : t("events.failed")), el("td", {}, text(j.master_id)))), { id: "kiosk-jobs" })
+            ? table([t("kiosk.when"), t("kiosk.jid"), t("kiosk.fun"), t("kiosk.success"), t("kiosk.master")], jobs.map((j) => el("tr", {}, el("td", {}, when(j.at)), el("td", { class: "mono" }, text(j.jid)), el("td", {}, text(j.fun)), el("td", { class: j.success ? "ok" : j.success === false ? "bad" : "" }, j.success ? t("events.ok") : j.success === false ? t("events.failed") : t("power.unknown")), el("td", {}, text(j.master_id)))), { id: "kiosk-jobs" })
             : el("p", { class: "muted" }, t("kiosk.nojobs")),
         ]);
       }
@@ -1165,7 +1229,14 @@
     const [path, query] = raw.split("?");
     const params = {};
     for (const [key, value] of new URLSearchParams(query || "")) params[key] = value;
-    const parts = path.split("/").map((p) => decodeURIComponent(p));
+    const decode = (part) => {
+      try {
+        return decodeURIComponent(part);
+      } catch (err) {
+        return part; // a malformed escape is shown as typed, not a crash
+      }
+    };
+    const parts = path.split("/").map(decode);
     return { view: parts[0] || "fleet", arg: parts.slice(1).join("/"), params: params };
   }
 
@@ -1173,23 +1244,30 @@
     if (!session.load()) return showLogin();
     const { view, arg, params } = parseHash();
     markNav(view);
-    const views = { fleet: showFleet, plan: showPlan, events: showEvents, releases: showReleases, env: showEnv };
-    if (view === "kiosk" && arg) return showKiosk(arg);
-    (views[view] || showFleet)(params).then(() => {
-      if (view === "fleet" && params.target) {
-        const details = document.getElementById("actions");
-        if (details) {
-          details.open = true;
-          document.getElementById("a-target").value = params.target;
-        }
-      }
-    });
     document.getElementById("main").focus({ preventScroll: true });
+    const views = { fleet: showFleet, plan: showPlan, events: showEvents, releases: showReleases, env: showEnv };
+    const shown = view === "kiosk" && arg ? showKiosk(arg) : (views[view] || showFleet)(params);
+    shown
+      .then(() => {
+        if (view === "fleet" && params.target) {
+          const details = document.getElementById("actions");
+          if (details) {
+            details.open = true;
+            document.getElementById("a-target").value = params.target;
+          }
+        }
+      })
+      .catch((err) => failure(err, document.getElementById("main")));
   }
 
   window.addEventListener("hashchange", route);
   document.addEventListener("DOMContentLoaded", () => {
     document.title = t("app.title");
+    // The skip link moves the focus; it is not a view (a hash change would re-route).
+    document.querySelector("a.skip").addEventListener("click", (event) => {
+      event.preventDefault();
+      document.getElementById("main").focus();
+    });
     header();
     route();
   });
