@@ -45,7 +45,7 @@ sys.path.insert(0, HERE)
 
 from plan_runner import CAMPUSES, SINCE, UNTIL, rule_specs  # noqa: E402
 
-from salt_kiosk import console, inventory, overview  # noqa: E402
+from salt_kiosk import clock, console, inventory, overview  # noqa: E402
 from salt_kiosk.db import schema, store  # noqa: E402
 from salt_kiosk.power import rules, schedule  # noqa: E402
 
@@ -69,7 +69,7 @@ def simulated_fleet(tmp, count, rng):
             ip = f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255 or 1}"
             handle.write(f"K{index:06d},kiosk-{index:06d},{names[index % 4]},{groups},{ip},{mac},5900\n")
     inventory.import_csv(kstore, path)
-    now = schedule_now()
+    now = clock.utcnow()
     sweeps, releases = [], []
     for index in range(count):
         observed = rng.choices(("on", "off", "unknown"), (70, 25, 5))[0]
@@ -100,12 +100,6 @@ def simulated_fleet(tmp, count, rng):
     rules.add_many(kstore, rule_specs(1000, count, rng, "r"))
     rule_list = rules.list_rules(kstore)
     return kstore, fleet_view, rule_list
-
-
-def schedule_now():
-    import datetime  # pylint: disable=import-outside-toplevel
-
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 def plan_of(kstore, plan_kiosks):

@@ -501,6 +501,14 @@ def list_kiosks(kstore, target="*"):
     return found
 
 
+def find_kiosk(kstore, kiosk):
+    """The inventory row of one kiosk, by minion id or code; refused when there is none."""
+    for entry in list_kiosks(kstore, "*"):
+        if kiosk in (entry["minion_id"], entry["code"]):
+            return entry
+    raise KioskInputError(f"kiosk: {kiosk!r} is not in the inventory (give a minion id or kiosk code)")
+
+
 def by_campus(kiosk_list):
     """Group kiosk dicts by campus: ``{campus: [kiosk, ...]}``."""
     grouped = {}

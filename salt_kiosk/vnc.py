@@ -243,15 +243,11 @@ def viewer_link(opts, kstore, kiosk):
             f"kiosk:novnc_url {shown(base, 200)} is not accepted: an http:// or https:// address without "
             "spaces, quotes or angle brackets"
         )
-    found = [
-        k for k in inventory.list_kiosks(kstore) if kiosk in (k["minion_id"], k["code"]) and isinstance(kiosk, str)
-    ]
-    if not found:
-        raise KioskInputError(f"kiosk {shown(kiosk)} is not in the inventory (accepted: a minion id or kiosk code)")
-    code, _address, reason = _checked_line(found[0])
+    entry = inventory.find_kiosk(kstore, str(kiosk))
+    code, _address, reason = _checked_line(entry)
     if reason is not None:
-        raise KioskInputError(f"kiosk {found[0]['minion_id']}: {reason}")
+        raise KioskInputError(f"kiosk {entry['minion_id']}: {reason}")
     token = token_for(code, (opts.get("kiosk") or {}).get("vnc_token_secret"))
     query = urllib.parse.urlencode({"path": f"websockify?token={token}", "autoconnect": "1"})
     joiner = "&" if "?" in base else "?"
-    return {"kiosk": found[0]["minion_id"], "code": code, "token": token, "url": f"{base}{joiner}{query}"}
+    return {"kiosk": entry["minion_id"], "code": code, "token": token, "url": f"{base}{joiner}{query}"}

@@ -340,13 +340,6 @@ def list_events(kstore, limit=20, kiosk=None, event=None):
     return events
 
 
-def _find_kiosk(kstore, kiosk):
-    for entry in inventory.list_kiosks(kstore, "*"):
-        if kiosk in (entry["minion_id"], entry["code"]):
-            return entry
-    raise KioskInputError(f"kiosk: {kiosk!r} is not in the inventory (give a minion id or kiosk code)")
-
-
 def plan(opts, kstore, target="*", since=None, until=None, now=None, timeline=False):
     """The transitions (and with ``timeline`` the timeline) of every kiosk of ``target``."""
     kiosks = resolve_kiosks(kstore, target)
@@ -400,7 +393,7 @@ def preview(opts, kstore, rule, target=None, since=None, until=None, now=None):
 
 def state_at(opts, kstore, kiosk, when=None):
     """The desired state of one kiosk at ``when`` (default now) and the deciding rule."""
-    entry = _find_kiosk(kstore, str(kiosk))
+    entry = inventory.find_kiosk(kstore, str(kiosk))
     campus = kstore.campus_rows().get(entry["campus"])
     if campus is None:
         raise KioskInputError(f"kiosk {entry['minion_id']}: campus {entry['campus']!r} is not configured")
